@@ -1,0 +1,1 @@
+"""The serving core: knows the model, not the AWS event shapes."""

@@ -1,0 +1,100 @@
+"""Our error types: each carries its HTTP status and a message that says what to fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SkewlessError(Exception):
+    """Base of every error we raise on purpose; `status` is the HTTP answer."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_body(self) -> dict[str, object]:
+        return {"error": self.message, "code": self.code}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one feature of one instance of a request."""
+
+    instance: int | None
+    feature: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"instance": self.instance, "feature": self.feature, "reason": self.reason}
+
+    def __str__(self) -> str:
+        where = []
+        if self.instance is not None:
+            where.append(f"instance {self.instance}")
+        if self.feature is not None:
+            where.append(f"feature '{self.feature}'")
+        return f"{', '.join(where) or 'request'}: {self.reason}"
+
+
+class BadRequest(SkewlessError):
+    """The request is not JSON, not a JSON object, or has the wrong content type."""
+
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(SkewlessError):
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(SkewlessError):
+    status = 413
+    code = "payload_too_large"
+
+
+# How many field errors a 422 lists before it summarises the rest.
+MAX_LISTED_ERRORS = 100
+
+
+class InvalidInput(SkewlessError):
+    """The body is JSON but does not fit the model's input spec (HTTP 422)."""
+
+    status = 422
+    code = "invalid_input"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        shown = "; ".join(str(e) for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"{len(errors)} problem(s) with the request: {shown}{more}")
+
+    def to_body(self) -> dict[str, object]:
+        body = super().to_body()
+        body["details"] = [e.to_dict() for e in self.errors[:MAX_LISTED_ERRORS]]
+        if len(self.errors) > MAX_LISTED_ERRORS:
+            body["details_truncated"] = len(self.errors) - MAX_LISTED_ERRORS
+        return body
+
+
+class ArtifactError(SkewlessError):
+    """model_artifacts/ is missing, tampered with, or inconsistent: we refuse to serve."""
+
+    status = 503
+    code = "artifacts_invalid"
+
+
+class ModelLoadError(SkewlessError):
+    """The model could not be loaded (unregistered custom object, bad file, ...)."""
+
+    status = 503
+    code = "model_unavailable"
+
+
+class ExportError(SkewlessError):
+    """The export API refused to write artifacts that would not serve like training."""
+
+    code = "export_refused"

@@ -1,0 +1,218 @@
+"""Fit, save and apply the preprocessing: one code path for training and serving (numpy only).
+
+The fitted statistics and vocabularies live in `preprocessing.json`. Training fits them once
+and calls `transform`; the server loads the same file and calls the same `transform`, so the
+model sees the same numbers in both places.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+NumericOp = Literal["standardize", "minmax", "passthrough"]
+OovPolicy = Literal["error", "zeros"]
+
+# Raw columns as coerce produces them: float64 for numeric features, str objects for categories.
+Columns = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A numeric input and its fitted scaling."""
+
+    name: str
+    op: NumericOp = "standardize"
+    mean: float = 0.0
+    std: float = 1.0
+    min: float = 0.0
+    max: float = 1.0
+    kind: Literal["numeric"] = "numeric"
+
+    @property
+    def width(self) -> int:
+        return 1
+
+    @property
+    def fill_value(self) -> float:
+        """The training-set value that stands in for a non-finite input under 'impute'."""
+        return self.mean if self.op == "standardize" else (self.min + self.max) / 2
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        x = values.astype(np.float64)
+        if self.op == "standardize":
+            return ((x - self.mean) / self.std)[:, None]
+        if self.op == "minmax":
+            return ((x - self.min) / (self.max - self.min))[:, None]
+        return x[:, None]
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A categorical input one-hot encoded over a vocabulary fitted on the training data.
+
+    `oov`: what an unseen category becomes. "zeros" encodes it as all zeros (the model saw no
+    such category, so no column lights up); "error" rejects the request naming the feature.
+    """
+
+    name: str
+    vocabulary: tuple[str, ...] = ()
+    oov: OovPolicy = "zeros"
+    kind: Literal["categorical"] = "categorical"
+    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
+        self._index.update({v: i for i, v in enumerate(self.vocabulary)})
+
+    @property
+    def width(self) -> int:
+        return len(self.vocabulary)
+
+    def index_of(self, value: str) -> int:
+        """Position in the vocabulary, or -1 when unseen."""
+        return self._index.get(value, -1)
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(values), self.width), dtype=np.float64)
+        idx = np.fromiter((self._index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+        known = idx >= 0
+        out[np.nonzero(known)[0], idx[known]] = 1.0
+        return out
+
+
+Feature = NumericFeature | CategoricalFeature
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """The ordered raw feature spec and its fitted transform into the model's input."""
+
+    features: tuple[Feature, ...]
+    dtype: str = "float32"
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def output_width(self) -> int:
+        return sum(f.width for f in self.features)
+
+    def feature(self, name: str) -> Feature:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def transform(self, columns: Columns) -> np.ndarray:
+        """Raw columns -> model input of shape [n, output_width] in the training dtype."""
+        parts = [f.encode(np.asarray(columns[f.name])) for f in self.features]
+        return np.concatenate(parts, axis=1).astype(self.dtype)
+
+    def output_names(self) -> list[str]:
+        """One name per model input column, e.g. 'contract_type=two_year'."""
+        names: list[str] = []
+        for f in self.features:
+            if isinstance(f, CategoricalFeature):
+                names.extend(f"{f.name}={v}" for v in f.vocabulary)
+            else:
+                names.append(f.name)
+        return names
+
+    # --- fitting -------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        columns: Columns,
+        numeric: Mapping[str, NumericOp],
+        categorical: Mapping[str, OovPolicy],
+        order: Sequence[str] | None = None,
+        dtype: str = "float32",
+    ) -> Preprocessor:
+        """Fit statistics and vocabularies on training columns.
+
+        `numeric` maps feature -> op, `categorical` maps feature -> out-of-vocabulary policy;
+        `order` is the raw column order (default: numeric then categorical, as given).
+        """
+        order = list(order) if order is not None else [*numeric, *categorical]
+        features: list[Feature] = []
+        for name in order:
+            values = np.asarray(columns[name])
+            if name in numeric:
+                x = values.astype(np.float64)
+                std = float(x.std())
+                lo, hi = float(x.min()), float(x.max())
+                features.append(
+                    NumericFeature(
+                        name=name,
+                        op=numeric[name],
+                        mean=float(x.mean()),
+                        std=std if std > 0 else 1.0,
+                        min=lo,
+                        max=hi if hi > lo else lo + 1.0,
+                    )
+                )
+            elif name in categorical:
+                vocab = tuple(sorted({str(v) for v in values}))
+                features.append(CategoricalFeature(name=name, vocabulary=vocab, oov=categorical[name]))
+            else:
+                raise ValueError(f"column '{name}' is in `order` but in neither numeric nor categorical")
+        return cls(features=tuple(features), dtype=dtype)
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        feats = []
+        for f in self.features:
+            d = asdict(f)
+            d.pop("_index", None)
+            if isinstance(f, CategoricalFeature):
+                d["vocabulary"] = list(f.vocabulary)
+            feats.append(d)
+        return {
+            "format_version": FORMAT_VERSION,
+            "features": feats,
+            "model_input": {"dtype": self.dtype, "shape": [None, self.output_width]},
+            "model_input_columns": self.output_names(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessor:
+        if data.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"preprocessing format_version {data.get('format_version')!r} is not "
+                f"{FORMAT_VERSION}: re-export the model with this version of skewless"
+            )
+        features: list[Feature] = []
+        for d in data["features"]:
+            d = dict(d)
+            kind = d.pop("kind")
+            if kind == "numeric":
+                features.append(NumericFeature(**d))
+            elif kind == "categorical":
+                features.append(CategoricalFeature(**d))
+            else:
+                raise ValueError(f"feature '{d.get('name')}' has unknown kind {kind!r}")
+        pre = cls(features=tuple(features), dtype=data["model_input"]["dtype"])
+        declared = data["model_input"]["shape"][1]
+        if declared != pre.output_width:
+            raise ValueError(
+                f"preprocessing.json declares {declared} model inputs but its features encode to {pre.output_width}"
+            )
+        return pre
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Preprocessor:
+        return cls.from_dict(json.loads(path.read_text()))

@@ -1,0 +1,103 @@
+"""Environment -> one typed settings object, read once and validated."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from handler.core.coerce import CoercePolicy
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_artifacts"
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value we cannot use; the message names it."""
+
+
+def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{key}={raw!r} is not a boolean: use true or false")
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise SettingsError(f"{key}={value} must be at least {minimum}")
+    return value
+
+
+def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(key) or default
+    if raw not in choices:
+        raise SettingsError(f"{key}={raw!r} must be one of {', '.join(choices)}")
+    return raw
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path = DEFAULT_MODEL_DIR
+    model_s3_uri: str | None = None
+    preload_model: bool = False
+    max_batch_size: int = 1024
+    # API Gateway and Lambda cap synchronous payloads at 6 MB; refuse earlier with a clear 413.
+    max_body_bytes: int = 6 * 1024 * 1024
+    numeric_strings: str = "accept"
+    non_finite: str = "reject"
+    unknown_features: str = "reject"
+    output_bucket: str | None = None
+    output_prefix: str = "predictions/"
+    input_prefix: str = "incoming/"
+    results_queue_url: str | None = None
+    results_s3_prefix: str = "sqs-results/"
+    s3_chunk_rows: int = 8192
+    log_request_values: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        s = cls(
+            model_dir=Path(env.get("MODEL_DIR") or DEFAULT_MODEL_DIR),
+            model_s3_uri=env.get("MODEL_S3_URI") or None,
+            preload_model=_bool(env, "PRELOAD_MODEL", False),
+            max_batch_size=_int(env, "MAX_BATCH_SIZE", cls.max_batch_size),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
+            numeric_strings=_choice(env, "NUMERIC_STRINGS", "accept", ("accept", "reject")),
+            non_finite=_choice(env, "NON_FINITE", "reject", ("reject", "impute")),
+            unknown_features=_choice(env, "UNKNOWN_FEATURES", "reject", ("reject", "ignore")),
+            output_bucket=env.get("OUTPUT_BUCKET") or None,
+            output_prefix=env.get("OUTPUT_PREFIX") or cls.output_prefix,
+            input_prefix=env.get("INPUT_PREFIX") or cls.input_prefix,
+            results_queue_url=env.get("RESULTS_QUEUE_URL") or None,
+            results_s3_prefix=env.get("RESULTS_S3_PREFIX") or cls.results_s3_prefix,
+            s3_chunk_rows=_int(env, "S3_CHUNK_ROWS", cls.s3_chunk_rows),
+            log_request_values=_bool(env, "LOG_REQUEST_VALUES", False),
+        )
+        if s.output_prefix.startswith(s.input_prefix) or s.input_prefix.startswith(s.output_prefix):
+            raise SettingsError(
+                f"OUTPUT_PREFIX={s.output_prefix!r} and INPUT_PREFIX={s.input_prefix!r} overlap: "
+                f"the function would trigger itself on its own outputs"
+            )
+        return s
+
+    def coerce_policy(self) -> CoercePolicy:
+        return CoercePolicy(
+            numeric_strings=self.numeric_strings,  # type: ignore[arg-type]
+            non_finite=self.non_finite,  # type: ignore[arg-type]
+            unknown_features=self.unknown_features,  # type: ignore[arg-type]
+            max_batch_size=self.max_batch_size,
+        )
