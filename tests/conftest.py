@@ -1,0 +1,59 @@
+"""Shared fixtures: the committed artifacts, the golden cases, a Lambda context, event files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "skewless-tests")
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "model_artifacts"
+EVENTS = ROOT / "events"
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[str, Any]:
+    return json.loads((ARTIFACTS / "golden.json").read_text())
+
+
+@pytest.fixture
+def artifacts_copy(tmp_path: Path) -> Path:
+    """A private copy of model_artifacts/ that a test may break."""
+    dst = tmp_path / "model_artifacts"
+    shutil.copytree(ARTIFACTS, dst)
+    return dst
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "skewless-test"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:skewless-test"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/skewless-test"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """An event file from events/, as AWS sends it."""
+    data: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return data
