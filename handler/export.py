@@ -56,8 +56,11 @@ def _custom_layer_classes(model: Any) -> list[type]:
     return list(classes.values())
 
 
-def registered_custom_objects(model: Any) -> list[str]:
-    """The registered names of the model's custom layers; refuse ones serving could not load."""
+def registered_custom_objects(model: Any, modules: tuple[str, ...] = (CUSTOM_OBJECTS_MODULE,)) -> list[str]:
+    """The registered names of the model's custom layers; refuse ones serving could not load.
+
+    `modules` are the modules the serving process imports to register custom objects.
+    """
     import keras
 
     names = []
@@ -69,7 +72,7 @@ def registered_custom_objects(model: Any) -> list[str]:
                 f"@keras.saving.register_keras_serializable(package=...) in "
                 f"{CUSTOM_OBJECTS_MODULE}, or the server cannot load the model"
             )
-        if not cls.__module__.startswith(CUSTOM_OBJECTS_MODULE):
+        if cls.__module__ not in modules:
             raise ExportError(
                 f"custom layer {cls.__qualname__} is defined in {cls.__module__}, which the server "
                 f"does not import: move it to {CUSTOM_OBJECTS_MODULE}"
@@ -122,6 +125,7 @@ def export_model(
     version: str,
     tolerance: Tolerance | None = None,
     description: str = "",
+    custom_object_modules: tuple[str, ...] = (CUSTOM_OBJECTS_MODULE,),
 ) -> dict[str, Any]:
     """Write the four artifacts into `out_dir` (replaced whole, only once all are right).
 
@@ -134,7 +138,7 @@ def export_model(
     cases_in = list(sample_requests.items()) if isinstance(sample_requests, Mapping) else list(sample_requests)
     if not cases_in:
         raise ExportError("give at least one sample request: they become the golden cases")
-    custom = registered_custom_objects(model)
+    custom = registered_custom_objects(model, custom_object_modules)
 
     staging = out.parent / f".{out.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)

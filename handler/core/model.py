@@ -57,10 +57,20 @@ def load_tensorflow_forward(artifacts: Artifacts) -> Forward:
     def serve(x: Any) -> Any:
         return model(x, training=False)
 
-    def forward(x: np.ndarray) -> np.ndarray:
-        return np.asarray(serve(x))
+    return TracedForward(serve)
 
-    return forward
+
+class TracedForward:
+    """The model behind one `tf.function`; `tracing_count` proves batch sizes do not retrace it."""
+
+    def __init__(self, fn: Any) -> None:
+        self._fn = fn
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._fn(x))
+
+    def tracing_count(self) -> int:
+        return int(self._fn.experimental_get_tracing_count())
 
 
 class LazyModel:

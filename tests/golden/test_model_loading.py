@@ -1,0 +1,137 @@
+"""Lazy, once-per-process loading; PRELOAD_MODEL; integrity checks before any load."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from handler.bootstrap import open_service
+from handler.core.artifacts import Artifacts
+from handler.core.model import LazyModel, load_tensorflow_forward
+from handler.errors import ArtifactError
+from handler.settings import Settings
+from tests.conftest import ARTIFACTS, ROOT
+
+PROBE = """
+import json, sys
+from handler.bootstrap import open_service
+from handler.settings import Settings
+service = open_service(Settings.from_env())
+before = "tensorflow" in sys.modules
+golden = json.load(open(sys.argv[1]))
+service.predict_v1(golden["cases"][0]["request"])
+print(json.dumps({"before": before, "after": "tensorflow" in sys.modules}))
+"""
+
+
+def _probe(env: dict[str, str]) -> dict[str, bool]:
+    run = subprocess.run(
+        [sys.executable, "-c", PROBE, str(ARTIFACTS / "golden.json")],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, bool] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_opening_the_service_does_not_import_tensorflow_and_the_first_prediction_does() -> None:
+    assert _probe({"PRELOAD_MODEL": "false"}) == {"before": False, "after": True}
+
+
+def test_preload_model_loads_during_init() -> None:
+    assert _probe({"PRELOAD_MODEL": "true"}) == {"before": True, "after": True}
+
+
+def test_concurrent_first_calls_load_the_model_once(golden: dict[str, Any]) -> None:
+    artifacts = Artifacts.open(ARTIFACTS)
+    calls = []
+
+    def counting_loader(a: Artifacts) -> Any:
+        calls.append(threading.get_ident())
+        return load_tensorflow_forward(a)
+
+    model = LazyModel(artifacts, loader=counting_loader)
+    x = np.zeros((3, artifacts.preprocessor.output_width), dtype=np.float32)
+    barrier = threading.Barrier(8)
+    outputs: list[np.ndarray] = []
+
+    def first_call() -> None:
+        barrier.wait()
+        outputs.append(model.predict(x))
+
+    threads = [threading.Thread(target=first_call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and model.loads == 1
+    assert len(outputs) == 8 and all(np.array_equal(o, outputs[0]) for o in outputs)
+
+
+def test_a_failed_load_leaves_the_next_call_able_to_load() -> None:
+    artifacts = Artifacts.open(ARTIFACTS)
+    attempts = []
+
+    def flaky_loader(a: Artifacts) -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise TimeoutError("interrupted")
+        return load_tensorflow_forward(a)
+
+    model = LazyModel(artifacts, loader=flaky_loader)
+    with pytest.raises(TimeoutError):
+        model.load()
+    assert not model.loaded
+    assert model.predict(np.zeros((1, artifacts.preprocessor.output_width), dtype=np.float32)).shape == (1, 1)
+
+
+def test_a_tampered_artifact_is_refused_with_its_name(artifacts_copy: Path) -> None:
+    with (artifacts_copy / "model.keras").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(ArtifactError, match=r"artifact model.keras does not match manifest.json"):
+        open_service(Settings(model_dir=artifacts_copy))
+    run = subprocess.run(
+        [sys.executable, "-m", "handler", "verify"],
+        cwd=ROOT,
+        env={**os.environ, "MODEL_DIR": str(artifacts_copy)},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert "model.keras does not match" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_missing_artifact_is_refused_with_its_name(artifacts_copy: Path) -> None:
+    (artifacts_copy / "preprocessing.json").unlink()
+    with pytest.raises(ArtifactError, match="preprocessing.json .* is missing"):
+        open_service(Settings(model_dir=artifacts_copy))
+
+
+def test_a_missing_manifest_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="make artifacts"):
+        open_service(Settings(model_dir=tmp_path))
+
+
+def test_a_library_version_differing_from_export_is_a_warning_logged_once(
+    artifacts_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = json.loads((artifacts_copy / "manifest.json").read_text())
+    manifest["versions"]["numpy"] = "1.26.0"
+    (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.WARNING, logger="skewless"):
+        service = open_service(Settings(model_dir=artifacts_copy))
+        service.predict_v1(json.loads((ARTIFACTS / "golden.json").read_text())["cases"][0]["request"])
+    warnings = [r.getMessage() for r in caplog.records if "numpy" in r.getMessage()]
+    assert warnings == ["library version differs from export: numpy 2.4.6 installed, model exported with 1.26.0"]
