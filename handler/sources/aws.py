@@ -1,0 +1,206 @@
+"""The one place that talks to S3 and SQS: lazily created boto3 clients and the few calls we make.
+
+Clients honour `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3` and `AWS_ENDPOINT_URL_SQS` (botocore reads
+them natively), so tests and `make run` point them at a local server. Every function takes its
+client as an argument; only `client()` knows how one is made.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, BinaryIO
+
+# S3 refuses multipart parts under 5 MiB, except the last one.
+MIN_PART_BYTES = 5 * 1024 * 1024
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """A boto3 client for `service`, created on first use and reused for the life of the container."""
+    import boto3  # deferred: a health check should not pay for importing boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        connect_timeout=5,
+        read_timeout=60,
+        # Path-style works with any endpoint (a local server on 127.0.0.1 has no bucket subdomains).
+        s3={"addressing_style": "path"} if _custom_endpoint(service) else None,
+    )
+    return boto3.session.Session().client(service, config=config)
+
+
+def _custom_endpoint(service: str) -> bool:
+    return bool(os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or os.environ.get("AWS_ENDPOINT_URL"))
+
+
+# --- S3 ------------------------------------------------------------------------------------
+
+
+def open_object(s3: Any, bucket: str, key: str, start: int = 0, end: int | None = None) -> tuple[BinaryIO, dict]:
+    """A streaming, buffered reader of an object (or of the byte range [start, end]) and its GET response."""
+    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if start or end is not None:
+        kwargs["Range"] = f"bytes={start}-{'' if end is None else end}"
+    resp = s3.get_object(**kwargs)
+    # StreamingBody is a raw IO: buffering lets csv/TextIOWrapper read it in small steps without
+    # holding the object, and botocore checks the length at EOF (a cut connection raises).
+    return io.BufferedReader(resp["Body"], buffer_size=1 << 20), resp
+
+
+def read_range(s3: Any, bucket: str, key: str, start: int, end: int) -> bytes:
+    """Bytes [start, end] (inclusive) of an object; fewer if the object is shorter."""
+    body: bytes = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")["Body"].read()
+    return body
+
+
+def put_json(s3: Any, bucket: str, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> None:
+    """One small object, written whole (a single PUT is atomic: readers see all of it or nothing)."""
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", Metadata=dict(metadata or {}))
+
+
+class MultipartWriter:
+    """Writes one S3 object through a temp file and multipart upload; it appears only on `complete()`.
+
+    Lines are appended to a temp file; each time it holds `part_bytes`, that part is uploaded and
+    the file is reused, so memory stays flat whatever the size. An object smaller than one part is
+    written with a single PUT. Leaving the `with` block without `complete()` aborts the upload.
+    """
+
+    def __init__(
+        self, s3: Any, bucket: str, key: str, content_type: str = "application/x-ndjson", part_bytes: int = 8 << 20
+    ) -> None:
+        self.s3, self.bucket, self.key, self.content_type = s3, bucket, key, content_type
+        self.part_bytes = max(part_bytes, MIN_PART_BYTES)
+        self._buf: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self.bytes_written = 0
+        self.done = False
+
+    def write(self, data: bytes) -> None:
+        """Append bytes; uploads a part whenever a full one is buffered."""
+        self._buf.write(data)
+        self.bytes_written += len(data)
+        if self._buf.tell() >= self.part_bytes:
+            self._flush_part()
+
+    def complete(self, metadata: Mapping[str, str] | None = None) -> None:
+        """Upload what is left and make the object visible, whole."""
+        if self._upload_id is None:
+            self._buf.seek(0)
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=self._buf.read(),
+                ContentType=self.content_type,
+                Metadata=dict(metadata or {}),
+            )
+        else:
+            if self._buf.tell() or not self._parts:
+                self._flush_part()
+            self.s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+            )
+        self.done = True
+
+    def abort(self) -> None:
+        """Drop the unfinished upload so no part lingers (and nothing becomes visible)."""
+        if self._upload_id is not None and not self.done:
+            self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+            self._upload_id = None
+
+    def close(self) -> None:
+        self._buf.close()
+
+    def _flush_part(self) -> None:
+        if self._upload_id is None:
+            # Metadata is fixed when the upload starts; counts go into the completion marker instead.
+            resp = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=self.content_type)
+            self._upload_id = resp["UploadId"]
+        size = self._buf.tell()
+        self._buf.seek(0)
+        number = len(self._parts) + 1
+        resp = self.s3.upload_part(
+            Bucket=self.bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=_Window(self._buf, size),
+            ContentLength=size,
+        )
+        self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+        self._buf.seek(0)
+        self._buf.truncate()
+
+    def __enter__(self) -> MultipartWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if not self.done:
+                self.abort()
+        finally:
+            self.close()
+
+
+class _Window(io.RawIOBase):
+    """The first `size` bytes of a file, as a seekable stream botocore can checksum and send in blocks."""
+
+    def __init__(self, fh: BinaryIO, size: int) -> None:
+        self._fh, self._size = fh, size
+        fh.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            offset = self._size + offset
+        elif whence == io.SEEK_CUR:
+            offset = self._fh.tell() + offset
+        return self._fh.seek(min(max(offset, 0), self._size))
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._size - self._fh.tell()
+        n = left if size is None or size < 0 else min(size, left)
+        return self._fh.read(max(n, 0))
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+# --- SQS -----------------------------------------------------------------------------------
+
+
+def send_message(sqs: Any, queue_url: str, body: str, attributes: Mapping[str, str], dedup_id: str) -> None:
+    """Send one message with string attributes; on a FIFO queue `dedup_id` makes redelivery a no-op."""
+    kwargs: dict[str, Any] = {
+        "QueueUrl": queue_url,
+        "MessageBody": body,
+        "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    }
+    if queue_url.endswith(".fifo"):
+        kwargs["MessageDeduplicationId"] = dedup_id
+        kwargs["MessageGroupId"] = dedup_id
+    sqs.send_message(**kwargs)
+
+
+def iter_text_lines(reader: BinaryIO) -> Iterator[str]:
+    """Decode a byte stream as UTF-8 text lines (a BOM is dropped), keeping line endings."""
+    yield from io.TextIOWrapper(reader, encoding="utf-8-sig", newline="")

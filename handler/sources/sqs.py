@@ -1,0 +1,125 @@
+"""SQS -> one v1 prediction per message, each result sent on with the message's request id.
+
+A message body is a TF-Serving v1 body with an optional `"request_id"` (a string of letters,
+digits and `._:-`, at most 128; default: the SQS message id). Its result,
+`{"request_id", "predictions" | "outputs", "model", "version"}`, goes to `RESULTS_QUEUE_URL`
+(with the request id as the `request_id` message attribute) or, when that is not set, to
+`s3://OUTPUT_BUCKET/RESULTS_S3_PREFIX<request_id>.json`.
+
+Failures, split by whether a retry can help:
+- The client's fault (not JSON, not a v1 body, a body that does not fit the input spec, a bad
+  request id): retrying cannot fix it, so the message is consumed and an error result
+  `{"request_id", "error", "code", "details"?, "model", "version"}` is delivered in its place.
+  Nothing is dropped silently: the sender finds the reason where the result would have been.
+- Our fault or the environment's (the model does not load, the destination is unreachable or
+  refuses the result): the message is reported in `batchItemFailures`, so SQS redelivers it and,
+  after the queue's maxReceiveCount, moves it to the dead-letter queue. The others are not.
+
+Idempotent: the S3 result key is the request id, so a redelivered message overwrites the same
+object with the same content; on a FIFO results queue the request id is the deduplication id.
+A standard results queue cannot deduplicate: consumers key on the `request_id` attribute.
+The whole batch failing is returned as a partial response listing every message (not raised),
+which SQS treats the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from handler.core.service import Service
+from handler.errors import InvalidInput, SkewlessError
+from handler.observability import logger, metrics
+from handler.settings import Settings
+from handler.sources import aws
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+class ClientError(Exception):
+    """The message itself is wrong; the reason is delivered as its result."""
+
+    def __init__(self, code: str, message: str, details: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
+
+
+def handle_event(event: dict[str, Any], context: Any, service: Service, settings: Settings) -> dict[str, Any]:
+    """Predict each message; return the partial batch response listing the messages to retry."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+    def record_handler(record: SQSRecord) -> str:
+        return process_message(record.body, record.message_id, service, settings)
+
+    result: dict[str, Any] = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    failed = len(result.get("batchItemFailures", []))
+    metrics.add_metric(name="SqsMessagesFailed", unit="Count", value=failed)
+    return result
+
+
+def process_message(body: str, message_id: str, service: Service, settings: Settings) -> str:
+    """One message -> its result (or error result) at the destination; returns the request id."""
+    try:
+        request_id, request = parse_message(body, message_id)
+        result: dict[str, Any] = {"request_id": request_id, **service.predict_v1(request)}
+    except ClientError as exc:
+        request_id = exc_request_id(body, message_id)
+        result = {"request_id": request_id, "error": exc.message, "code": exc.code}
+        if exc.details is not None:
+            result["details"] = exc.details
+        logger.info("SQS message rejected", extra={"message_id": message_id, "code": exc.code})
+    except InvalidInput as exc:
+        request_id = exc_request_id(body, message_id)
+        result = {"request_id": request_id, **exc.to_body()}
+        logger.info("SQS message rejected", extra={"message_id": message_id, "code": exc.code})
+    except SkewlessError:
+        # 5xx class (model or artifacts unavailable): ours, maybe transient -> retry.
+        raise
+    result["model"] = service.name
+    result["version"] = service.artifacts.manifest.version
+    deliver(result, request_id, settings)
+    return request_id
+
+
+def parse_message(body: str, message_id: str) -> tuple[str, dict[str, Any]]:
+    """The request id and the v1 body of a message, or ClientError saying what is wrong."""
+    try:
+        request = json.loads(body)
+    except ValueError as exc:
+        raise ClientError("bad_request", f"the message body is not valid JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise ClientError("bad_request", "the message body must be a JSON object (a v1 request)")
+    request_id = request.pop("request_id", message_id)
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+        raise ClientError(
+            "bad_request", "request_id must be a string of 1 to 128 letters, digits or . _ : - (or left out)"
+        )
+    return request_id, request
+
+
+def exc_request_id(body: str, message_id: str) -> str:
+    """The request id to file an error result under: the message's own if it is usable, else the message id."""
+    try:
+        rid = json.loads(body).get("request_id")
+    except (ValueError, AttributeError):
+        return message_id
+    return rid if isinstance(rid, str) and REQUEST_ID.fullmatch(rid) else message_id
+
+
+def deliver(result: dict[str, Any], request_id: str, settings: Settings) -> None:
+    """Send a result to the results queue, or write it to S3 under its request id."""
+    payload = json.dumps(result, ensure_ascii=False)
+    if settings.results_queue_url:
+        attributes = {"request_id": request_id, "status": "error" if "error" in result else "ok"}
+        aws.send_message(aws.client("sqs"), settings.results_queue_url, payload, attributes, dedup_id=request_id)
+        return
+    if not settings.output_bucket:
+        raise RuntimeError("SQS results have no destination: set RESULTS_QUEUE_URL or OUTPUT_BUCKET")
+    key = f"{settings.results_s3_prefix}{request_id}.json"
+    aws.put_json(aws.client("s3"), settings.output_bucket, key, payload.encode(), {"request-id": request_id})

@@ -1,0 +1,125 @@
+"""A local S3/SQS server (moto's server mode) over real HTTP on 127.0.0.1, and a service to predict with."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from moto.server import ThreadedMotoServer
+
+from handler.core.artifacts import Artifacts
+from handler.core.service import Service
+from handler.settings import Settings
+from handler.sources import aws
+from tests.conftest import ARTIFACTS
+from training.data import COLUMNS, generate
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """Start moto on a free loopback port and point every boto3 client of this process at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        for k in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SQS"):
+            mp.delenv(k, raising=False)
+        aws.client.cache_clear()  # clients made before this point would know another endpoint
+        yield endpoint
+        aws.client.cache_clear()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(moto_endpoint: str) -> Any:
+    return aws.client("s3")
+
+
+@pytest.fixture(scope="session")
+def sqs(moto_endpoint: str) -> Any:
+    return aws.client("sqs")
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    """A fresh bucket per test, so tests never see each other's objects."""
+    name = f"skewless-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def service() -> Service:
+    return Service.create(Artifacts.open(ARTIFACTS), Settings().coerce_policy())
+
+
+@pytest.fixture
+def settings(bucket: str) -> Settings:
+    """Settings as the function would read them, with the output bucket set to this test's bucket."""
+    return replace(Settings(), output_bucket=bucket, s3_part_bytes=5 * 1024 * 1024)
+
+
+# --- building inputs and reading outputs -----------------------------------------------------
+
+
+def churn_rows(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    """n rows of the reference model's features, as training.data generates them."""
+    cols, _ = generate(n, seed)
+    return [
+        {name: (str(cols[name][i]) if cols[name].dtype == object else float(cols[name][i])) for name in COLUMNS}
+        for i in range(n)
+    ]
+
+
+def csv_bytes(rows: list[dict[str, Any]], header: list[str]) -> bytes:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow([r[h] for h in header])
+    return buf.getvalue().encode()
+
+
+def read_jsonl(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    return [json.loads(line) for line in body.splitlines() if line]
+
+
+def expected_predictions(service: Service, rows: list[dict[str, Any]]) -> np.ndarray:
+    """What the in-process service predicts for these rows (the reference for every S3 output)."""
+    cols, errors, _ = service.coercer.coerce_rows(rows)
+    assert not errors
+    return service.predict_columns(cols)
+
+
+def s3_put_event(bucket: str, key: str, etag: str = "", size: int = 0) -> dict[str, Any]:
+    """The notification S3 sends for a PUT, with the key URL-encoded as S3 encodes it."""
+    from urllib.parse import quote_plus
+
+    event = json.loads((Path(__file__).resolve().parents[2] / "events" / "s3_put.json").read_text())
+    obj = event["Records"][0]["s3"]
+    obj["bucket"]["name"] = bucket
+    obj["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+    obj["object"].update({"key": quote_plus(key, safe="/"), "eTag": etag, "size": size})
+    return event
