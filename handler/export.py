@@ -3,7 +3,8 @@
     from handler.export import export_model
     export_model(model, preprocessor, sample_requests, "model_artifacts", name="churn", version="1")
 
-It writes `model.keras`, `preprocessing.json`, `golden.json` (the sample requests with the
+It writes `model.keras`, `model.tflite` (when LiteRT reproduces the golden outputs),
+`preprocessing.json`, `golden.json` (the sample requests with the
 outputs this training process computes for them) and `manifest.json` (hashes, versions,
 custom objects, signature). Before it commits them it reloads the saved model the way the
 server will (`safe_mode=True`, `compile=False`) and refuses to export if the reloaded model
@@ -24,6 +25,7 @@ import numpy as np
 
 from handler.core.artifacts import (
     GOLDEN_FILE,
+    LITERT_FILE,
     MANIFEST_FILE,
     MANIFEST_FORMAT,
     MODEL_FILE,
@@ -115,6 +117,37 @@ def _check_round_trip(saved: Path, inputs: list[np.ndarray], expected: list[np.n
         )
 
 
+def _litert_result(
+    model: Any, path: Path, inputs: list[np.ndarray], expected: list[np.ndarray], tol: Tolerance
+) -> dict[str, Any]:
+    """Convert to a LiteRT flatbuffer and replay the golden inputs through it; never raises."""
+    import tensorflow as tf
+
+    try:
+        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    except Exception as exc:  # an op LiteRT lacks, or a model the converter cannot trace
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return {"golden_passed": False, "reason": f"conversion failed: {first[:300]}"}
+    path.write_bytes(flatbuffer)
+    try:
+        from handler.core.model import LiteRTForward
+
+        forward = LiteRTForward(str(path))
+        worst = 0.0
+        for x, y in zip(inputs, expected, strict=True):
+            worst = max(worst, float(np.max(np.abs(forward(x) - y) - tol.rtol * np.abs(y))))
+    except Exception as exc:
+        path.unlink()
+        return {"golden_passed": False, "reason": f"the converted model does not run: {exc}"}
+    if worst > tol.atol:
+        return {
+            "golden_passed": False,
+            "max_excess": worst,
+            "reason": f"outputs differ by {worst:.3g} > atol {tol.atol}",
+        }
+    return {"golden_passed": True, "max_excess": max(worst, 0.0)}
+
+
 def export_model(
     model: Any,
     preprocessor: Preprocessor,
@@ -126,6 +159,7 @@ def export_model(
     tolerance: Tolerance | None = None,
     description: str = "",
     custom_object_modules: tuple[str, ...] = (CUSTOM_OBJECTS_MODULE,),
+    litert_runtime: bool = True,
 ) -> dict[str, Any]:
     """Write the four artifacts into `out_dir` (replaced whole, only once all are right).
 
@@ -161,6 +195,7 @@ def export_model(
             outputs.append(y)
             cases.append({"name": case_name, "request": body, "response": format_v1(y, req)})
         _check_round_trip(staging / MODEL_FILE, inputs, outputs, tol)
+        litert = _litert_result(model, staging / LITERT_FILE, inputs, outputs, tol) if litert_runtime else None
 
         golden = {"model": name, "version": version, "tolerance": asdict(tol), "cases": cases}
         (staging / GOLDEN_FILE).write_text(json.dumps(golden, indent=1) + "\n")
@@ -169,7 +204,16 @@ def export_model(
             "format_version": MANIFEST_FORMAT,
             "model": {"name": name, "version": version, "description": description},
             "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "files": {f: sha256_of(staging / f) for f in (MODEL_FILE, PREPROCESSING_FILE, GOLDEN_FILE)},
+            "files": {
+                f: sha256_of(staging / f)
+                for f in (MODEL_FILE, PREPROCESSING_FILE, GOLDEN_FILE, LITERT_FILE)
+                if (staging / f).is_file()
+            },
+            # Which runtimes reproduce every golden case; `SERVING_RUNTIME=auto` reads this.
+            "runtimes": {
+                "tensorflow": {"golden_passed": True},
+                "litert": litert or {"golden_passed": False, "reason": "not converted (litert_runtime=False)"},
+            },
             "versions": library_versions(),
             "custom_objects": custom,
             "signature": {

@@ -68,6 +68,7 @@ class Settings:
     # Multipart part size for S3 outputs; S3 refuses parts under 5 MiB (except the last).
     s3_part_bytes: int = 8 * 1024 * 1024
     log_request_values: bool = False
+    serving_runtime: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +90,7 @@ class Settings:
             s3_chunk_rows=_int(env, "S3_CHUNK_ROWS", cls.s3_chunk_rows),
             s3_part_bytes=_int(env, "S3_PART_BYTES", cls.s3_part_bytes, minimum=5 * 1024 * 1024),
             log_request_values=_bool(env, "LOG_REQUEST_VALUES", False),
+            serving_runtime=_choice(env, "SERVING_RUNTIME", "auto", ("auto", "tensorflow", "litert")),
         )
         if s.output_prefix.startswith(s.input_prefix) or s.input_prefix.startswith(s.output_prefix):
             raise SettingsError(

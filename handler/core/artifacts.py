@@ -15,6 +15,7 @@ from handler.errors import ArtifactError
 from handler.preprocessing import Preprocessor
 
 MODEL_FILE = "model.keras"
+LITERT_FILE = "model.tflite"
 PREPROCESSING_FILE = "preprocessing.json"
 GOLDEN_FILE = "golden.json"
 MANIFEST_FILE = "manifest.json"
@@ -56,6 +57,7 @@ class Manifest:
     custom_objects: list[str]
     inputs: dict[str, Any]
     outputs: dict[str, Any]
+    runtimes: dict[str, dict[str, Any]]
     raw: dict[str, Any]
 
     @classmethod
@@ -76,6 +78,7 @@ class Manifest:
                 custom_objects=list(raw["custom_objects"]),
                 inputs=dict(raw["signature"]["inputs"]),
                 outputs=dict(raw["signature"]["outputs"]),
+                runtimes=dict(raw.get("runtimes", {})),
                 raw=raw,
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -120,6 +123,10 @@ class Artifacts:
     @property
     def model_path(self) -> Path:
         return self.model_dir / MODEL_FILE
+
+    @property
+    def litert_path(self) -> Path:
+        return self.model_dir / LITERT_FILE
 
     @classmethod
     def open(cls, model_dir: Path) -> Artifacts:

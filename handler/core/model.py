@@ -1,10 +1,13 @@
-"""The model: loaded lazily, once per process, and run through one traced function.
+"""The model: loaded lazily, once per process, by the runtime that serves it.
 
-Importing this module does not import TensorFlow; the first `predict` (or `load`) does.
+Two runtimes run the same exported model: TensorFlow (model.keras through one traced
+function) and LiteRT (model.tflite through the LiteRT interpreter, no TensorFlow at all).
+Importing this module imports neither; the first `predict` (or `load`) does.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 import time
@@ -71,6 +74,75 @@ class TracedForward:
 
     def tracing_count(self) -> int:
         return int(self._fn.experimental_get_tracing_count())
+
+
+class LiteRTForward:
+    """model.tflite in the LiteRT interpreter; resized only when the batch size changes."""
+
+    def __init__(self, path: str) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        # One thread: Lambda gives a small function about one vCPU, and small models gain nothing.
+        self._interpreter = Interpreter(model_path=path, num_threads=1)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._rows = -1
+        self._lock = threading.Lock()  # the interpreter holds its tensors: one call at a time
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if x.shape[0] != self._rows:
+                self._interpreter.resize_tensor_input(self._input, list(x.shape), strict=True)
+                self._interpreter.allocate_tensors()
+                self._rows = x.shape[0]
+            self._interpreter.set_tensor(self._input, x)
+            self._interpreter.invoke()
+            out: np.ndarray = self._interpreter.get_tensor(self._output).copy()
+            return out
+
+
+def load_litert_forward(artifacts: Artifacts) -> Forward:
+    """Load model.tflite with the LiteRT interpreter (no TensorFlow import)."""
+    if not artifacts.litert_path.is_file():
+        raise ModelLoadError(f"{artifacts.litert_path.name} is missing: re-export the model to get a LiteRT version")
+    try:
+        return LiteRTForward(str(artifacts.litert_path))
+    except ImportError:
+        raise ModelLoadError("the LiteRT runtime needs the ai-edge-litert package, which is not installed") from None
+    except (ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"could not load {artifacts.litert_path.name}: {exc}") from exc
+
+
+LOADERS: dict[str, Callable[[Artifacts], Forward]] = {
+    "tensorflow": load_tensorflow_forward,
+    "litert": load_litert_forward,
+}
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def choose_runtime(artifacts: Artifacts, requested: str) -> tuple[str, str]:
+    """(runtime, why): `auto` takes LiteRT only when it passed every golden case at export."""
+    litert = artifacts.manifest.runtimes.get("litert", {})
+    litert_ok = bool(litert.get("golden_passed"))
+    litert_why = litert.get("reason", "the export recorded no LiteRT result")
+    if requested == "tensorflow":
+        return "tensorflow", "SERVING_RUNTIME=tensorflow"
+    if requested == "litert":
+        if not litert_ok:
+            raise ModelLoadError(f"SERVING_RUNTIME=litert, but LiteRT cannot serve this model: {litert_why}")
+        return "litert", "SERVING_RUNTIME=litert"
+    if litert_ok and _installed("ai_edge_litert"):
+        return "litert", "auto: LiteRT passed every golden case at export"
+    if not _installed("tensorflow"):
+        if litert_ok:
+            raise ModelLoadError("neither TensorFlow nor ai-edge-litert is installed: install one to serve")
+        raise ModelLoadError(f"TensorFlow is not installed and LiteRT cannot serve this model: {litert_why}")
+    if litert_ok:
+        return "tensorflow", "auto: ai-edge-litert is not installed"
+    return "tensorflow", f"auto: LiteRT cannot serve this model ({litert_why})"
 
 
 class LazyModel:

@@ -10,7 +10,7 @@ import numpy as np
 
 from handler.core.artifacts import Artifacts
 from handler.core.coerce import CoercedRequest, CoercePolicy, Coercer
-from handler.core.model import LazyModel
+from handler.core.model import LOADERS, LazyModel
 
 
 @dataclass
@@ -43,9 +43,11 @@ class Service:
     def __post_init__(self) -> None:
         self.coercer = Coercer(self.artifacts.preprocessor, self.policy)
 
+    runtime: str = "tensorflow"
+
     @classmethod
-    def create(cls, artifacts: Artifacts, policy: CoercePolicy) -> Service:
-        return cls(artifacts=artifacts, policy=policy, model=LazyModel(artifacts))
+    def create(cls, artifacts: Artifacts, policy: CoercePolicy, runtime: str = "tensorflow") -> Service:
+        return cls(artifacts=artifacts, policy=policy, model=LazyModel(artifacts, LOADERS[runtime]), runtime=runtime)
 
     @property
     def name(self) -> str:

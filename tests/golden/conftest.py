@@ -12,4 +12,11 @@ from tests.conftest import ARTIFACTS
 
 @pytest.fixture(scope="session")
 def service() -> Service:
-    return open_service(Settings(model_dir=ARTIFACTS))
+    """The TensorFlow runtime (model.keras)."""
+    return open_service(Settings(model_dir=ARTIFACTS), runtime="tensorflow")
+
+
+@pytest.fixture(scope="session")
+def litert_service() -> Service:
+    """The LiteRT runtime (model.tflite), same coercion and preprocessing."""
+    return open_service(Settings(model_dir=ARTIFACTS), runtime="litert")

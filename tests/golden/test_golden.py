@@ -39,7 +39,12 @@ def test_golden_file_covers_every_way_clients_send_data(golden: dict[str, Any]) 
     assert {1, 100} <= sizes
 
 
-def test_every_golden_case_passes_through_the_serving_core(service: Service, golden: dict[str, Any]) -> None:
+@pytest.mark.parametrize("runtime", ["tensorflow", "litert"])
+def test_every_golden_case_passes_through_the_serving_core(
+    runtime: str, request: pytest.FixtureRequest, golden: dict[str, Any]
+) -> None:
+    service: Service = request.getfixturevalue("service" if runtime == "tensorflow" else "litert_service")
+    assert service.runtime == runtime
     results = replay(golden, service.predict_v1)
     failed = [f"{r.name}: {r.detail}" for r in results if not r.ok]
     assert not failed, "cases differ from training:\n" + "\n".join(failed)
@@ -89,7 +94,16 @@ def test_verify_command_passes_and_predict_command_prints_the_v1_response(golden
     env = {**os.environ, "MODEL_DIR": str(ARTIFACTS)}
     run = subprocess.run([sys.executable, "-m", "handler", "verify"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"all {len(golden['cases'])} golden cases of 'churn' match training" in run.stdout
+    assert f"all {len(golden['cases'])} golden cases of 'churn' match training on litert" in run.stdout
+    for runtime in ("tensorflow", "litert"):
+        run = subprocess.run(
+            [sys.executable, "-m", "handler", "verify", "--runtime", runtime],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0 and f"match training on {runtime}" in run.stdout, run.stdout + run.stderr
 
     case = _case(golden, "named_features_shuffled_keys_1")
     run = subprocess.run(

@@ -17,7 +17,7 @@ import pytest
 from handler.bootstrap import open_service
 from handler.core.artifacts import Artifacts
 from handler.core.model import LazyModel, load_tensorflow_forward
-from handler.errors import ArtifactError
+from handler.errors import ArtifactError, ModelLoadError
 from handler.settings import Settings
 from tests.conftest import ARTIFACTS, ROOT
 
@@ -47,11 +47,15 @@ def _probe(env: dict[str, str]) -> dict[str, bool]:
 
 
 def test_opening_the_service_does_not_import_tensorflow_and_the_first_prediction_does() -> None:
-    assert _probe({"PRELOAD_MODEL": "false"}) == {"before": False, "after": True}
+    assert _probe({"PRELOAD_MODEL": "false", "SERVING_RUNTIME": "tensorflow"}) == {"before": False, "after": True}
 
 
 def test_preload_model_loads_during_init() -> None:
-    assert _probe({"PRELOAD_MODEL": "true"}) == {"before": True, "after": True}
+    assert _probe({"PRELOAD_MODEL": "true", "SERVING_RUNTIME": "tensorflow"}) == {"before": True, "after": True}
+
+
+def test_the_litert_runtime_never_imports_tensorflow() -> None:
+    assert _probe({"PRELOAD_MODEL": "true", "SERVING_RUNTIME": "litert"}) == {"before": False, "after": False}
 
 
 def test_concurrent_first_calls_load_the_model_once(golden: dict[str, Any]) -> None:
@@ -135,3 +139,18 @@ def test_a_library_version_differing_from_export_is_a_warning_logged_once(
         service.predict_v1(json.loads((ARTIFACTS / "golden.json").read_text())["cases"][0]["request"])
     warnings = [r.getMessage() for r in caplog.records if "numpy" in r.getMessage()]
     assert warnings == ["library version differs from export: numpy 2.4.6 installed, model exported with 1.26.0"]
+
+
+def test_auto_runtime_serves_litert_only_when_it_passed_the_golden_cases(
+    artifacts_copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert open_service(Settings(model_dir=artifacts_copy)).runtime == "litert"
+    manifest = json.loads((artifacts_copy / "manifest.json").read_text())
+    manifest["runtimes"]["litert"] = {"golden_passed": False, "reason": "conversion failed: op FancyOp unsupported"}
+    (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level(logging.INFO, logger="skewless"):
+        assert open_service(Settings(model_dir=artifacts_copy)).runtime == "tensorflow"
+    [line] = [r.getMessage() for r in caplog.records if "serving runtime" in r.getMessage()]
+    assert "FancyOp" in line
+    with pytest.raises(ModelLoadError, match="FancyOp"):
+        open_service(Settings(model_dir=artifacts_copy), runtime="litert")

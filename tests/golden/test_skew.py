@@ -28,11 +28,10 @@ def _rehash(model_dir: Path, fname: str) -> None:
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
-def _verify(model_dir: Path) -> subprocess.CompletedProcess[str]:
+def _verify(model_dir: Path, runtime: str = "auto") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MODEL_DIR": str(model_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "handler", "verify"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    cmd = [sys.executable, "-m", "handler", "verify", "--runtime", runtime]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
 
 
 def test_serving_without_the_fitted_preprocessing_is_rejected_by_verify(artifacts_copy: Path) -> None:
@@ -47,9 +46,10 @@ def test_serving_without_the_fitted_preprocessing_is_rejected_by_verify(artifact
     unfitted.save(artifacts_copy / "preprocessing.json")
     _rehash(artifacts_copy, "preprocessing.json")  # as if shipped on purpose: integrity alone cannot catch it
 
-    run = _verify(artifacts_copy)
-    assert run.returncode == 1
-    assert "DIFFER from training" in run.stdout
+    for runtime in ("tensorflow", "litert"):
+        run = _verify(artifacts_copy, runtime)
+        assert run.returncode == 1
+        assert "DIFFER from training" in run.stdout
     assert "batch_of_100" in run.stdout and "expected" in run.stdout
 
 
@@ -128,7 +128,7 @@ def test_served_model_with_an_unregistered_custom_object_is_refused_at_load(arti
     manifest = json.loads((artifacts_copy / "manifest.json").read_text())
     manifest["custom_objects"].append("skewless>Vanished")
     (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
-    run = _verify(artifacts_copy)
+    run = _verify(artifacts_copy, "tensorflow")
     assert run.returncode == 1
     assert "skewless>Vanished" in run.stderr and "handler/custom_objects.py" in run.stderr
     assert "Traceback" not in run.stderr
