@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -47,6 +48,43 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _invoke(args: argparse.Namespace) -> int:
+    from handler.local_server import LocalContext
+
+    try:
+        with open(args.event_file) as fh:
+            event = json.load(fh)
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"error: cannot read the event file {args.event_file}: {exc}", file=sys.stderr)
+        return 2
+    from handler.observability import logger
+
+    # Logs and EMF metrics go to stderr, so that stdout holds only what Lambda would return.
+    stream = getattr(logger.registered_handler, "setStream", None)
+    if stream is not None:
+        stream(sys.stderr)
+    with contextlib.redirect_stdout(sys.stderr):
+        from handler.app import lambda_handler  # builds the service, as a Lambda init would
+
+        result = lambda_handler(event, LocalContext())
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from handler.app import lambda_handler, service
+    from handler.local_server import serve
+
+    hint = ""
+    if service is not None:
+        first = service.artifacts.golden()["cases"][0]["request"]
+        hint = (
+            "try:\n  curl -s {url}/v1/models/" + service.name + ":predict -H 'Content-Type: application/json' "
+            f"-d '{json.dumps(first, separators=(',', ':'))}'"
+        )
+    return serve(lambda_handler, port=args.port, host=args.host, ready_hint=hint)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m handler", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -59,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p = sub.add_parser("predict", help="print the v1 response for a v1 request body")
     p.add_argument("body", help='e.g. \'{"instances": [{"tenure_months": 3, ...}]}\'')
+    i = sub.add_parser("invoke", help="run the Lambda handler on an event file and print what Lambda returns")
+    i.add_argument("event_file", help="e.g. events/http_api.json")
+    s = sub.add_parser("serve", help="serve the API locally: each request becomes an HTTP API (v2) event")
+    s.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000), help="default: $PORT or 3000")
+    s.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     args = parser.parse_args(argv)
+    commands = {"verify": _verify, "predict": _predict, "invoke": _invoke, "serve": _serve}
     try:
-        if args.command == "verify":
-            return _verify(args)
-        return _predict(args)
+        return commands[args.command](args)
     except SkewlessError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

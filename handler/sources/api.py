@@ -1,0 +1,444 @@
+"""HTTP triggers (API Gateway REST and HTTP APIs, Function URL, ALB): Powertools resolvers, routes, errors.
+
+The same routes are registered on the four resolvers by one function, so every trigger answers
+alike. Bodies are checked (size, base64, content type) before a resolver sees them, because
+Powertools' request validation parses the body before any middleware of ours would run.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import (
+    ALBResolver,
+    APIGatewayHttpResolver,
+    APIGatewayRestResolver,
+    LambdaFunctionUrlResolver,
+    Response,
+    content_types,
+)
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, ResponseBuilder
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import (
+    ALBEvent,
+    APIGatewayProxyEvent,
+    APIGatewayProxyEventV2,
+    LambdaFunctionUrlEvent,
+)
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+from pydantic import BaseModel, ConfigDict, Field
+
+from handler.core.service import Service, format_v1
+from handler.errors import BadRequest, FieldError, InvalidInput, NotFound, PayloadTooLarge, SkewlessError
+from handler.observability import logger, metrics
+from handler.settings import Settings
+from handler.sources.protocols import V2Protocol
+
+HttpTrigger = Literal["rest", "http", "function_url", "alb"]
+
+_RESOLVERS: dict[HttpTrigger, tuple[type[ApiGatewayResolver], type[BaseProxyEvent]]] = {
+    "rest": (APIGatewayRestResolver, APIGatewayProxyEvent),
+    "http": (APIGatewayHttpResolver, APIGatewayProxyEventV2),
+    "function_url": (LambdaFunctionUrlResolver, LambdaFunctionUrlEvent),
+    "alb": (ALBResolver, ALBEvent),
+}
+
+# Every route, once: (method, rule in Powertools' syntax). The 405 answer is computed from this table.
+ROUTES: tuple[tuple[str, str], ...] = (
+    ("POST", "/v1/models/<name>:predict"),
+    ("POST", "/predict"),
+    ("GET", "/v1/models/<name>"),
+    ("GET", "/v1/models/<name>/metadata"),
+    ("POST", "/v2/models/<name>/infer"),
+    ("GET", "/v2/models/<name>"),
+    ("GET", "/v2/models/<name>/ready"),
+    ("GET", "/v2/health/live"),
+    ("GET", "/v2/health/ready"),
+    ("GET", "/openapi.json"),
+)
+
+
+def _strict_regex(rule: str) -> re.Pattern[str]:
+    # Powertools lets a path parameter contain ':' (so "/v1/models/<name>" also matches
+    # "/v1/models/churn:predict"); model names never do, so for 405/404 decisions we exclude it.
+    parts = re.split(r"<\w+>", rule)
+    return re.compile("^" + "[^/:]+".join(re.escape(p) for p in parts) + "$")
+
+
+_STRICT = [(method, _strict_regex(rule)) for method, rule in ROUTES]
+
+
+def allowed_methods(path: str) -> list[str]:
+    """Methods that some route accepts on this path (empty: no route has this path)."""
+    return sorted({method for method, rx in _STRICT if rx.match(path)})
+
+
+class MethodNotAllowed(SkewlessError):
+    """The path exists but not with this method; `allow` lists the methods it takes."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, path: str, allow: list[str]) -> None:
+        super().__init__(f"{method} is not allowed on {path}: use {' or '.join(allow)}")
+        self.allow = allow
+
+
+# --- request bodies, as the OpenAPI document describes them --------------------------------
+
+
+class PredictRequest(BaseModel):
+    """A TF-Serving v1 predict body: rows in `instances`, or columns (or one example) in `inputs`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    signature_name: str | None = Field(None, description="accepted and ignored: the model has one signature")
+    instances: list[Any] | None = Field(
+        None, description="rows: each an object of named features (any key order) or an array in training order"
+    )
+    inputs: dict[str, Any] | list[Any] | None = Field(
+        None, description="columns: feature -> array (a batch) or feature -> value (one example), or ordered rows"
+    )
+
+
+class PredictResponse(BaseModel):
+    """TF-Serving v1 answer: `predictions` for `instances` requests, `outputs` for `inputs` requests."""
+
+    predictions: list[Any] | None = None
+    outputs: list[Any] | None = None
+
+
+class InferTensor(BaseModel):
+    """One OIP v2 input tensor."""
+
+    name: str
+    shape: list[int]
+    datatype: str = Field(description="FP32, FP64, INT32, INT64, BOOL or BYTES")
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """An Open Inference Protocol v2 infer body."""
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferTensor]
+    outputs: list[dict[str, Any]] | None = None
+
+
+# --- body checks made before any resolver ---------------------------------------------------
+
+_JSON_TYPE = re.compile(r"^application/([\w.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    for key, value in (event.get("headers") or {}).items():
+        if key.lower() == name:
+            return str(value)
+    for key, values in (event.get("multiValueHeaders") or {}).items():
+        if key.lower() == name and values:
+            return str(values[0])
+    return None
+
+
+def prepare_body(event: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """Check the body's size and type, and return the event with a plain-text body (base64 decoded)."""
+    body = event.get("body")
+    if not body:
+        return event
+    encoded = bool(event.get("isBase64Encoded"))
+    # A cheap bound first: never decode (or encode) more than the limit allows.
+    if len(body) > (max_bytes * 4 // 3 + 4 if encoded else max_bytes):
+        raise PayloadTooLarge(f"the body is over MAX_BODY_BYTES={max_bytes}: split the batch into smaller requests")
+    if encoded:
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("the body is marked isBase64Encoded but is not valid base64") from None
+    else:
+        raw = body.encode("utf-8", "surrogatepass")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(
+            f"the body is {len(raw)} bytes, over MAX_BODY_BYTES={max_bytes}: split the batch into smaller requests"
+        )
+    content_type = _header(event, "content-type")
+    if content_type and not _JSON_TYPE.match(content_type.strip()):
+        raise BadRequest(
+            f"Content-Type {content_type!r} is not JSON: send the body as JSON with Content-Type: application/json"
+        )
+    if not encoded:
+        return event
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not UTF-8 text: send JSON") from None
+    return {**event, "body": text, "isBase64Encoded": False}
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _from_validation_error(exc: RequestValidationError) -> SkewlessError:
+    """Powertools/pydantic request validation errors -> our 400 (not JSON) or 422 (does not fit)."""
+    errors = list(exc.errors())
+    field_errors: list[FieldError] = []
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        kind = e.get("type", "")
+        if kind == "json_invalid":
+            pos = loc[1] if len(loc) > 1 else "?"
+            reason = (e.get("ctx") or {}).get("error", "malformed")
+            return BadRequest(f"the body is not valid JSON: {reason} at position {pos}")
+        if loc == ("body",):
+            if kind == "missing":
+                return BadRequest("the request has no body: send a JSON object")
+            return BadRequest(f"the body must be a JSON object ({e.get('msg', kind)})")
+        where = ".".join(str(p) for p in loc[1:]) if loc and loc[0] == "body" else ".".join(str(p) for p in loc)
+        field_errors.append(FieldError(None, where or None, str(e.get("msg", kind))))
+    return InvalidInput(field_errors)
+
+
+@dataclass
+class _Request:
+    """What an error answer needs from the current request."""
+
+    request_id: str
+    method: str
+    path: str
+
+
+def error_response(exc: SkewlessError, request_id: str) -> Response:
+    """Our error shape for every status; a 5xx carries the request id and never a stack trace."""
+    body = exc.to_body()
+    headers: dict[str, str] = {}
+    if exc.status >= 500:
+        body["request_id"] = request_id
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = ", ".join(exc.allow)
+    _record_rejection(exc)
+    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+
+
+def _record_rejection(exc: SkewlessError) -> None:
+    # The code and status, never the message: a 422's reasons can quote the request's values.
+    logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
+    metrics.add_metric(name=f"Rejected{exc.status}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+class HttpApi:
+    """The four HTTP resolvers, one set of routes, bound to one service."""
+
+    def __init__(self, service: Service | None, settings: Settings, startup_error: SkewlessError | None = None) -> None:
+        self.service = service
+        self.settings = settings
+        self.startup_error = startup_error
+        self.v2 = V2Protocol(service) if service is not None else None
+        self._openapi: dict[str, str] = {}
+        self.resolvers: dict[HttpTrigger, ApiGatewayResolver] = {}
+        for trigger, (resolver_class, _) in _RESOLVERS.items():
+            resolver = resolver_class(enable_validation=True)
+            register_routes(resolver, self)
+            self.resolvers[trigger] = resolver
+
+    def handle(self, trigger: HttpTrigger, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """Answer one HTTP event of the given trigger, as that trigger expects the response."""
+        try:
+            event = prepare_body(event, self.settings.max_body_bytes)
+        except SkewlessError as exc:
+            _, event_class = _RESOLVERS[trigger]
+            request_id = str(getattr(context, "aws_request_id", "unknown"))
+            return ResponseBuilder(error_response(exc, request_id)).build(event_class(event))
+        return self.resolvers[trigger].resolve(event, context)
+
+    def require_service(self) -> Service:
+        """The service, or the reason it could not start (artifacts invalid: 503)."""
+        if self.service is None:
+            raise self.startup_error or SkewlessError("the service is not available")
+        return self.service
+
+    def require_model(self, name: str, method: str, path: str) -> Service:
+        """The service if `name` is the model served here; else 404 (or 405 when the path is a route)."""
+        service = self.require_service()
+        if name != service.name:
+            allow = allowed_methods(path)
+            if allow and method not in allow:
+                raise MethodNotAllowed(method, path, allow)
+            raise NotFound(f"model '{name}' is not served here: this function serves '{service.name}'")
+        return service
+
+    def openapi_json(self, resolver: ApiGatewayResolver) -> str:
+        """The OpenAPI document Powertools generates from the routes (built once per resolver)."""
+        key = type(resolver).__name__
+        if key not in self._openapi:
+            m = self.service.artifacts.manifest if self.service is not None else None
+            self._openapi[key] = resolver.get_openapi_json_schema(
+                title="skewless",
+                version=m.version if m is not None else "unknown",
+                description=(
+                    f"Serves the Keras model '{m.name if m else '?'}' with the answers it gave at training time: "
+                    "TF-Serving v1 and Open Inference Protocol v2."
+                ),
+            )
+        return self._openapi[key]
+
+
+def _timed_predict(service: Service, columns: dict[str, Any]) -> Any:
+    """Predict and record inference time and batch size."""
+    outputs = service.predict_columns(columns)
+    metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3)
+    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)
+    return outputs
+
+
+def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
+    """Register every route and error handler on one resolver."""
+
+    def current() -> _Request:
+        event = app.current_event
+        return _Request(
+            request_id=str(getattr(app.lambda_context, "aws_request_id", "unknown")),
+            method=event.http_method.upper(),
+            path=event.path,
+        )
+
+    def model(name: str) -> Service:
+        req = current()
+        return api.require_model(name, req.method, req.path)
+
+    def log_body(body: Any) -> None:
+        if api.settings.log_request_values:
+            logger.info("request body", extra={"body": body})
+
+    def predict_v1(service: Service) -> dict[str, Any]:
+        body = app.current_event.json_body
+        log_body(body)
+        req = service.coercer.coerce(body)
+        return format_v1(_timed_predict(service, req.columns), req)
+
+    @app.post(
+        "/v1/models/<name>:predict",
+        summary="TF-Serving v1 predict",
+        responses={200: {"description": "predictions", "content": {"application/json": {"model": PredictResponse}}}},
+        tags=["TF-Serving v1"],
+    )
+    def predict_named(name: str, body: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
+        return predict_v1(model(name))
+
+    @app.post(
+        "/predict",
+        summary="TF-Serving v1 predict on the served model",
+        responses={200: {"description": "predictions", "content": {"application/json": {"model": PredictResponse}}}},
+        tags=["TF-Serving v1"],
+    )
+    def predict(body: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
+        return predict_v1(api.require_service())
+
+    @app.get("/v1/models/<name>", summary="TF-Serving model status", tags=["TF-Serving v1"])
+    def model_status(name: str) -> dict[str, Any]:
+        service = model(name)
+        return {
+            "model_version_status": [
+                {
+                    "version": service.artifacts.manifest.version,
+                    # Artifacts are verified; the model itself loads on first use.
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
+
+    @app.get("/v1/models/<name>/metadata", summary="TF-Serving model metadata", tags=["TF-Serving v1"])
+    def model_metadata(name: str) -> dict[str, Any]:
+        return model(name).metadata()
+
+    @app.post("/v2/models/<name>/infer", summary="Open Inference Protocol v2 infer", tags=["Open Inference v2"])
+    def infer(name: str, body: Annotated[InferRequest, Body()]) -> dict[str, Any]:
+        service = model(name)
+        assert api.v2 is not None  # set whenever the service is
+        parsed = body.model_dump(exclude_none=True)
+        log_body(parsed)
+        req = service.coercer.coerce(api.v2.to_v1(parsed))
+        return api.v2.response(_timed_predict(service, req.columns), body.id)
+
+    @app.get("/v2/models/<name>", summary="Open Inference Protocol v2 model metadata", tags=["Open Inference v2"])
+    def v2_metadata(name: str) -> dict[str, Any]:
+        model(name)
+        assert api.v2 is not None
+        return api.v2.metadata()
+
+    @app.get("/v2/models/<name>/ready", summary="Open Inference Protocol v2 model ready", tags=["Open Inference v2"])
+    def v2_model_ready(name: str) -> dict[str, Any]:
+        service = model(name)
+        return {"name": service.name, "ready": True}
+
+    @app.get("/v2/health/live", summary="the process answers", tags=["Open Inference v2"])
+    def live() -> dict[str, Any]:
+        return {"live": True}
+
+    @app.get(
+        "/v2/health/ready", summary="artifacts verified (the model may still load lazily)", tags=["Open Inference v2"]
+    )
+    def ready() -> Response:
+        if api.service is None:
+            reason = api.startup_error.message if api.startup_error else "not started"
+            return Response(503, content_types.APPLICATION_JSON, {"ready": False, "reason": reason})
+        body = {"ready": True, "model": api.service.name, "model_loaded": api.service.model.loaded}
+        return Response(200, content_types.APPLICATION_JSON, body)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> Response:
+        return Response(200, content_types.APPLICATION_JSON, api.openapi_json(app))
+
+    # --- errors: every one in our shape --------------------------------------------------
+
+    def answer(exc: SkewlessError) -> Response:
+        return error_response(exc, current().request_id)
+
+    @app.exception_handler(SkewlessError)
+    def skewless_error(exc: SkewlessError) -> Response:
+        if exc.status >= 500:
+            logger.error("request failed", extra={"code": exc.code, "reason": exc.message})
+        return answer(exc)
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(exc: RequestValidationError) -> Response:
+        return answer(_from_validation_error(exc))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_type(exc: RequestUnsupportedContentType) -> Response:
+        return answer(BadRequest("the body must be JSON with Content-Type: application/json"))
+
+    @app.not_found
+    def not_found(exc: NotFoundError) -> Response:
+        req = current()
+        allow = allowed_methods(req.path)
+        if allow and req.method not in allow:
+            return answer(MethodNotAllowed(req.method, req.path, allow))
+        return answer(NotFound(f"no route {req.method} {req.path}: see GET /openapi.json for the routes"))
+
+    @app.exception_handler(ServiceError)
+    def service_error(exc: ServiceError) -> Response:
+        err = SkewlessError(exc.msg)
+        err.status = exc.status_code
+        return answer(err)
+
+    @app.exception_handler(Exception)
+    def internal_error(exc: Exception) -> Response:
+        # The stack trace goes to the log, never to the client.
+        logger.exception("unexpected error while answering a request")
+        return answer(SkewlessError("internal error: this is a fault of the service, not of the request"))
