@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install run test test-fast verify artifacts lint clean
+.PHONY: install run test test-fast verify artifacts lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ verify: install  ## replay the golden cases through the serving path
 artifacts: install  ## retrain the reference model and rewrite model_artifacts/
 	$(PY) -m training.train --out model_artifacts
 	$(PY) -m handler verify
+
+bench: install  ## cold start, warm latency, S3 throughput: writes benchmarks/RESULTS.md
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m benchmarks.run
 
 lint: install
 	$(VENV)/bin/ruff check handler training tests

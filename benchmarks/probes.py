@@ -1,0 +1,205 @@
+"""What one fresh benchmark process measures; run as `python -m benchmarks.probes NAME OUT.json`.
+
+Each probe runs in its own process, so cold starts are real cold starts and one runtime's
+imports never warm up another's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+T0 = time.perf_counter()
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_DIR = ROOT / "model_artifacts"
+
+
+class Context:
+    function_name = "bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def rows(n: int) -> list[dict[str, Any]]:
+    """n golden rows (repeated as needed), as a client would send them."""
+    golden = json.loads((MODEL_DIR / "golden.json").read_text())
+    base = next(c for c in golden["cases"] if c["name"] == "batch_of_100")["request"]["instances"]
+    return [base[i % len(base)] for i in range(n)]
+
+
+def http_event(n: int) -> dict[str, Any]:
+    """An HTTP API (v2) event carrying n rows to the TF-Serving predict route."""
+    event: dict[str, Any] = json.loads((ROOT / "events" / "http_api.json").read_text())
+    event["body"] = json.dumps({"instances": rows(n)})
+    event["headers"]["content-length"] = str(len(event["body"]))
+    return event
+
+
+def _since_start() -> float:
+    return time.perf_counter() - T0
+
+
+def _timed(fn: Any, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+# --- cold: everything from the process' first line of Python to the answer -------------------
+
+
+def cold_import_tensorflow() -> dict[str, float]:
+    import tensorflow  # noqa: F401
+
+    return {"seconds": _since_start()}
+
+
+def cold_floor() -> dict[str, float]:
+    """import tensorflow + load the model: what any TensorFlow server must pay once."""
+    import keras
+
+    import handler.custom_objects  # noqa: F401
+
+    keras.saving.load_model(MODEL_DIR / "model.keras", compile=False, safe_mode=True)
+    return {"seconds": _since_start()}
+
+
+def cold_import_handler() -> dict[str, float]:
+    import handler.app  # noqa: F401
+
+    return {"seconds": _since_start()}
+
+
+def cold_first_prediction() -> dict[str, float]:
+    event = http_event(1)
+    t = time.perf_counter()
+    import handler.app
+
+    init = time.perf_counter() - t
+    answer = handler.app.lambda_handler(event, Context())
+    assert answer["statusCode"] == 200, answer
+    return {"seconds": _since_start(), "init": init}
+
+
+def cold_usual_way() -> dict[str, float]:
+    event = http_event(1)
+    from benchmarks import usual_way
+
+    answer = usual_way.lambda_handler(event, Context())
+    assert answer["statusCode"] == 200, answer
+    return {"seconds": _since_start()}
+
+
+# --- warm: repeated requests in one process -------------------------------------------------
+
+BATCHES = (1, 32, 1024)
+
+
+def warm_handler() -> dict[str, list[float]]:
+    import handler.app
+
+    out = {}
+    for n in BATCHES:
+        event = http_event(n)
+        for _ in range(20):
+            handler.app.lambda_handler(event, Context())
+        out[str(n)] = _timed(lambda e=event: handler.app.lambda_handler(e, Context()), 2000 if n == 1 else 300)
+    return out
+
+
+def warm_usual_way() -> dict[str, list[float]]:
+    from benchmarks import usual_way
+
+    out = {}
+    for n in BATCHES:
+        event = http_event(n)
+        for _ in range(5):
+            usual_way.lambda_handler(event, Context())
+        out[str(n)] = _timed(lambda e=event: usual_way.lambda_handler(e, Context()), 200 if n == 1 else 60)
+    return out
+
+
+def warm_numpy_floor() -> dict[str, list[float]]:
+    """The same weights as a bare numpy forward pass on preprocessed input: the floor."""
+    import keras
+
+    import handler.custom_objects  # noqa: F401
+    from handler.core.coerce import CoercePolicy, Coercer
+    from handler.preprocessing import Preprocessor
+
+    model = keras.saving.load_model(MODEL_DIR / "model.keras", compile=False, safe_mode=True)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    weights = [(np.asarray(d.kernel), np.asarray(d.bias)) for d in dense]
+    temperature = model.get_layer("temperature").temperature
+    pre = Preprocessor.load(MODEL_DIR / "preprocessing.json")
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        for w, b in weights[:-1]:
+            x = np.maximum(x @ w + b, 0.0)
+        w, b = weights[-1]
+        return 1.0 / (1.0 + np.exp(-(x @ w + b) / temperature))
+
+    out = {}
+    coercer = Coercer(pre, CoercePolicy(max_batch_size=4096))
+    for n in BATCHES:
+        x = pre.transform(coercer.coerce({"instances": rows(n)}).columns)
+        expected = np.asarray(model(x))
+        assert np.allclose(forward(x), expected, atol=1e-5), "numpy forward pass differs from Keras"
+        out[str(n)] = _timed(lambda x=x: forward(x), 2000 if n == 1 else 300)
+    return out
+
+
+# --- event-triggered: one S3 object through the S3 handler, against a local S3 server ---------
+
+
+def s3_csv() -> dict[str, float]:
+    """Predict the CSV named by BENCH_BUCKET/BENCH_KEY; time it and read the process' peak memory."""
+    import resource
+
+    from handler.bootstrap import open_service
+    from handler.settings import Settings
+    from handler.sources import s3
+
+    settings = Settings.from_env()
+    service = open_service(settings)
+    service.model.load()
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    event = json.loads((ROOT / "events" / "s3_put.json").read_text())
+    record = event["Records"][0]["s3"]
+    record["bucket"]["name"] = os.environ["BENCH_BUCKET"]
+    record["object"].update({"key": os.environ["BENCH_KEY"], "eTag": ""})
+    t = time.perf_counter()
+    result = s3.handle_event(event, Context(), service, settings)
+    seconds = time.perf_counter() - t
+    [marker] = result["objects"]
+    return {
+        "seconds": seconds,
+        "rows": marker["rows"],
+        "predicted": marker["predicted"],
+        "errors": marker["errors"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mb": base_rss,
+    }
+
+
+PROBES = {name: fn for name, fn in globals().items() if name.startswith(("cold_", "warm_", "s3_"))}
+
+if __name__ == "__main__":
+    name, out_path = sys.argv[1], sys.argv[2]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    result = PROBES[name]()
+    Path(out_path).write_text(json.dumps(result))

@@ -1,0 +1,332 @@
+"""The benchmark suite: `make bench` (or `python -m benchmarks.run`).
+
+Every figure is a median over repeated runs with its spread, and every comparison is
+measured side by side in the same run, on this machine. Writes benchmarks/RESULTS.md,
+benchmarks/results.json and benchmarks/latency.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_TRACE_DISABLED": "true"}
+RUNTIMES = {"tensorflow": {"SERVING_RUNTIME": "tensorflow"}, "litert": {"SERVING_RUNTIME": "litert"}}
+
+
+def probe(name: str, env: dict[str, str] | None = None, timeout: float = 900) -> Any:
+    """Run one probe in a fresh Python process and return what it measured."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        full_env = {**os.environ, **QUIET, **(env or {})}
+        run = subprocess.run(
+            [sys.executable, "-m", "benchmarks.probes", name, out.name],
+            cwd=ROOT,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if run.returncode != 0:
+            raise RuntimeError(f"probe {name} failed:\n{run.stderr[-3000:]}")
+        return json.loads(Path(out.name).read_text())
+
+
+def summary(values: list[float], scale: float = 1.0) -> dict[str, float]:
+    """Median, p99 and the interquartile spread of a sample, times `scale`."""
+    arr = np.asarray(values) * scale
+    return {
+        "median": float(np.median(arr)),
+        "p99": float(np.percentile(arr, 99)),
+        "p25": float(np.percentile(arr, 25)),
+        "p75": float(np.percentile(arr, 75)),
+        "n": len(values),
+    }
+
+
+# --- cold start ----------------------------------------------------------------------------
+
+COLD = [
+    ("import tensorflow (floor, part 1)", "cold_import_tensorflow", {}),
+    ("floor: import tensorflow + load model", "cold_floor", {}),
+    ("usual way: load at import + model.predict", "cold_usual_way", {}),
+    ("skewless: import handler (Lambda init)", "cold_import_handler", {}),
+    ("skewless TensorFlow: first answered prediction", "cold_first_prediction", RUNTIMES["tensorflow"]),
+    ("skewless LiteRT: first answered prediction", "cold_first_prediction", RUNTIMES["litert"]),
+]
+
+
+def cold(repeats: int) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    # Interleave the alternatives, so that a noisy minute hurts them all alike.
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in COLD}
+    for _ in range(repeats):
+        for label, name, env in COLD:
+            samples[label].append(probe(name, env)["seconds"])
+    for label, values in samples.items():
+        out[label] = summary(values)
+    return out
+
+
+# --- warm latency --------------------------------------------------------------------------
+
+WARM = [
+    ("skewless TensorFlow", "warm_handler", RUNTIMES["tensorflow"]),
+    ("skewless LiteRT", "warm_handler", RUNTIMES["litert"]),
+    ("usual way (model.predict)", "warm_usual_way", {}),
+    ("floor: numpy forward pass", "warm_numpy_floor", {}),
+]
+
+
+def warm() -> dict[str, dict[str, dict[str, float]]]:
+    return {label: {n: summary(v, 1000.0) for n, v in probe(name, env).items()} for label, name, env in WARM}
+
+
+# --- S3 throughput -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def local_s3() -> Iterator[dict[str, str]]:
+    """moto's S3 server in its own process on 127.0.0.1, and the env that points boto3 at it."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _csv_block(rows: int) -> bytes:
+    """`rows` lines of reference-model CSV (no header), from the training data generator."""
+    from training.data import COLUMNS, generate
+
+    cols, _ = generate(rows, seed=11)
+    text = [cols[c].astype(str) for c in COLUMNS]
+    return ("\n".join(",".join(r) for r in zip(*text, strict=True)) + "\n").encode()
+
+
+def s3_throughput(sizes: list[int]) -> dict[str, dict[str, float]]:
+    import boto3
+
+    from training.data import COLUMNS
+
+    block_rows = 100_000
+    block = _csv_block(block_rows)
+    out: dict[str, dict[str, float]] = {}
+    with local_s3() as env:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+        s3.create_bucket(Bucket="bench")
+        for n in sizes:
+            assert n % block_rows == 0
+            with tempfile.TemporaryFile() as fh:
+                fh.write((",".join(COLUMNS) + "\n").encode())
+                for _ in range(n // block_rows):
+                    fh.write(block)
+                size_mb = fh.tell() / 1e6
+                fh.seek(0)
+                key = f"incoming/bench-{n}.csv"
+                s3.upload_fileobj(fh, "bench", key)
+            result = probe("s3_csv", {**env, "BENCH_BUCKET": "bench", "BENCH_KEY": key, "OUTPUT_BUCKET": "bench"})
+            assert result["predicted"] == n, result
+            out[str(n)] = {**result, "rows_per_second": n / result["seconds"], "file_mb": size_mb}
+    return out
+
+
+# --- images --------------------------------------------------------------------------------
+
+
+def image_sizes() -> dict[str, float]:
+    """Sizes of the skewless images, when a container engine answers."""
+    docker = shutil.which("docker")
+    if not docker:
+        return {}
+    run = subprocess.run(
+        [docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if run.returncode != 0:
+        return {}
+    sizes = {}
+    for line in run.stdout.splitlines():
+        name, _, size = line.partition(" ")
+        if "skewless" in name:
+            sizes[name] = size
+    return sizes  # type: ignore[return-value]
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def _ms(s: dict[str, float]) -> str:
+    return f"{s['median']:.3f} (p99 {s['p99']:.3f})"
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Made by `make bench` on {results['when']} ({results['machine']}). Medians over repeated runs; "
+        "spread is the interquartile range. Every comparison was measured side by side in the same run.",
+        "",
+        "## Cold start (fresh processes, seconds to the answer)",
+        "",
+        "| what | median s | p25–p75 | runs |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, s in results["cold"].items():
+        lines.append(f"| {label} | {s['median']:.3f} | {s['p25']:.3f}–{s['p75']:.3f} | {s['n']} |")
+    c = results["cold"]
+    floor = c["floor: import tensorflow + load model"]["median"]
+    tf_first = c["skewless TensorFlow: first answered prediction"]["median"]
+    lines += [
+        "",
+        f"TensorFlow runtime, first answer / floor: **{tf_first / floor:.2f}×**; usual way / floor: "
+        f"{c['usual way: load at import + model.predict']['median'] / floor:.2f}×.",
+        "",
+        "## Warm latency through `lambda_handler` (HTTP API v2 event), milliseconds",
+        "",
+        "| runtime | 1 example p50 (p99) | 32 p50 (p99) | 1024 p50 (p99) |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, per in results["warm"].items():
+        lines.append(f"| {label} | {_ms(per['1'])} | {_ms(per['32'])} | {_ms(per['1024'])} |")
+    w = results["warm"]
+    usual1 = w["usual way (model.predict)"]["1"]["median"]
+    lines += [
+        "",
+        f"1 example: usual way / skewless TensorFlow = **{usual1 / w['skewless TensorFlow']['1']['median']:.0f}×**, "
+        f"usual way / skewless LiteRT = **{usual1 / w['skewless LiteRT']['1']['median']:.0f}×**. "
+        "The numpy floor is the bare forward pass on already-preprocessed input: no event, no JSON, no coercion.",
+        "",
+        "![warm latency](latency.png)",
+        "",
+    ]
+    if results.get("s3"):
+        lines += [
+            "## S3-triggered inference (CSV through the S3 handler, local S3 server in its own process)",
+            "",
+            "| rows | file MB | seconds | rows/s | peak RSS MB | RSS before the file MB |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n, r in results["s3"].items():
+            lines.append(
+                f"| {int(n):,} | {r['file_mb']:.0f} | {r['seconds']:.2f} | {r['rows_per_second']:,.0f} | "
+                f"{r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} |"
+            )
+        sizes = sorted(results["s3"], key=int)
+        if len(sizes) >= 2:
+            a, b = results["s3"][sizes[-2]], results["s3"][sizes[-1]]
+            lines += [
+                "",
+                f"Peak memory {int(sizes[-1]):,} rows / {int(sizes[-2]):,} rows: "
+                f"**{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}×**.",
+                "",
+            ]
+    if results.get("images"):
+        lines += ["## Images", "", "| image | size |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in results["images"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(results["warm"])
+    batches = ["1", "32", "1024"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / len(labels)
+    for i, label in enumerate(labels):
+        medians = [results["warm"][label][b]["median"] for b in batches]
+        ax.bar([j + i * width for j in range(len(batches))], medians, width, label=label)
+    ax.set_xticks([j + width * (len(labels) - 1) / 2 for j in range(len(batches))], [f"batch {b}" for b in batches])
+    ax.set_yscale("log")
+    ax.set_ylabel("p50 latency, ms (log scale)")
+    ax.set_title("Warm latency through lambda_handler (HTTP API v2 event)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=5, help="fresh processes per cold-start figure")
+    parser.add_argument("--s3-rows", default="100000,1000000,2000000", help="CSV sizes, comma-separated")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: cold,warm,s3")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    if "cold" not in skip:
+        print("cold starts ...", flush=True)
+        results["cold"] = cold(args.repeats)
+    if "warm" not in skip:
+        print("warm latency ...", flush=True)
+        results["warm"] = warm()
+    if "s3" not in skip:
+        print("S3 throughput ...", flush=True)
+        results["s3"] = s3_throughput([int(n) for n in args.s3_rows.split(",")])
+    results["images"] = image_sizes()
+    (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    if "warm" in results:
+        plot(results, HERE / "latency.png")
+    if "cold" in results and "warm" in results:
+        (HERE / "RESULTS.md").write_text(report(results) + "\n")
+    print(f"wrote {HERE / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
