@@ -6,6 +6,7 @@ the template wires a trigger to its own function.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -37,6 +38,9 @@ def _open(settings: Settings) -> tuple[Service | None, SkewlessError | None]:
         logger.error("the service cannot start", extra={"code": exc.code, "reason": exc.message})
         return None, exc
 
+
+# A health or metadata request has no application metric; that is normal, not worth a warning each time.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 settings = Settings.from_env()
 service, startup_error = _open(settings)

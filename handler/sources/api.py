@@ -118,6 +118,34 @@ class PredictResponse(BaseModel):
     outputs: list[Any] | None = None
 
 
+class ErrorBody(BaseModel):
+    """Every error answer: what is wrong and the fix, a stable code, and for a 422 every offending field."""
+
+    error: str
+    code: str
+    details: list[dict[str, Any]] | None = Field(None, description="422 only: {instance, feature, reason} each")
+    request_id: str | None = Field(None, description="5xx only: find the request in the logs")
+
+
+def _responses(ok: str, model: type[BaseModel] | None = None, *statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI responses of a route: its 200 and our error shape for each error status it can answer."""
+    described = {
+        400: "not JSON, not a JSON object, or not Content-Type: application/json",
+        404: "no model of that name is served here",
+        405: "the path takes another method (see the Allow header)",
+        413: "the body is over MAX_BODY_BYTES",
+        422: "the body does not fit the model's input spec: every offending instance and feature",
+        500: "a fault of the service (no stack trace; the request id finds it in the logs)",
+        503: "the artifacts failed verification or the model cannot load",
+    }
+    out: dict[int, dict[str, Any]] = {200: {"description": ok}}
+    if model is not None:
+        out[200]["content"] = {"application/json": {"model": model}}
+    for status in statuses or tuple(described):
+        out[status] = {"description": described[status], "content": {"application/json": {"model": ErrorBody}}}
+    return out
+
+
 class InferTensor(BaseModel):
     """One OIP v2 input tensor."""
 
@@ -333,7 +361,7 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
     @app.post(
         "/v1/models/<name>:predict",
         summary="TF-Serving v1 predict",
-        responses={200: {"description": "predictions", "content": {"application/json": {"model": PredictResponse}}}},
+        responses=_responses("the predictions", PredictResponse),
         tags=["TF-Serving v1"],
     )
     def predict_named(name: str, body: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
@@ -342,13 +370,18 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
     @app.post(
         "/predict",
         summary="TF-Serving v1 predict on the served model",
-        responses={200: {"description": "predictions", "content": {"application/json": {"model": PredictResponse}}}},
+        responses=_responses("the predictions", PredictResponse),
         tags=["TF-Serving v1"],
     )
     def predict(body: Annotated[PredictRequest, Body()]) -> dict[str, Any]:
         return predict_v1(api.require_service())
 
-    @app.get("/v1/models/<name>", summary="TF-Serving model status", tags=["TF-Serving v1"])
+    @app.get(
+        "/v1/models/<name>",
+        summary="TF-Serving model status",
+        tags=["TF-Serving v1"],
+        responses=_responses("the model version status", None, 404, 405, 503),
+    )
     def model_status(name: str) -> dict[str, Any]:
         service = model(name)
         return {
@@ -362,11 +395,21 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
             ]
         }
 
-    @app.get("/v1/models/<name>/metadata", summary="TF-Serving model metadata", tags=["TF-Serving v1"])
+    @app.get(
+        "/v1/models/<name>/metadata",
+        summary="TF-Serving model metadata (from the manifest, without loading the model)",
+        tags=["TF-Serving v1"],
+        responses=_responses("signature, version, raw features", None, 404, 405, 503),
+    )
     def model_metadata(name: str) -> dict[str, Any]:
         return model(name).metadata()
 
-    @app.post("/v2/models/<name>/infer", summary="Open Inference Protocol v2 infer", tags=["Open Inference v2"])
+    @app.post(
+        "/v2/models/<name>/infer",
+        summary="Open Inference Protocol v2 infer",
+        tags=["Open Inference v2"],
+        responses=_responses("the output tensors"),
+    )
     def infer(name: str, body: Annotated[InferRequest, Body()]) -> dict[str, Any]:
         service = model(name)
         assert api.v2 is not None  # set whenever the service is
@@ -375,13 +418,23 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
         req = service.coercer.coerce(api.v2.to_v1(parsed))
         return api.v2.response(_timed_predict(service, req.columns), body.id)
 
-    @app.get("/v2/models/<name>", summary="Open Inference Protocol v2 model metadata", tags=["Open Inference v2"])
+    @app.get(
+        "/v2/models/<name>",
+        summary="Open Inference Protocol v2 model metadata",
+        tags=["Open Inference v2"],
+        responses=_responses("input and output tensors", None, 404, 405, 503),
+    )
     def v2_metadata(name: str) -> dict[str, Any]:
         model(name)
         assert api.v2 is not None
         return api.v2.metadata()
 
-    @app.get("/v2/models/<name>/ready", summary="Open Inference Protocol v2 model ready", tags=["Open Inference v2"])
+    @app.get(
+        "/v2/models/<name>/ready",
+        summary="Open Inference Protocol v2 model ready",
+        tags=["Open Inference v2"],
+        responses=_responses("ready", None, 404, 405, 503),
+    )
     def v2_model_ready(name: str) -> dict[str, Any]:
         service = model(name)
         return {"name": service.name, "ready": True}
@@ -393,7 +446,7 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
     @app.get(
         "/v2/health/ready", summary="artifacts verified (the model may still load lazily)", tags=["Open Inference v2"]
     )
-    def ready() -> Response:
+    def ready() -> Response[dict[str, Any]]:
         if api.service is None:
             reason = api.startup_error.message if api.startup_error else "not started"
             return Response(503, content_types.APPLICATION_JSON, {"ready": False, "reason": reason})
@@ -401,7 +454,7 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
         return Response(200, content_types.APPLICATION_JSON, body)
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi() -> Response:
+    def openapi() -> Response[str]:
         return Response(200, content_types.APPLICATION_JSON, api.openapi_json(app))
 
     # --- errors: every one in our shape --------------------------------------------------
