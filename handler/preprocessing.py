@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,6 +93,17 @@ Feature = NumericFeature | CategoricalFeature
 
 
 @dataclass(frozen=True)
+class _Plan:
+    """Where each feature lands in the model input, precomputed once per preprocessor."""
+
+    numeric: list[str]
+    numeric_at: np.ndarray
+    shift: np.ndarray
+    divisor: np.ndarray
+    categorical: list[tuple[CategoricalFeature, int]]
+
+
+@dataclass(frozen=True)
 class Preprocessor:
     """The ordered raw feature spec and its fitted transform into the model's input."""
 
@@ -113,9 +125,40 @@ class Preprocessor:
         raise KeyError(name)
 
     def transform(self, columns: Columns) -> np.ndarray:
-        """Raw columns -> model input of shape [n, output_width] in the training dtype."""
-        parts = [f.encode(np.asarray(columns[f.name])) for f in self.features]
-        return np.concatenate(parts, axis=1).astype(self.dtype)
+        """Raw columns -> model input of shape [n, output_width] in the training dtype.
+
+        Numeric features are scaled together as one matrix (the same float64 arithmetic as
+        `NumericFeature.encode`, element by element), which matters on the one-example hot path.
+        """
+        plan = self._plan
+        n = len(columns[self.features[0].name])
+        out = np.zeros((n, self.output_width), dtype=np.float64)
+        if plan.numeric:
+            x = np.empty((n, len(plan.numeric)), dtype=np.float64)
+            for j, name in enumerate(plan.numeric):
+                x[:, j] = columns[name]
+            out[:, plan.numeric_at] = (x - plan.shift) / plan.divisor
+        for f, offset in plan.categorical:
+            values = columns[f.name]
+            idx = np.fromiter((f._index.get(v, -1) for v in values), dtype=np.int64, count=n)
+            known = np.nonzero(idx >= 0)[0]
+            out[known, offset + idx[known]] = 1.0
+        return out.astype(self.dtype)
+
+    @cached_property
+    def _plan(self) -> _Plan:
+        numeric, at, shift, divisor, categorical = [], [], [], [], []
+        offset = 0
+        for f in self.features:
+            if isinstance(f, NumericFeature):
+                numeric.append(f.name)
+                at.append(offset)
+                shift.append({"standardize": f.mean, "minmax": f.min}.get(f.op, 0.0))
+                divisor.append({"standardize": f.std, "minmax": f.max - f.min}.get(f.op, 1.0))
+            else:
+                categorical.append((f, offset))
+            offset += f.width
+        return _Plan(numeric, np.array(at, dtype=np.int64), np.array(shift), np.array(divisor), categorical)
 
     def output_names(self) -> list[str]:
         """One name per model input column, e.g. 'contract_type=two_year'."""
