@@ -27,8 +27,9 @@ def _client_for(dockerd: str) -> str:
 
 def _engine_answers(client: str, env: dict[str, str]) -> bool:
     try:
-        done = subprocess.run([client, "info", "--format", "{{.ServerVersion}}"], env=env,
-                              capture_output=True, text=True, timeout=20)
+        done = subprocess.run(
+            [client, "info", "--format", "{{.ServerVersion}}"], env=env, capture_output=True, text=True, timeout=20
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -59,8 +60,9 @@ class DockerEngine:
     env: dict[str, str] = field(default_factory=dict)
 
     def run(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.client, *args], env=self.env, capture_output=True, text=True,
-                              check=check, timeout=timeout)
+        return subprocess.run(
+            [self.client, *args], env=self.env, capture_output=True, text=True, check=check, timeout=timeout
+        )
 
     def has_image(self, name: str) -> bool:
         return self.run("image", "inspect", name, check=False).returncode == 0
@@ -103,13 +105,29 @@ def start_engine() -> DockerEngine:
         if pid_file.exists():
             DockerEngine(client, host, started_pid=int(pid_file.read_text())).stop()
     log_path = WORK_ROOT / "dockerd.log"
-    daemon_env = {**os.environ, "HTTPS_PROXY": NO_REGISTRY_PROXY, "HTTP_PROXY": NO_REGISTRY_PROXY,
-                  "NO_PROXY": "127.0.0.1,localhost"}
+    daemon_env = {
+        **os.environ,
+        "HTTPS_PROXY": NO_REGISTRY_PROXY,
+        "HTTP_PROXY": NO_REGISTRY_PROXY,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [dockerd, "-H", host, "--data-root", str(WORK_ROOT / "data"), "--exec-root", str(WORK_ROOT / "exec"),
-             "--pidfile", str(WORK_ROOT / "exec" / "dockerd.pid")],
-            env=daemon_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                dockerd,
+                "-H",
+                host,
+                "--data-root",
+                str(WORK_ROOT / "data"),
+                "--exec-root",
+                str(WORK_ROOT / "exec"),
+                "--pidfile",
+                str(WORK_ROOT / "exec" / "dockerd.pid"),
+            ],
+            env=daemon_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     engine = DockerEngine(client=client, host=host, started_pid=proc.pid, log_path=log_path, env=env)
     deadline = time.monotonic() + 60

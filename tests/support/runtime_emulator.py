@@ -1,0 +1,119 @@
+"""The Lambda runtime interface emulator on the host, running our handler with awslambdaric."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.samcli import ROOT
+
+INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Invocation:
+    status: int
+    body: Any
+    seconds: float
+
+
+class RuntimeEmulator:
+    """`aws-lambda-rie ... python -m awslambdaric HANDLER` on a free 127.0.0.1 port, from the repo dir."""
+
+    def __init__(
+        self, rie: Path, log_path: Path, env: dict[str, str] | None = None, handler: str = "handler.app.lambda_handler"
+    ) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.url = f"http://127.0.0.1:{self.port}{INVOKE_PATH}"
+        full_env = {
+            **os.environ,
+            "AWS_LAMBDA_FUNCTION_NAME": "skewless-rie",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048",
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": "30",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "skewless-rie",
+            **(env or {}),
+        }
+        with log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(rie),
+                    "--runtime-interface-emulator-address",
+                    f"127.0.0.1:{self.port}",
+                    sys.executable,
+                    "-m",
+                    "awslambdaric",
+                    handler,
+                ],
+                cwd=ROOT,
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_listening()
+
+    def _wait_listening(self, seconds: float = 15) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the emulator exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the emulator did not listen on 127.0.0.1:{self.port}:\n{self.log()}")
+
+    def invoke(self, event: Any, timeout: float = 120) -> Invocation:
+        """POST the event to the invocation endpoint, as `aws lambda invoke` would send it."""
+        request = urllib.request.Request(self.url, data=json.dumps(event).encode(), method="POST")
+        start = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as err:
+            status, raw = err.code, err.read()
+        seconds = time.perf_counter() - start
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode(errors="replace")
+        return Invocation(status, body, seconds)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """Stop the emulator and the runtime it started (its own process group)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def __enter__(self) -> RuntimeEmulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
