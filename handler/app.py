@@ -95,7 +95,7 @@ def dispatch(trigger: Trigger, event: Any, context: Any) -> Any:
     loads_before = service.model.loads if service is not None else 0
     try:
         if trigger in ("rest", "http", "function_url", "alb"):
-            return http_api.handle(trigger, event, context)  # type: ignore[arg-type]
+            return http_api.handle(trigger, event, context)
         if trigger in ("s3", "eventbridge_s3"):
             return _s3(event, context)
         if trigger == "sqs":

@@ -152,8 +152,8 @@ def make_request_handler(handler: Handler) -> type[BaseHTTPRequestHandler]:
                 self.path,
                 list(self.headers.items()),
                 body,
-                source_ip=self.client_address[0],
-                host=self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}",
+                source_ip=str(self.client_address[0]),
+                host=self.headers.get("Host") or "127.0.0.1",
                 protocol=self.request_version,
             )
             try:

@@ -28,6 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestValidationError,
 )
 from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import (
     ALBEvent,
@@ -127,7 +128,7 @@ class ErrorBody(BaseModel):
     request_id: str | None = Field(None, description="5xx only: find the request in the logs")
 
 
-def _responses(ok: str, model: type[BaseModel] | None = None, *statuses: int) -> dict[int, dict[str, Any]]:
+def _responses(ok: str, model: type[BaseModel] | None = None, *statuses: int) -> dict[int, OpenAPIResponse]:
     """OpenAPI responses of a route: its 200 and our error shape for each error status it can answer."""
     described = {
         400: "not JSON, not a JSON object, or not Content-Type: application/json",
@@ -138,7 +139,7 @@ def _responses(ok: str, model: type[BaseModel] | None = None, *statuses: int) ->
         500: "a fault of the service (no stack trace; the request id finds it in the logs)",
         503: "the artifacts failed verification or the model cannot load",
     }
-    out: dict[int, dict[str, Any]] = {200: {"description": ok}}
+    out: dict[int, OpenAPIResponse] = {200: {"description": ok}}
     if model is not None:
         out[200]["content"] = {"application/json": {"model": model}}
     for status in statuses or tuple(described):
@@ -290,7 +291,8 @@ class HttpApi:
         except SkewlessError as exc:
             _, event_class = _RESOLVERS[trigger]
             request_id = str(getattr(context, "aws_request_id", "unknown"))
-            return ResponseBuilder(error_response(exc, request_id)).build(event_class(event))
+            builder: ResponseBuilder[Any] = ResponseBuilder(error_response(exc, request_id))
+            return builder.build(event_class(event))
         return self.resolvers[trigger].resolve(event, context)
 
     def require_service(self) -> Service:
@@ -486,7 +488,7 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
 
     @app.exception_handler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
-        err = SkewlessError(exc.msg)
+        err = SkewlessError(str(exc.msg))
         err.status = exc.status_code
         return answer(err)
 
