@@ -123,3 +123,43 @@ def s3_put_event(bucket: str, key: str, etag: str = "", size: int = 0) -> dict[s
     obj["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
     obj["object"].update({"key": quote_plus(key, safe="/"), "eTag": etag, "size": size})
     return event
+
+
+@pytest.fixture
+def moto_process_s3() -> Iterator[Any]:
+    """An S3 client for a moto server in its own process, so this process's memory is only ours."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        yield boto3.session.Session().client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

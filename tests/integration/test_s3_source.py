@@ -296,3 +296,36 @@ def test_a_failed_output_write_raises_so_lambda_retries_and_publishes_nothing(
     s3.create_bucket(Bucket=missing.output_bucket)
     s3_source.handle_event(s3_put_event(bucket, key), lambda_context, service, missing)
     assert len(read_jsonl(s3, missing.output_bucket, "predictions/nowhere.csv.jsonl")) == 5
+
+
+@pytest.mark.slow
+def test_memory_does_not_grow_with_the_file_size(moto_process_s3: Any, service: Service, settings: Settings) -> None:
+    """tracemalloc peak (Python and numpy allocations) for 20k vs 200k rows: streaming keeps it flat.
+
+    S3 runs in another process here, so the peak is ours alone. TensorFlow's own allocations are
+    not traced, but they depend on the chunk size, not the file.
+    """
+    import tracemalloc
+
+    s3 = moto_process_s3
+    bucket = "skewless-memory"
+    s3.create_bucket(Bucket=bucket)
+    service.model.load()
+    peaks = {}
+    for n in (20_000, 200_000):
+        key = f"incoming/mem-{n}.csv"
+        body = csv_bytes(churn_rows(n, seed=n), COLUMNS)
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        size = len(body)
+        del body
+        ref = s3_source.ObjectRef(bucket, key)
+        tracemalloc.start()
+        try:
+            marker = s3_source.process_object(s3, ref, service, replace(settings, output_bucket=bucket))
+            peaks[n] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert marker["predicted"] == n
+        print(f"\n{n} rows ({size / 1e6:.1f} MB): peak {peaks[n] / 1e6:.1f} MB traced")
+    # 10x the rows: a buffering implementation would peak ~10x higher; allow generous noise.
+    assert peaks[200_000] < 1.5 * peaks[20_000], f"peak memory grew with the file: {peaks}"
