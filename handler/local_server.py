@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -167,11 +166,10 @@ def make_request_handler(handler: Handler) -> type[BaseHTTPRequestHandler]:
                     [("Content-Type", "application/json")],
                     b'{"message":"Internal Server Error"}',
                 )
-            self.send_response(status)
+            self.send_response(status)  # also sends Server and Date
             for k, v in headers:
-                if k.lower() not in ("content-length", "connection", "date"):
+                if k.lower() not in ("content-length", "connection", "date", "server"):
                     self.send_header(k, v)
-            self.send_header("Date", formatdate(usegmt=True))
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             if self.command != "HEAD":
