@@ -30,7 +30,8 @@ Each output object is written whole or not at all (a single PUT, or a multipart 
 at the end and aborted on failure), and its content depends only on the source and the model, so
 a retried or duplicated event rewrites the same bytes under the same keys. A marker that already
 names the same source etag and model version makes a redelivered event a no-op. Any failure of
-ours (S3 unreachable, the model not loading) raises, so Lambda retries the event.
+ours or of the environment (S3 unreachable, the object gone, the model not loading) raises, so Lambda
+retries the event and, after its retries, sends it to the on-failure destination.
 """
 
 from __future__ import annotations
@@ -132,6 +133,9 @@ def handle_event(event: dict[str, Any], context: Any, service: Service, settings
         if not ref.key.startswith(settings.input_prefix):
             logger.info("ignoring object outside the input prefix", extra={"key": ref.key})
             ignored.append({"bucket": ref.bucket, "key": ref.key, "reason": f"not under {settings.input_prefix}"})
+            continue
+        if ref.key.endswith("/"):  # a "folder" placeholder made by the console: no rows to predict
+            ignored.append({"bucket": ref.bucket, "key": ref.key, "reason": "a folder, not a file"})
             continue
         done.append(process_object(s3, ref, service, settings))
     return {"objects": done, "ignored": ignored}

@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 from handler.core.service import Service
-from handler.errors import InvalidInput, SkewlessError
+from handler.errors import SkewlessError
 from handler.observability import logger, metrics
 from handler.settings import Settings
 from handler.sources import aws
@@ -74,13 +74,12 @@ def process_message(body: str, message_id: str, service: Service, settings: Sett
         if exc.details is not None:
             result["details"] = exc.details
         logger.info("SQS message rejected", extra={"message_id": message_id, "code": exc.code})
-    except InvalidInput as exc:
+    except SkewlessError as exc:
+        if exc.status >= 500:
+            raise  # ours (model or artifacts unavailable), maybe transient: let SQS redeliver it
         request_id = exc_request_id(body, message_id)
         result = {"request_id": request_id, **exc.to_body()}
         logger.info("SQS message rejected", extra={"message_id": message_id, "code": exc.code})
-    except SkewlessError:
-        # 5xx class (model or artifacts unavailable): ours, maybe transient -> retry.
-        raise
     result["model"] = service.name
     result["version"] = service.artifacts.manifest.version
     deliver(result, request_id, settings)

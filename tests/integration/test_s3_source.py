@@ -329,3 +329,12 @@ def test_memory_does_not_grow_with_the_file_size(moto_process_s3: Any, service: 
         print(f"\n{n} rows ({size / 1e6:.1f} MB): peak {peaks[n] / 1e6:.1f} MB traced")
     # 10x the rows: a buffering implementation would peak ~10x higher; allow generous noise.
     assert peaks[200_000] < 1.5 * peaks[20_000], f"peak memory grew with the file: {peaks}"
+
+
+def test_an_object_deleted_before_it_is_read_fails_the_event_and_writes_nothing(
+    s3: Any, bucket: str, service: Service, settings: Settings, lambda_context: Any
+) -> None:
+    with pytest.raises(botocore.exceptions.ClientError, match="NoSuchKey"):
+        s3_source.handle_event(s3_put_event(bucket, "incoming/gone.csv"), lambda_context, service, settings)
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="predictions/")
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")

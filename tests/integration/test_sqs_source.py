@@ -206,3 +206,18 @@ def test_a_poison_message_ends_in_the_dead_letter_queue_and_the_others_are_answe
     assert [json.loads(m["Body"])["request_id"] for m in dead] == ["poison"]
     answers = _drain(sqs, results)
     assert sorted(m["MessageAttributes"]["request_id"]["StringValue"] for m in answers) == [f"r{i}" for i in range(5)]
+
+
+def test_a_model_that_cannot_load_fails_the_messages_for_retry_not_with_error_results(
+    s3: Any, bucket: str, settings: Settings, artifacts_copy: Any, lambda_context: Any
+) -> None:
+    from handler.core.artifacts import Artifacts
+
+    broken = Service.create(Artifacts.open(artifacts_copy), settings.coerce_policy())
+    (artifacts_copy / "model.keras").write_bytes(b"not a keras archive")  # damaged after the hash check
+    event = sqs_event([json.dumps({"request_id": "later", "instances": churn_rows(1)})], ["m1"])
+
+    result = sqs_source.handle_event(event, lambda_context, broken, settings)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="sqs-results/")
