@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from handler.bootstrap import open_service
 from handler.core.service import Service
 from handler.errors import SkewlessError
-from handler.observability import logger, metrics, tracer
+from handler.observability import capture_lambda_handler, logger, metrics
 from handler.settings import Settings
 from handler.sources import direct
 from handler.sources.api import HttpApi
@@ -112,7 +112,7 @@ def _entry(trigger: Trigger | None) -> Callable[[Any, Any], Any]:
     """A Lambda handler with Powertools' logger, tracer and metrics around `dispatch`."""
 
     @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
-    @tracer.capture_lambda_handler
+    @capture_lambda_handler
     @metrics.log_metrics(capture_cold_start_metric=True)
     def handler(event: Any, context: Any) -> Any:
         return dispatch(trigger or event_trigger(event), event, context)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
@@ -11,8 +14,24 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "skewless")
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "skewless"), service=SERVICE)
-# Without the X-Ray daemon (locally, in tests) the tracer is disabled by Powertools itself.
-tracer = Tracer(service=SERVICE)
 
 # The core logs with the standard library ("skewless.*"); give those records the JSON format too.
 copy_config_to_registered_loggers(source_logger=logger, include={"skewless"})
+
+
+def tracing_enabled() -> bool:
+    """Powertools' own rule: off with POWERTOOLS_TRACE_DISABLED, outside Lambda, and under `sam local`."""
+    return not Tracer._is_tracer_disabled()
+
+
+@functools.cache
+def tracer() -> Tracer:
+    """The X-Ray tracer, made on first use: making one imports the X-Ray SDK (~0.4 s measured here)."""
+    return Tracer(service=SERVICE)
+
+
+def capture_lambda_handler(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """Trace the handler with X-Ray where tracing is on; leave it untouched (and the SDK unimported) where off."""
+    if not tracing_enabled():
+        return handler
+    return tracer().capture_lambda_handler(handler)
