@@ -577,8 +577,8 @@ def npy_header(head: bytes, coercer: Coercer) -> tuple[tuple[int, int], np.dtype
 def _numeric_chunk(block: np.ndarray, row0: int, coercer: Coercer) -> Chunk:
     values = block.astype(np.float64)
     columns = {name: values[:, j].copy() for j, name in enumerate(coercer.names)}
-    suspect = ~np.isfinite(values).all(axis=1)
-    keep = ~suspect
+    suspect = np.logical_not(np.isfinite(values).all(axis=1))
+    keep: np.ndarray = ~suspect
     errors: list[RowError] = []
     if suspect.any():
         where = np.flatnonzero(suspect)

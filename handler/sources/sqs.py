@@ -55,8 +55,8 @@ def handle_event(event: dict[str, Any], context: Any, service: Service, settings
     def record_handler(record: SQSRecord) -> str:
         return process_message(record.body, record.message_id, service, settings)
 
-    result: dict[str, Any] = process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+    result: dict[str, Any] = dict(
+        process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     )
     failed = len(result.get("batchItemFailures", []))
     metrics.add_metric(name="SqsMessagesFailed", unit="Count", value=failed)
