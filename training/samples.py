@@ -27,6 +27,11 @@ def _as_strings(r: dict[str, Any]) -> dict[str, Any]:
     return {k: repr(v) if k in NUMERIC else v for k, v in r.items()}
 
 
+def _nudged(v: Any) -> Any:
+    """A value with more float64 digits than float32 can hold."""
+    return v + 1e-9 / 3
+
+
 def _ordered(r: dict[str, Any]) -> list[Any]:
     return [r[c] for c in COLUMNS]
 
@@ -63,7 +68,7 @@ def sample_requests(held_out: dict[str, np.ndarray]) -> dict[str, Any]:
     s["unseen_internet_service"] = {"instances": [{**next(take), "internet_service": "satellite"}]}
     s["unseen_categories_mixed_with_known"] = {"instances": [{**next(take), "payment_method": "gift_card"}, next(take)]}
     s["long_float64_decimals"] = {
-        "instances": [{k: (v + 1e-9 / 3 if k in NUMERIC else v) for k, v in next(take).items()}]
+        "instances": [{k: (_nudged(v) if k in NUMERIC else v) for k, v in next(take).items()}]
     }
     s["zero_tenure_new_customer"] = {"instances": [{**next(take), "tenure_months": 0, "total_charges": 0}]}
     s["values_outside_training_range"] = {

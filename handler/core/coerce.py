@@ -116,7 +116,7 @@ class Coercer:
         for pos, row in enumerate(rows):
             col = _Collector()
             converted = self._row_values(row, first_index + pos, col)
-            if col.errors:
+            if col.errors or converted is None:
                 errors.extend(col.errors)
                 continue
             good.append(pos)
@@ -157,10 +157,10 @@ class Coercer:
         scalars = [n for n in present if not isinstance(cols[n], list)]
         batched = not (present and len(scalars) == len(present))
         if batched and scalars:
-            for n in scalars:
+            for name in scalars:
                 col.add(
                     None,
-                    n,
+                    name,
                     "mixes a scalar with batched (array) columns: send every column as an array, "
                     "or every one as a scalar",
                 )
