@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -215,6 +216,56 @@ def prepare_body(event: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     return {**event, "body": text, "isBase64Encoded": False}
 
 
+# The deepest a request needs is 5 (an OIP v2 tensor with 2-D nested data); allow room, refuse the absurd.
+MAX_JSON_DEPTH = 32
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of two equal keys; a client that sends two would get an answer to half its request.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise BadRequest(f"the body has the key {key!r} twice in one object: send each key once")
+        out[key] = value
+    return out
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (iterative: a deep value must not exhaust the stack here either)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            if level > MAX_JSON_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children if isinstance(child, (list, dict)))
+    return deepest
+
+
+def parse_json_body(text: str) -> Any:
+    """The resolvers' JSON parser: json.loads, with a 400 for what it would crash on or silently drop.
+
+    Malformed JSON still raises json.JSONDecodeError, which Powertools reports with its position.
+    """
+    too_deep = BadRequest(
+        f"the body is nested more than {MAX_JSON_DEPTH} levels deep: a request is an object of arrays of rows"
+    )
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        raise too_deep from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        # Python refuses integer literals over 4300 digits (int_max_str_digits) with a plain ValueError.
+        raise BadRequest("the body has a number with too many digits: send numbers as JSON floats") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise too_deep
+    return value
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
@@ -280,7 +331,7 @@ class HttpApi:
         self._openapi: dict[str, str] = {}
         self.resolvers: dict[HttpTrigger, ApiGatewayResolver] = {}
         for trigger, (resolver_class, _) in _RESOLVERS.items():
-            resolver = resolver_class(enable_validation=True)
+            resolver = resolver_class(enable_validation=True, json_body_deserializer=parse_json_body)
             register_routes(resolver, self)
             self.resolvers[trigger] = resolver
 
