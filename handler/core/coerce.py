@@ -71,10 +71,6 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _preview(value: str) -> str:
-    return repr(value if len(value) <= 40 else value[:37] + "...")
-
-
 class Coercer:
     """Turns v1 bodies into columns for one model's feature spec."""
 
@@ -216,7 +212,8 @@ class Coercer:
                 col.add(i, f.name, f"must be a string category, got {_type_name(v)}")
                 return None
             if f.oov == "error" and f.index_of(v) < 0:
-                col.add(i, f.name, f"unknown category {_preview(v)}; expected one of {', '.join(f.vocabulary)}")
+                # The value itself is not quoted: error answers and logs never carry the request's values.
+                col.add(i, f.name, f"is not a known category; expected one of {', '.join(f.vocabulary)}")
                 return None
             return v
         return self._number(f, v, i, col)
@@ -240,7 +237,7 @@ class Coercer:
             try:
                 x = float(v.strip())
             except (ValueError, OverflowError):
-                col.add(i, f.name, f"must be a number, got the string {_preview(v)}")
+                col.add(i, f.name, "must be a number, got a string that is not one")
                 return None
         else:
             col.add(i, f.name, f"must be a number, got {_type_name(v)}")
@@ -248,7 +245,7 @@ class Coercer:
         if not math.isfinite(x):
             if self.policy.non_finite == "impute":
                 return f.fill_value
-            col.add(i, f.name, f"must be a finite number, got {x}")
+            col.add(i, f.name, "must be a finite number, got NaN or infinity")
             return None
         return x
 

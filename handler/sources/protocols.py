@@ -60,15 +60,16 @@ def _shape_error(shape: Sequence[Any]) -> str | None:
 
 def _check_values(datatype: str, values: list[Any]) -> str | None:
     """A JSON value that cannot be of the declared datatype, as a reason, or None."""
+    # The position and kind of the value, never the value: error answers do not carry the request's values.
     for i, v in enumerate(values):
         if datatype == "BOOL" and not isinstance(v, bool):
-            return f"data[{i}] is {v!r}, but datatype BOOL holds true/false"
+            return f"data[{i}] is not true/false, but datatype BOOL holds true/false"
         if datatype in INT_TYPES and (
             isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer())
         ):
-            return f"data[{i}] is {v!r}, but datatype {datatype} holds integers"
+            return f"data[{i}] is not an integer, but datatype {datatype} holds integers"
         if datatype in FLOAT_TYPES and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            return f"data[{i}] is {v!r}, but datatype {datatype} holds numbers"
+            return f"data[{i}] is not a number, but datatype {datatype} holds numbers"
     return None
 
 

@@ -103,13 +103,13 @@ def test_wrong_length_list_says_the_expected_order() -> None:
 
 def test_strict_vocabulary_rejects_unseen_category_and_lenient_one_accepts() -> None:
     [(i, f, reason)] = errors_of({"instances": [{**ROW, "contract_type": "lifetime"}]})
-    assert (i, f) == (0, "contract_type") and "unknown category 'lifetime'" in reason
+    assert (i, f) == (0, "contract_type") and "not a known category" in reason and "lifetime" not in reason
     assert coerce({"instances": [{**ROW, "payment_method": "crypto"}]}).n == 1
 
 
 def test_non_numeric_strings_and_numeric_strings_under_reject_policy() -> None:
     assert errors_of({"instances": [{**ROW, "age": "forty"}]}) == [
-        (0, "age", "must be a number, got the string 'forty'")
+        (0, "age", "must be a number, got a string that is not one")
     ]
     [(_, f, reason)] = errors_of({"instances": [{**ROW, "age": "40"}]}, numeric_strings="reject")
     assert f == "age" and "NUMERIC_STRINGS=reject" in reason
