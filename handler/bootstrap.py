@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from handler.core.artifacts import Artifacts
 from handler.core.model import choose_runtime
@@ -12,12 +13,25 @@ from handler.settings import Settings
 log = logging.getLogger("skewless.bootstrap")
 
 
+def model_dir(settings: Settings) -> Path:
+    """MODEL_DIR, or the verified local copy of MODEL_S3_URI."""
+    if not settings.model_s3_uri:
+        return settings.model_dir
+    from handler.sources import model_store  # lazily: boto3 only when the model lives in S3
+
+    s3 = model_store.make_client(settings.model_s3_timeout, settings.model_s3_max_attempts)
+    local = model_store.fetch_model(settings.model_s3_uri, settings.model_cache_dir, s3)
+    log.info("model fetched from %s into %s", settings.model_s3_uri, local)
+    return local
+
+
 def open_service(settings: Settings, runtime: str | None = None) -> Service:
     """Verify the artifacts (hashes, consistency) and build the service; the model stays lazy.
 
-    `runtime` overrides settings.serving_runtime (tensorflow, litert or auto).
+    `runtime` overrides settings.serving_runtime (tensorflow, litert or auto). With MODEL_S3_URI
+    the artifacts are downloaded first and checked against the manifest (MODEL_DIR is not used).
     """
-    artifacts = Artifacts.open(settings.model_dir)
+    artifacts = Artifacts.open(model_dir(settings))
     chosen, why = choose_runtime(artifacts, runtime or settings.serving_runtime)
     log.info("serving runtime: %s (%s)", chosen, why)
     service = Service.create(artifacts, settings.coerce_policy(), chosen)

@@ -87,6 +87,12 @@ class ArtifactError(SkewlessError):
     code = "artifacts_invalid"
 
 
+class ModelSourceError(ArtifactError):
+    """MODEL_S3_URI could not be read (unreachable, denied, an object missing): we refuse to serve."""
+
+    code = "model_source_unavailable"
+
+
 class ModelLoadError(SkewlessError):
     """The model could not be loaded (unregistered custom object, bad file, ...)."""
 

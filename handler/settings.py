@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,11 @@ def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, 
 class Settings:
     model_dir: Path = DEFAULT_MODEL_DIR
     model_s3_uri: str | None = None
+    # Where MODEL_S3_URI is downloaded to (Lambda's only writable disk is /tmp).
+    model_cache_dir: Path = Path(tempfile.gettempdir())
+    # A short budget: an unreachable model source should fail the init quickly, with the reason.
+    model_s3_timeout: int = 10
+    model_s3_max_attempts: int = 3
     preload_model: bool = False
     max_batch_size: int = 1024
     # API Gateway and Lambda cap synchronous payloads at 6 MB; refuse earlier with a clear 413.
@@ -76,6 +82,9 @@ class Settings:
         s = cls(
             model_dir=Path(env.get("MODEL_DIR") or DEFAULT_MODEL_DIR),
             model_s3_uri=env.get("MODEL_S3_URI") or None,
+            model_cache_dir=Path(env.get("MODEL_CACHE_DIR") or tempfile.gettempdir()),
+            model_s3_timeout=_int(env, "MODEL_S3_TIMEOUT", cls.model_s3_timeout),
+            model_s3_max_attempts=_int(env, "MODEL_S3_MAX_ATTEMPTS", cls.model_s3_max_attempts),
             preload_model=_bool(env, "PRELOAD_MODEL", False),
             max_batch_size=_int(env, "MAX_BATCH_SIZE", cls.max_batch_size),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes),
@@ -92,6 +101,8 @@ class Settings:
             log_request_values=_bool(env, "LOG_REQUEST_VALUES", False),
             serving_runtime=_choice(env, "SERVING_RUNTIME", "auto", ("auto", "tensorflow", "litert")),
         )
+        if s.model_s3_uri is not None and not s.model_s3_uri.startswith("s3://"):
+            raise SettingsError(f"MODEL_S3_URI={s.model_s3_uri!r} must look like s3://bucket/prefix/")
         if s.output_prefix.startswith(s.input_prefix) or s.input_prefix.startswith(s.output_prefix):
             raise SettingsError(
                 f"OUTPUT_PREFIX={s.output_prefix!r} and INPUT_PREFIX={s.input_prefix!r} overlap: "

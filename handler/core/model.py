@@ -49,6 +49,12 @@ def load_tensorflow_forward(artifacts: Artifacts) -> Forward:
     try:
         model = keras.saving.load_model(artifacts.model_path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises bare TypeError/ValueError for bad files
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise ModelLoadError(
+                f"{artifacts.model_path.name} contains a Python lambda (a keras.layers.Lambda layer), which "
+                f"could run arbitrary code when loaded: safe mode refuses it. Replace the lambda with a layer "
+                f"registered in handler/custom_objects.py and re-export"
+            ) from exc
         raise ModelLoadError(f"could not load {artifacts.model_path.name}: {exc}") from exc
 
     spec = artifacts.manifest.inputs
@@ -148,9 +154,18 @@ def choose_runtime(artifacts: Artifacts, requested: str) -> tuple[str, str]:
 class LazyModel:
     """Holds the forward function; the first caller loads it, concurrent callers wait for it."""
 
-    def __init__(self, artifacts: Artifacts, loader: Callable[[Artifacts], Forward] = load_tensorflow_forward) -> None:
+    def __init__(
+        self,
+        artifacts: Artifacts,
+        loader: Callable[[Artifacts], Forward] = load_tensorflow_forward,
+        verify: Callable[[Forward], None] | None = None,
+    ) -> None:
         self.artifacts = artifacts
         self._loader = loader
+        # Runs on the freshly loaded model before it serves; raising refuses it (the next call retries).
+        self._verify = verify
+        # Why the last load failed, until one succeeds: readiness reports it; a failed load is never cached.
+        self.last_error: BaseException | None = None
         self._forward: Forward | None = None
         self._lock = threading.Lock()
         self.load_seconds: float | None = None
@@ -167,10 +182,17 @@ class LazyModel:
         with self._lock:
             if self._forward is None:
                 start = time.perf_counter()
-                fn = self._loader(self.artifacts)
-                # Trace now, so the first request does not pay for it.
-                width = self.artifacts.preprocessor.output_width
-                fn(np.zeros((1, width), dtype=self.artifacts.preprocessor.dtype))
+                try:
+                    fn = self._loader(self.artifacts)
+                    # Trace now, so the first request does not pay for it.
+                    width = self.artifacts.preprocessor.output_width
+                    fn(np.zeros((1, width), dtype=self.artifacts.preprocessor.dtype))
+                    if self._verify is not None:
+                        self._verify(fn)
+                except BaseException as exc:
+                    self.last_error = exc
+                    raise
+                self.last_error = None
                 self.load_seconds = time.perf_counter() - start
                 self.loads += 1
                 self._forward = fn

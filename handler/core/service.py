@@ -10,7 +10,9 @@ import numpy as np
 
 from handler.core.artifacts import Artifacts
 from handler.core.coerce import CoercedRequest, CoercePolicy, Coercer
-from handler.core.model import LOADERS, LazyModel
+from handler.core.golden import compare
+from handler.core.model import LOADERS, Forward, LazyModel
+from handler.errors import ModelLoadError, SkewlessError
 
 
 @dataclass
@@ -47,7 +49,26 @@ class Service:
 
     @classmethod
     def create(cls, artifacts: Artifacts, policy: CoercePolicy, runtime: str = "tensorflow") -> Service:
-        return cls(artifacts=artifacts, policy=policy, model=LazyModel(artifacts, LOADERS[runtime]), runtime=runtime)
+        warnings = artifacts.manifest.version_mismatches()
+        # Other library versions than at export may compute other numbers: prove they do not before serving.
+        verify = (lambda fn: check_golden(artifacts, policy, fn, warnings)) if warnings else None
+        model = LazyModel(artifacts, LOADERS[runtime], verify=verify)
+        return cls(artifacts=artifacts, policy=policy, model=model, runtime=runtime, warnings=warnings)
+
+    warnings: list[str] = field(default_factory=list)
+
+    def forward(self) -> Forward:
+        """The loaded model; an I/O or timeout failure while loading is a ModelLoadError (503, retried).
+
+        A failed load is never cached: the next call tries again. Anything else is a bug of ours (500).
+        """
+        try:
+            return self.model.load()
+        except OSError as exc:  # TimeoutError, a read cut short, a full /tmp: transient or the deployment's
+            raise ModelLoadError(
+                f"the model could not be loaded ({type(exc).__name__}): this is transient or a fault of the "
+                f"deployment; the next request tries again"
+            ) from exc
 
     @property
     def name(self) -> str:
@@ -56,7 +77,7 @@ class Service:
     def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         """Raw columns (already coerced) -> model outputs, one row per example."""
         x = self.artifacts.preprocessor.transform(columns)
-        forward = self.model.load()  # a first, lazy load is ModelLoadTime, not inference time
+        forward = self.forward()  # a first, lazy load is ModelLoadTime, not inference time
         start = time.perf_counter()
         out = forward(x)
         self.last = Timings(batch_size=len(x), inference_seconds=time.perf_counter() - start)
@@ -78,3 +99,23 @@ class Service:
                 "exported_with": m.versions,
             },
         }
+
+
+def check_golden(artifacts: Artifacts, policy: CoercePolicy, forward: Forward, why: list[str]) -> None:
+    """Replay golden.json through `forward`; refuse the model (ModelLoadError) if any answer differs."""
+    golden = artifacts.golden()
+    tol = golden["tolerance"]
+    coercer = Coercer(artifacts.preprocessor, policy)
+    for case in golden["cases"]:
+        try:
+            req = coercer.coerce(case["request"])
+        except SkewlessError as exc:
+            ok, detail = False, f"an error ({exc.message})"
+        else:
+            actual = format_v1(forward(artifacts.preprocessor.transform(req.columns)), req)
+            ok, _, detail = compare(case["response"], actual, tol["atol"], tol["rtol"])
+        if not ok:
+            raise ModelLoadError(
+                f"refusing to serve: with {'; '.join(why)}, golden case '{case['name']}' gives {detail}: "
+                f"install the library versions of the export or re-export the model"
+            )

@@ -41,7 +41,15 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from handler.core.service import Service, format_v1
-from handler.errors import BadRequest, FieldError, InvalidInput, NotFound, PayloadTooLarge, SkewlessError
+from handler.errors import (
+    BadRequest,
+    FieldError,
+    InvalidInput,
+    ModelLoadError,
+    NotFound,
+    PayloadTooLarge,
+    SkewlessError,
+)
 from handler.observability import logger, metrics
 from handler.settings import Settings
 from handler.sources.protocols import V2Protocol
@@ -269,7 +277,7 @@ def parse_json_body(text: str) -> Any:
 # --- errors ---------------------------------------------------------------------------------
 
 
-def _from_validation_error(exc: RequestValidationError) -> SkewlessError:
+def _from_validation_error(exc: RequestValidationError, has_body: bool = False) -> SkewlessError:
     """Powertools/pydantic request validation errors -> our 400 (not JSON) or 422 (does not fit)."""
     errors = list(exc.errors())
     field_errors: list[FieldError] = []
@@ -282,6 +290,9 @@ def _from_validation_error(exc: RequestValidationError) -> SkewlessError:
             return BadRequest(f"the body is not valid JSON: {reason} at position {pos}")
         if loc == ("body",):
             if kind == "missing":
+                # Powertools reports the JSON text `null` as a missing body; say what was sent.
+                if has_body:
+                    return BadRequest("the body must be a JSON object, got null")
                 return BadRequest("the request has no body: send a JSON object")
             return BadRequest(f"the body must be a JSON object ({e.get('msg', kind)})")
         where = ".".join(str(p) for p in loc[1:]) if loc and loc[0] == "body" else ".".join(str(p) for p in loc)
@@ -384,6 +395,16 @@ def _timed_predict(service: Service, columns: dict[str, Any]) -> Any:
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)
     return outputs
+
+
+def model_load_failure(service: Service) -> str | None:
+    """Why the last model load failed (until one succeeds), in words safe to answer with; else None."""
+    exc = service.model.last_error
+    if exc is None or service.model.loaded:
+        return None
+    if isinstance(exc, SkewlessError):
+        return exc.message
+    return f"the last model load failed ({type(exc).__name__}); the next prediction tries again"
 
 
 def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
@@ -490,6 +511,9 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
     )
     def v2_model_ready(name: str) -> dict[str, Any]:
         service = model(name)
+        failed = model_load_failure(service)
+        if failed is not None:
+            raise ModelLoadError(failed)
         return {"name": service.name, "ready": True}
 
     @app.get("/v2/health/live", summary="the process answers", tags=["Open Inference v2"])
@@ -503,7 +527,14 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
         if api.service is None:
             reason = api.startup_error.message if api.startup_error else "not started"
             return Response(503, content_types.APPLICATION_JSON, {"ready": False, "reason": reason})
-        body = {"ready": True, "model": api.service.name, "model_loaded": api.service.model.loaded}
+        service = api.service
+        failed = model_load_failure(service)
+        if failed is not None:  # the artifacts verified, but the model would not load: predictions answer 503
+            body = {"ready": False, "model": service.name, "model_loaded": False, "reason": failed}
+            return Response(503, content_types.APPLICATION_JSON, body)
+        body = {"ready": True, "model": service.name, "model_loaded": service.model.loaded}
+        if service.warnings:
+            body["warnings"] = service.warnings
         return Response(200, content_types.APPLICATION_JSON, body)
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -523,7 +554,7 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
 
     @app.exception_handler(RequestValidationError)
     def validation_error(exc: RequestValidationError) -> Response:
-        return answer(_from_validation_error(exc))
+        return answer(_from_validation_error(exc, has_body=bool((app.current_event.body or "").strip())))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_type(exc: RequestUnsupportedContentType) -> Response:

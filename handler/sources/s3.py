@@ -21,7 +21,8 @@ Outputs, for `s3://bucket/INPUT_PREFIX/a/b.csv` (in `OUTPUT_BUCKET`, default the
 - `OUTPUT_PREFIX/a/b.csv.errors.jsonl`: one line per row that could not, with every reason:
   `{"row": 5, "line": 7, "errors": [{"feature": "age", "reason": "..."}]}`; always written (empty
   when all rows were good), so every row is in exactly one of the two;
-- `OUTPUT_PREFIX/a/b.csv.done.json`: written last, the completion marker: source bucket, key,
+- `OUTPUT_PREFIX/a/b.csv.done.json`: written last, the completion marker (while an earlier marker's
+  outputs are being replaced, it says `"status": "in_progress"`): source bucket, key,
   etag and size, status, counts (rows, predicted, errors), the model name and version. A reader
   waits for it. A file that cannot be read at all (missing header columns, wrong npy dtype,
   invalid UTF-8) gets status "rejected" and one file-level record in the errors object.
@@ -191,6 +192,7 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     # A redelivered event for a source and model already predicted: the outputs are there, complete.
     if (
         previous
+        and previous.get("status") in ("done", "rejected")
         and ref.etag
         and previous.get("source", {}).get("etag") == _etag(ref.etag)
         and previous.get("model") == model
@@ -201,6 +203,11 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     counts = {"rows": 0, "predicted": 0, "errors": 0}
     source: dict[str, Any] = {"bucket": ref.bucket, "key": ref.key, "etag": _etag(ref.etag), "size": ref.size}
     rejection: FileRejected | None = None
+    if previous is not None:
+        # The outputs are about to be replaced: first withdraw the old marker, or a failure between the
+        # new outputs and the new marker would leave it vouching for outputs it does not describe.
+        pending = {"status": "in_progress", "source": source, "model": model}
+        aws.put_json(s3, out.bucket, out.marker, json.dumps(pending).encode())
     # Leaving this block by an exception aborts both uploads: nothing half-written becomes visible.
     with (
         aws.MultipartWriter(s3, out.bucket, out.predictions, part_bytes=settings.s3_part_bytes) as preds,
