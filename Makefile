@@ -5,8 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# The SAM CLI has its own venv: its boto3 pin conflicts with ours.
+SAM_VENV ?= .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+export SAM_CLI_TELEMETRY := 0
+BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
+IMAGE ?= skewless:latest
 
-.PHONY: install run test test-fast verify artifacts lint bench clean
+.PHONY: install run test test-fast verify artifacts lint bench clean sam-cli validate test-sam image wheelhouse
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,11 +22,31 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(SAM): scripts/requirements-sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q -r scripts/requirements-sam.txt
+	touch $@
+
+sam-cli: $(SAM)
+
 run: install  ## serve the model on http://127.0.0.1:3000 (no AWS account, no Docker)
 	$(PY) -m handler serve
 
-test: install  ## every test, as CI runs them
+test: install sam-cli  ## every test, as CI runs them (the sam ones start their own Docker engine)
 	$(PY) -m pytest
+
+test-sam: install sam-cli  ## only the `sam build` / `sam local` tests
+	$(PY) -m pytest -m sam tests/sam
+
+validate: sam-cli  ## sam validate --lint
+	$(SAM) validate --lint
+
+image:  ## the Lambda container image; BASE_IMAGE=... builds it on another base
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+
+wheelhouse: install  ## fill build-inputs/wheelhouse/ so that `make image` installs offline
+	mkdir -p .work && $(PY) scripts/serving_requirements.py pyproject.toml --with awslambdaric > .work/requirements-serve.txt
+	$(PY) -m pip download -q --only-binary=:all: -d build-inputs/wheelhouse -r .work/requirements-serve.txt
 
 test-fast: install  ## skip the slow ones while iterating
 	$(PY) -m pytest -m "not slow and not sam"

@@ -21,19 +21,26 @@ def sam_pin() -> str:
     return REQUIREMENTS.read_text().strip()
 
 
-def sam_env() -> dict[str, str]:
+# Host variables a `sam` command may see. SAM copies any host variable that the template also
+# declares (MODEL_DIR, POWERTOOLS_*, ...) into the function, so the rest stay out.
+_PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "DOCKER_HOST", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+
+def sam_env(**extra: str) -> dict[str, str]:
     """The environment for every `sam` command: no telemetry, no AWS account, and no HTTPS
     anywhere (its version check and any AWS call fail at once on a refused proxy; it talks to
     Docker over a unix socket and to the containers over plain HTTP)."""
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k in _PASSED_THROUGH},
         "SAM_CLI_TELEMETRY": "0",
         "HTTPS_PROXY": "http://127.0.0.1:9",
         "https_proxy": "http://127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
-        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        **extra,
     }
 
 

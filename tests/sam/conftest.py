@@ -1,0 +1,148 @@
+"""`sam local` fixtures: a container engine, the local base image, `sam build`, local S3/SQS.
+
+Everything started here is stopped here; the engine's data folder persists (see
+tests/support/docker_engine.py), so a second run reuses the base image and the image layers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.docker_engine import WORK_ROOT, DockerEngine, start_engine
+from tests.support.local_aws import LocalAws, start_local_aws
+from tests.support.samcli import ROOT, ensure_sam_cli, sam_env
+
+BASE_IMAGE = "skewless-lambda-base:bookworm-py311"
+AWS_BASE_IMAGE_LINE = "BASE_IMAGE: public.ecr.aws/lambda/python:3.11"
+FUNCTION = "InferenceFunction"
+DATA_BUCKET = "skewless-data"  # the bucket named in events/s3_*.json
+RESULTS_QUEUE = "skewless-results"
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+
+
+@dataclass
+class SamProject:
+    sam: Path
+    engine: DockerEngine
+    built_template: Path
+    env_vars_file: Path
+    aws: LocalAws
+    results_queue_url: str
+    build_seconds: float
+    build_log: str
+
+    def env(self) -> dict[str, str]:
+        return sam_env(DOCKER_HOST=self.engine.host)
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.sam), *args], capture_output=True, text=True, env=self.env(), cwd=ROOT, timeout=timeout
+        )
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[DockerEngine]:
+    running = start_engine()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def base_image(engine: DockerEngine) -> str:
+    """Debian bookworm + Python 3.11, made with debootstrap (no registry); built once, then reused."""
+    if not engine.has_image(BASE_IMAGE):
+        script = ROOT / "scripts" / "build-local-base-image.sh"
+        done = subprocess.run(
+            [str(script), BASE_IMAGE, str(WORK_ROOT / "base")],
+            env={**engine.env, "DOCKER": engine.client},
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, f"building the base image failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return BASE_IMAGE
+
+
+def _trust_host_ca_certificates() -> None:
+    """The build's pip goes through this machine's TLS-re-signing proxy: give it the host's extra CAs."""
+    target = ROOT / "build-inputs" / "ca-certificates"
+    for cert in sorted(HOST_CA_DIR.glob("*.crt")):
+        dst = target / cert.name
+        if not dst.exists() or dst.read_bytes() != cert.read_bytes():
+            shutil.copyfile(cert, dst)
+
+
+def _test_template(work: Path, base: str) -> Path:
+    """template.yaml on the local base image, with AWS_ENDPOINT_URL declared so --env-vars can set it."""
+    text = (ROOT / "template.yaml").read_text()
+    assert text.count(AWS_BASE_IMAGE_LINE) == 1, f"template.yaml should set {AWS_BASE_IMAGE_LINE!r} once"
+    text = text.replace(AWS_BASE_IMAGE_LINE, f"BASE_IMAGE: {base}")
+    model_dir_line = "          MODEL_DIR: /var/task/model_artifacts\n"
+    assert text.count(model_dir_line) == 1
+    text = text.replace(model_dir_line, model_dir_line + '          AWS_ENDPOINT_URL: ""\n')
+    path = work / "template.yaml"
+    path.write_text(text)
+    return path
+
+
+def _bridge_gateway(engine: DockerEngine) -> str:
+    done = engine.run("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def project(engine: DockerEngine, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamProject]:
+    sam = ensure_sam_cli()
+    work = tmp_path_factory.mktemp("sam")
+    _trust_host_ca_certificates()
+    template = _test_template(work, base_image)
+    build_dir = work / "build"
+    start = time.monotonic()
+    done = subprocess.run(
+        [str(sam), "build", "-t", str(template), "--base-dir", str(ROOT), "--build-dir", str(build_dir)],
+        capture_output=True,
+        text=True,
+        env=sam_env(DOCKER_HOST=engine.host),
+        cwd=ROOT,
+        timeout=1800,
+    )
+    build_seconds = time.monotonic() - start
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, f"sam build failed after {build_seconds:.0f} s:\n{log[-5000:]}"
+
+    aws = start_local_aws(_bridge_gateway(engine))
+    try:
+        aws.client("s3").create_bucket(Bucket=DATA_BUCKET)
+        queue_url = aws.client("sqs").create_queue(QueueName=RESULTS_QUEUE)["QueueUrl"]
+        env_vars = work / "env.json"
+        env_vars.write_text(
+            json.dumps(
+                {
+                    FUNCTION: {
+                        "AWS_ENDPOINT_URL": aws.endpoint,
+                        "OUTPUT_BUCKET": DATA_BUCKET,
+                        "RESULTS_QUEUE_URL": queue_url,
+                    }
+                }
+            )
+        )
+        yield SamProject(sam, engine, build_dir / "template.yaml", env_vars, aws, queue_url, build_seconds, log)
+    finally:
+        aws.stop()
+        _remove_function_containers(engine)
+
+
+def _remove_function_containers(engine: DockerEngine) -> None:
+    """Containers `sam local` left behind (it normally removes its own)."""
+    ids = engine.run("ps", "-aq", "--filter", "label=sam.cli.container.type=lambda", check=False).stdout.split()
+    if ids:
+        engine.run("rm", "-f", *ids, check=False)

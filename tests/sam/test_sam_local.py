@@ -1,0 +1,192 @@
+"""`sam build`, `sam local invoke` with every file in events/, `sam local start-api` with every
+golden case: the image that would be deployed gives the answers recorded at training time."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handler.core.golden import compare
+from tests.conftest import ARTIFACTS, EVENTS
+from tests.sam.conftest import DATA_BUCKET, FUNCTION, SamProject
+from tests.support.runtime_emulator import free_port
+
+pytestmark = pytest.mark.sam
+
+GOLDEN: dict[str, Any] = json.loads((ARTIFACTS / "golden.json").read_text())
+CASES = GOLDEN["cases"]
+TOL = GOLDEN["tolerance"]
+S3_CASE = next(c for c in CASES if c["name"] == "batch_of_100")  # dict rows: they become CSV rows
+EVENT_FILES = sorted(p.name for p in EVENTS.glob("*.json"))
+
+
+def _golden_for(request: Any) -> dict[str, Any]:
+    key = json.dumps({k: v for k, v in request.items() if k != "request_id"}, sort_keys=True)
+    for case in CASES:
+        if json.dumps(case["request"], sort_keys=True) == key:
+            return case
+    raise AssertionError(f"the event's request is not a golden case: {key[:200]}")
+
+
+def _assert_golden(case: dict[str, Any], actual: Any, via: str) -> None:
+    ok, diff, detail = compare(case["response"], actual, TOL["atol"], TOL["rtol"])
+    assert ok, f"{case['name']} via {via}: {detail} (max |diff| {diff:.3g}); answer {json.dumps(actual)[:300]}"
+
+
+def _invoke(project: SamProject, event_file: Path) -> Any:
+    done = project.run(
+        "local", "invoke", FUNCTION, "-t", str(project.built_template), "-e", str(event_file),
+        "--env-vars", str(project.env_vars_file), "--skip-pull-image",
+    )  # fmt: skip
+    assert done.returncode == 0, f"sam local invoke -e {event_file.name}:\n{done.stderr[-4000:]}"
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    assert lines, f"no result from sam local invoke -e {event_file.name}:\n{done.stderr[-4000:]}"
+    return json.loads(lines[-1])
+
+
+def _http_body(result: dict[str, Any]) -> tuple[int, Any]:
+    raw = result.get("body") or ""
+    if result.get("isBase64Encoded"):
+        raw = base64.b64decode(raw).decode()
+    return int(result["statusCode"]), json.loads(raw)
+
+
+def _seed_s3_input(project: SamProject, key: str) -> None:
+    rows = S3_CASE["request"]["instances"]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    s3 = project.aws.client("s3")
+    s3.put_object(Bucket=DATA_BUCKET, Key=key, Body=out.getvalue().encode())
+    listed = s3.list_objects_v2(Bucket=DATA_BUCKET, Prefix="predictions/").get("Contents", [])
+    for obj in listed:  # so this invoke has to write the outputs itself
+        s3.delete_object(Bucket=DATA_BUCKET, Key=obj["Key"])
+
+
+def _s3_key_of(event: dict[str, Any]) -> str:
+    from urllib.parse import unquote_plus
+
+    if "Records" in event:
+        return unquote_plus(event["Records"][0]["s3"]["object"]["key"])
+    return str(event["detail"]["object"]["key"])
+
+
+def test_sam_build_verified_golden_outputs_in_the_image(project: SamProject) -> None:
+    assert "golden cases of 'churn' match training" in project.build_log, project.build_log[-3000:]
+    print(f"sam build took {project.build_seconds:.0f} s")
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_sam_local_invoke_event_file(project: SamProject, name: str) -> None:
+    path = EVENTS / name
+    event = json.loads(path.read_text())
+    if "Records" in event and event["Records"][0].get("eventSource") == "aws:s3" or event.get("source") == "aws.s3":
+        key = _s3_key_of(event)
+        _seed_s3_input(project, key)
+        result = _invoke(project, path)
+        s3 = project.aws.client("s3")
+        out_key = "predictions/" + key[len("incoming/") :] + ".jsonl"
+        lines = s3.get_object(Bucket=DATA_BUCKET, Key=out_key)["Body"].read().decode().splitlines()
+        predictions = [json.loads(line)["prediction"] for line in lines]
+        _assert_golden(S3_CASE, {"predictions": predictions}, f"{name} -> s3://{DATA_BUCKET}/{out_key}")
+        return
+    result = _invoke(project, path)
+    if "Records" in event:  # SQS: no failed message, and every result on the results queue
+        assert result == {"batchItemFailures": []}, result
+        sqs = project.aws.client("sqs")
+        # A message without its own request_id is answered under its SQS message id.
+        bodies = [(json.loads(r["body"]), r["messageId"]) for r in event["Records"]]
+        wanted = {body.get("request_id", message_id): body for body, message_id in bodies}
+        got: dict[str, Any] = {}
+        deadline = time.monotonic() + 10
+        while set(got) != set(wanted) and time.monotonic() < deadline:
+            for message in sqs.receive_message(QueueUrl=project.results_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            ):
+                body = json.loads(message["Body"])
+                got[body["request_id"]] = body
+                sqs.delete_message(QueueUrl=project.results_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        assert set(got) == set(wanted), f"results for {sorted(got)}, expected {sorted(wanted)}"
+        for request_id, request in wanted.items():
+            answer = {k: v for k, v in got[request_id].items() if k in ("predictions", "outputs")}
+            _assert_golden(_golden_for(request), answer, f"{name} ({request_id})")
+        return
+    if "statusCode" in result:
+        status, body = _http_body(result)
+        assert status == 200, f"{name}: HTTP {status}: {body}"
+        _assert_golden(_golden_for(json.loads(event["body"])), body, name)
+        return
+    _assert_golden(_golden_for(event), result, name)
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"sam local start-api exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(1)
+    raise AssertionError(f"start-api not ready after {seconds:.0f} s:\n{log.read_text()[-4000:]}")
+
+
+def _post(url: str, body: Any) -> tuple[int, Any]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+def test_sam_local_start_api_answers_every_golden_case(project: SamProject, tmp_path: Path) -> None:
+    """One warm start-api session (EAGER containers) for all golden cases, over real HTTP."""
+    port = free_port()
+    log = tmp_path / "start-api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(project.sam), "local", "start-api", "-t", str(project.built_template), "--host", "127.0.0.1",
+             "--port", str(port), "--env-vars", str(project.env_vars_file), "--skip-pull-image",
+             "--warm-containers", "EAGER"],
+            env=project.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(f"{base}/v2/health/live", proc, log)
+        failures = []
+        start = time.monotonic()
+        for case in CASES:
+            status, body = _post(f"{base}/v1/models/churn:predict", case["request"])
+            if status != 200:
+                failures.append(f"{case['name']}: HTTP {status}: {str(body)[:200]}")
+                continue
+            ok, diff, detail = compare(case["response"], body, TOL["atol"], TOL["rtol"])
+            if not ok:
+                failures.append(f"{case['name']}: {detail}")
+        per_request = (time.monotonic() - start) / len(CASES)
+        assert not failures, "start-api answers differ from golden:\n" + "\n".join(failures)
+        print(f"start-api: {len(CASES)} golden cases, {per_request * 1e3:.0f} ms per request (warm)")
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: SAM stops and removes its warm containers
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -1,0 +1,132 @@
+"""template.yaml: `sam validate --lint`, SAM's transform with every option, least-privilege IAM."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.samcli import ROOT, SAM_VENV, ensure_sam_cli, sam_env
+
+TEMPLATE = ROOT / "template.yaml"
+OPTIONS = {
+    "defaults": [],
+    "everything_on": [
+        "ApiAuth=AWS_IAM",
+        "EnableFunctionUrl=true",
+        "ProvisionedConcurrency=2",
+        "PreloadModel=true",
+        "EnableTracing=true",
+        "LogLevel=DEBUG",
+    ],
+    "public_function_url": ["EnableFunctionUrl=true"],
+}
+
+
+@pytest.fixture(scope="module")
+def sam() -> Path:
+    return ensure_sam_cli()
+
+
+def _translate(parameters: list[str]) -> dict[str, Any]:
+    script = ROOT / "tests" / "support" / "translate_template.py"
+    done = subprocess.run(
+        [str(SAM_VENV / "bin" / "python"), str(script), str(TEMPLATE), *parameters],
+        capture_output=True,
+        text=True,
+        env=sam_env(),
+    )
+    assert done.returncode == 0, f"SAM's transform refused the template with {parameters}:\n{done.stderr[-3000:]}"
+    data: dict[str, Any] = json.loads(done.stdout)
+    return data
+
+
+@pytest.fixture(scope="module")
+def translated(sam: Path) -> dict[str, Any]:
+    return _translate([])
+
+
+def _of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def _statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for role in _of_type(template, "AWS::IAM::Role").values():
+        for policy in role["Properties"].get("Policies", []):
+            out.extend(policy["PolicyDocument"]["Statement"])
+    for policy in _of_type(template, "AWS::IAM::RolePolicy").values():
+        out.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return out
+
+
+def test_sam_validate_lint_passes(sam: Path) -> None:
+    done = subprocess.run(
+        [str(sam), "validate", "--lint", "-t", str(TEMPLATE)], capture_output=True, text=True, env=sam_env(), cwd=ROOT
+    )
+    assert done.returncode == 0, f"sam validate --lint:\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_sam_transform_accepts_every_option(sam: Path, name: str) -> None:
+    """`validate --lint` checks the defaults only; the transform must accept each option too."""
+    assert "InferenceFunction" in _translate(OPTIONS[name])["Resources"]
+
+
+def test_no_iam_statement_allows_every_resource_except_xray(translated: dict[str, Any]) -> None:
+    for statement in _statements(translated):
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if "*" in resources:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all(a.startswith("xray:") for a in actions), f"'*' resource for {actions}"
+    role = _of_type(translated, "AWS::IAM::Role")
+    assert list(role) == ["FunctionRole"], f"SAM generated a role (with managed '*' policies): {list(role)}"
+    assert not role["FunctionRole"]["Properties"].get("ManagedPolicyArns")
+
+
+def test_s3_access_is_read_input_prefix_write_output_prefix(translated: dict[str, Any]) -> None:
+    s3 = [s for s in _statements(translated) if any(str(a).startswith("s3:") for a in _as_list(s["Action"]))]
+    by_sid = {s["Sid"]: s for s in s3}
+    assert set(by_sid) == {"ReadInputPrefix", "WriteOutputPrefix", "ReadOwnOutputMarkers", "ListOutputPrefixOnly"}
+    assert _as_list(by_sid["ReadInputPrefix"]["Action"]) == ["s3:GetObject"]
+    assert "${InputPrefix}*" in json.dumps(by_sid["ReadInputPrefix"]["Resource"])
+    for sid in ("WriteOutputPrefix", "ReadOwnOutputMarkers"):
+        assert "${OutputPrefix}*" in json.dumps(by_sid[sid]["Resource"]), sid
+    assert "s3:PutObject" not in json.dumps([by_sid["ReadInputPrefix"], by_sid["ReadOwnOutputMarkers"]])
+    listing = by_sid["ListOutputPrefixOnly"]
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == {"Fn::Sub": "${OutputPrefix}*"}, listing
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_sqs_trigger_reports_partial_batch_failures_and_dead_letters(translated: dict[str, Any]) -> None:
+    (mapping,) = _of_type(translated, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = translated["Resources"]["RequestQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["RequestDeadLetterQueue", "Arn"]}
+
+
+def test_both_apis_reach_the_same_proxy_route(translated: dict[str, Any]) -> None:
+    http = translated["Resources"]["HttpApi"]["Properties"]["Body"]["paths"]
+    rest = translated["Resources"]["RestApi"]["Properties"]["Body"]["paths"]
+    assert "/{proxy+}" in http and "/{proxy+}" in rest, (list(http), list(rest))
+
+
+def test_s3_notification_is_limited_to_the_input_prefix(translated: dict[str, Any]) -> None:
+    bucket = translated["Resources"]["DataBucket"]["Properties"]
+    (config,) = bucket["NotificationConfiguration"]["LambdaConfigurations"]
+    assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
+
+
+def test_function_environment_names_only_variables_the_app_reads(translated: dict[str, Any]) -> None:
+    variables = translated["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
+    read = set(re.findall(r'env\.get\("([A-Z_]+)"|_\w+\(env, "([A-Z_]+)"', (ROOT / "handler/settings.py").read_text()))
+    names = {a or b for a, b in read}
+    ours = {v for v in variables if not v.startswith("POWERTOOLS_")}
+    assert ours <= names, f"set in the template but not read by handler/settings.py: {sorted(ours - names)}"
