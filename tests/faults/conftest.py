@@ -3,6 +3,7 @@ same port, S3 clients with short timeouts, and the Lambda app started with setti
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -75,11 +76,11 @@ class MotoProcess:
             self.proc.terminate()
             self.proc.wait(timeout=10)
 
-    def client(self, service: str = "s3", timeout: float = 2, attempts: int = 2) -> Any:
-        return fast_client(self.endpoint, service, timeout, attempts)
+    def client(self, kind: str = "s3", timeout: float = 2, attempts: int = 2) -> Any:
+        return fast_client(self.endpoint, kind, timeout, attempts)
 
 
-def fast_client(endpoint: str, service: str = "s3", timeout: float = 2, attempts: int = 2) -> Any:
+def fast_client(endpoint: str, kind: str = "s3", timeout: float = 2, attempts: int = 2) -> Any:
     """A boto3 client for a loopback endpoint that gives up quickly (a dead server fails in seconds)."""
     import boto3
     from botocore.config import Config
@@ -91,7 +92,7 @@ def fast_client(endpoint: str, service: str = "s3", timeout: float = 2, attempts
         s3={"addressing_style": "path"},
     )
     return boto3.session.Session().client(
-        service,
+        kind,
         endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
@@ -117,12 +118,12 @@ def start_app(monkeypatch: pytest.MonkeyPatch) -> Any:
     import handler.app as app
     from handler.sources.api import HttpApi
 
-    def start(settings: Settings) -> ModuleType:
-        service, error = app._open(settings)
-        monkeypatch.setattr(app, "settings", settings)
-        monkeypatch.setattr(app, "service", service)
+    def start(chosen: Settings) -> ModuleType:
+        opened, error = app._open(chosen)
+        monkeypatch.setattr(app, "settings", chosen)
+        monkeypatch.setattr(app, "service", opened)
         monkeypatch.setattr(app, "startup_error", error)
-        monkeypatch.setattr(app, "http_api", HttpApi(service, settings, error))
+        monkeypatch.setattr(app, "http_api", HttpApi(opened, chosen, error))
         return app
 
     return start
@@ -170,10 +171,8 @@ class CuttableProxy:
         if listener is not None:
             listener.close()
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
         self.cuts += 1
 
@@ -202,10 +201,8 @@ class CuttableProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
 
 @pytest.fixture
