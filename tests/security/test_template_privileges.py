@@ -1,0 +1,127 @@
+"""template.yaml grants least privilege: read from the template itself (CloudFormation tags included).
+
+The function's role may read the input prefix, write only under the output prefix (and read its own
+markers there), use its two queues and its own log group; no statement names every resource except
+X-Ray's, whose two actions have no resource-level permissions. A Function URL can require IAM auth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+
+from tests.conftest import ROOT
+
+BUCKET_ARN = "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::Region}-${AWS::AccountId}"
+INPUT = BUCKET_ARN + "/${InputPrefix}*"
+OUTPUT = BUCKET_ARN + "/${OutputPrefix}*"
+S3_READ = {"s3:GetObject", "s3:GetObjectVersion"}
+S3_LIST = {"s3:ListBucket"}
+# Every s3 action the function may hold, and where.
+S3_WRITE = {"s3:PutObject", "s3:AbortMultipartUpload"}
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    data, problems = decode(str(ROOT / "template.yaml"))
+    assert not problems and data is not None, f"template.yaml does not parse: {problems}"
+    return dict(data)
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _resource_text(resource: Any) -> str:
+    """A Resource as a string: plain, !Sub text, or the logical id behind !GetAtt / !Ref."""
+    if isinstance(resource, str):
+        return resource
+    if isinstance(resource, dict) and "Fn::Sub" in resource:
+        sub = resource["Fn::Sub"]
+        return str(sub[0] if isinstance(sub, list) else sub)
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        att = resource["Fn::GetAtt"]
+        return "GetAtt:" + (".".join(att) if isinstance(att, list) else str(att))
+    if isinstance(resource, dict) and "Ref" in resource:
+        return "Ref:" + str(resource["Ref"])
+    return repr(resource)
+
+
+def function_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, statement) for every policy statement that reaches the function's role."""
+    resources = template["Resources"]
+    function = resources["InferenceFunction"]["Properties"]
+    assert function["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}, "the function must use the role checked here"
+    assert "Policies" not in function, "SAM policy templates on the function bypass this check"
+    role = resources["FunctionRole"]["Properties"]
+    assert not role.get("ManagedPolicyArns"), "managed policies grant '*' resources"
+    out = []
+    for policy in role.get("Policies", []):
+        out += [(policy["PolicyName"], s) for s in policy["PolicyDocument"]["Statement"]]
+    for name, res in resources.items():
+        if res["Type"] in ("AWS::IAM::RolePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            props = res["Properties"]
+            targets = _list(props.get("RoleName", props.get("Roles", [])))
+            if {"Ref": "FunctionRole"} in targets:
+                out += [(name, s) for s in props["PolicyDocument"]["Statement"]]
+    assert out, "no statements found for the function's role"
+    return out
+
+
+def test_no_statement_names_every_resource_except_xray(template: dict[str, Any]) -> None:
+    for where, st in function_statements(template):
+        actions = set(_list(st["Action"]))
+        assert st["Effect"] == "Allow" and "NotResource" not in st and "NotAction" not in st, (where, st)
+        assert not any("*" in a for a in actions), f"{where}: wildcard action in {sorted(actions)}"
+        for resource in map(_resource_text, _list(st["Resource"])):
+            if resource == "*":
+                assert actions <= XRAY, f"{where}: {sorted(actions)} on every resource"
+
+
+def test_s3_reads_the_input_prefix_and_writes_only_the_output_prefix(template: dict[str, Any]) -> None:
+    grants: dict[str, set[str]] = {}
+    for where, st in function_statements(template):
+        for action in _list(st["Action"]):
+            if action.startswith("s3:"):
+                for resource in map(_resource_text, _list(st["Resource"])):
+                    grants.setdefault(action, set()).add(resource)
+                    if action in S3_LIST:
+                        prefix = st.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+                        assert prefix == {"Fn::Sub": "${OutputPrefix}*"}, f"{where}: ListBucket beyond the output"
+    for action, resources in grants.items():
+        assert action in S3_READ | S3_WRITE | S3_LIST, f"unexpected S3 action {action} on {resources}"
+        if action in S3_WRITE:
+            assert resources == {OUTPUT}, f"{action} reaches beyond the output prefix: {resources}"
+        if action in S3_READ:
+            assert resources <= {INPUT, OUTPUT}, f"{action} reaches beyond the input and output prefixes: {resources}"
+        if action in S3_LIST:
+            assert resources == {BUCKET_ARN}, resources
+    assert grants.get("s3:GetObject", set()) >= {INPUT}, "the function cannot read its input"
+    assert INPUT not in set().union(*(grants.get(a, set()) for a in S3_WRITE)), "the input prefix is writable"
+
+
+def test_queues_and_logs_are_the_functions_own(template: dict[str, Any]) -> None:
+    by_service: dict[str, set[str]] = {}
+    for _, st in function_statements(template):
+        for action in _list(st["Action"]):
+            for resource in map(_resource_text, _list(st["Resource"])):
+                by_service.setdefault(action, set()).add(resource)
+    assert by_service["sqs:SendMessage"] == {"GetAtt:ResultsQueue.Arn"}
+    assert by_service["sqs:ReceiveMessage"] == {"GetAtt:RequestQueue.Arn"}
+    assert by_service["sqs:DeleteMessage"] == {"GetAtt:RequestQueue.Arn"}
+    assert by_service["logs:PutLogEvents"] == {"GetAtt:FunctionLogGroup.Arn"}
+
+
+def test_the_function_url_can_require_iam_auth(template: dict[str, Any]) -> None:
+    param = template["Parameters"]["ApiAuth"]
+    assert "AWS_IAM" in param["AllowedValues"]
+    url = template["Resources"]["FunctionUrl"]["Properties"]
+    assert url["AuthType"] == {"Fn::If": ["UseIamAuth", "AWS_IAM", "NONE"]}
+    public = template["Resources"]["FunctionUrlPublicPermission"]
+    assert public["Condition"] == "PublicFunctionUrl", "the public invoke permission must exist only without IAM auth"
+    assert template["Conditions"]["PublicFunctionUrl"] == {
+        "Fn::And": [{"Condition": "CreateFunctionUrl"}, {"Fn::Not": [{"Condition": "UseIamAuth"}]}]
+    }
