@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,9 +82,15 @@ class CategoricalFeature:
         """Position in the vocabulary, or -1 when unseen."""
         return self._index.get(value, -1)
 
+    def indices(self, values: np.ndarray) -> np.ndarray:
+        """Vocabulary position of each value, -1 where unseen."""
+        cells = values.tolist() if isinstance(values, np.ndarray) else values
+        # map() with the bound dict.get runs the lookups in C: several times faster than a generator.
+        return np.fromiter(map(self._index.get, cells, repeat(-1)), dtype=np.int64, count=len(cells))
+
     def encode(self, values: np.ndarray) -> np.ndarray:
         out = np.zeros((len(values), self.width), dtype=np.float64)
-        idx = np.fromiter((self._index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+        idx = self.indices(values)
         known = idx >= 0
         out[np.nonzero(known)[0], idx[known]] = 1.0
         return out
@@ -140,7 +147,7 @@ class Preprocessor:
             out[:, plan.numeric_at] = (x - plan.shift) / plan.divisor
         for f, offset in plan.categorical:
             values = columns[f.name]
-            idx = np.fromiter((f._index.get(v, -1) for v in values), dtype=np.int64, count=n)
+            idx = f.indices(values)
             known = np.nonzero(idx >= 0)[0]
             out[known, offset + idx[known]] = 1.0
         return out.astype(self.dtype)

@@ -41,7 +41,7 @@ import csv
 import io
 import json
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, BinaryIO
@@ -55,7 +55,7 @@ from handler.errors import FieldError
 from handler.observability import logger, metrics
 from handler.preprocessing import CategoricalFeature, NumericFeature
 from handler.settings import Settings
-from handler.sources import aws
+from handler.sources import aws, csv_fast
 
 PREDICTIONS_SUFFIX = ".jsonl"
 ERRORS_SUFFIX = ".errors.jsonl"
@@ -254,23 +254,35 @@ def _write_chunk(chunk: Chunk, service: Service, preds: aws.MultipartWriter, err
     n_good = len(chunk.rows)
     if n_good:
         outputs = service.predict_columns(chunk.columns)
-        # str() of a list of finite floats is valid JSON and far cheaper than json.dumps per row.
-        as_text = str if np.isfinite(outputs).all() else json.dumps
-        preds_text = [as_text(p) for p in outputs.tolist()]
-        rows = chunk.rows.tolist()
-        if chunk.lines is not None:
-            text = "".join(
-                f'{{"row": {r}, "line": {ln}, "prediction": {p}}}\n'
-                for r, ln, p in zip(rows, chunk.lines.tolist(), preds_text, strict=True)
-            )
-        else:
-            text = "".join(f'{{"row": {r}, "prediction": {p}}}\n' for r, p in zip(rows, preds_text, strict=True))
-        preds.write(text.encode())
+        preds.write(prediction_lines(chunk.rows, chunk.lines, outputs).encode())
     if chunk.errors:
         errs.write("".join(e.to_json() + "\n" for e in chunk.errors).encode())
     counts["rows"] += n_good + len(chunk.errors)
     counts["predicted"] += n_good
     counts["errors"] += len(chunk.errors)
+
+
+def prediction_lines(rows: np.ndarray, lines: np.ndarray | None, outputs: np.ndarray) -> str:
+    """One JSON line per prediction: `{"row": 0, "line": 2, "prediction": [0.22]}` (no "line" for .npy)."""
+    texts = _prediction_texts(outputs)
+    if lines is not None:
+        line = '{{"row": {}, "line": {}, "prediction": {}}}\n'.format
+        return "".join(map(line, rows.tolist(), lines.tolist(), texts))
+    return "".join(map('{{"row": {}, "prediction": {}}}\n'.format, rows.tolist(), texts))
+
+
+def _prediction_texts(outputs: np.ndarray) -> list[str]:
+    # str() of a list of finite floats is valid JSON (the repr of each float) and far cheaper than json.dumps.
+    if not np.isfinite(outputs).all():
+        return [json.dumps(p) for p in outputs.tolist()]
+    if outputs.ndim != 2 or not outputs.size:
+        return [str(p) for p in outputs.tolist()]
+    # The text of every row at once: one str() of the flat list, cut at the ", " between floats.
+    flat = str(outputs.ravel().tolist())[1:-1].split(", ")
+    k = outputs.shape[1]
+    if k == 1:
+        return ["[" + t + "]" for t in flat]
+    return ["[" + ", ".join(flat[i : i + k]) + "]" for i in range(0, len(flat), k)]
 
 
 def _read_marker(s3: Any, out: OutputKeys) -> dict[str, Any] | None:
@@ -327,29 +339,46 @@ def _text_coercer(service: Service) -> Coercer:
 # --- CSV -----------------------------------------------------------------------------------
 
 
-def csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int) -> Iterator[Chunk]:
-    """Stream a CSV with a header into chunks of at most `chunk_rows` data rows."""
-    text = io.TextIOWrapper(reader, encoding="utf-8-sig", newline="")
-    records = csv.reader(text)
+def csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int, fast: bool = True) -> Iterator[Chunk]:
+    """Stream a CSV with a header into chunks of at most `chunk_rows` data rows.
+
+    Each chunk is the next `chunk_rows` records, as csv.reader counts them (blank lines included,
+    then dropped). A chunk of plain lines is parsed with numpy (`csv_fast`); any other, or every
+    one when `fast` is False, goes through csv.reader and `text_rows_chunk`, with the same result.
+    """
+    lines = csv_fast.LineSource(reader)
+    records = csv.reader(lines)
     try:
         header = next(records, None)
         if header is None:
             return
         index = _csv_header(header, coercer)
         width = len(header)
-        last = records.line_num
+        parser = csv_fast.BlockParser(coercer.pre, index, width)
         row0 = 0
         while True:
+            last = lines.line_num
+            if fast:
+                block, n_lines = lines.take(chunk_rows)
+                if not n_lines:
+                    return
+                parsed = parser.parse(block, last + 1)
+                if parsed is not None:
+                    chunk = _parsed_chunk(parsed, row0, coercer)
+                    if len(parsed.lines):
+                        yield chunk
+                        row0 += len(parsed.lines)
+                    continue
+                lines.untake(block, n_lines)
             batch: list[list[str]] = []
             ends: list[int] = []
             add, end = batch.append, ends.append
             for rec in islice(records, chunk_rows):
                 add(rec)
-                end(records.line_num)  # a quoted field may span lines: the reader knows where each row ends
+                end(lines.line_num)  # a quoted field may span lines: the reader knows where each row ends
             if not batch:
                 return
             starts = [last + 1, *(e + 1 for e in ends[:-1])]
-            last = ends[-1]
             if min(map(len, batch)) <= 1:
                 # Blank (or whitespace-only) lines are not rows.
                 keep = [i for i, r in enumerate(batch) if len(r) > 1 or (r and (width == 1 or r[0].strip()))]
@@ -360,7 +389,22 @@ def csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int) -> Iterator[
     except UnicodeDecodeError as exc:
         raise FileRejected(f"the file is not valid UTF-8 ({exc.reason} at byte {exc.start} of a block)") from None
     except csv.Error as exc:
-        raise FileRejected(f"malformed CSV: {exc}", line=records.line_num) from None
+        raise FileRejected(f"malformed CSV: {exc}", line=lines.line_num) from None
+
+
+def _parsed_chunk(parsed: csv_fast.ParsedBlock, row0: int, coercer: Coercer) -> Chunk:
+    """A block csv_fast parsed -> a Chunk; its suspect rows are judged by the coercer."""
+    keep, by_row = _judge_suspects(
+        parsed.columns, parsed.suspect, lambda where: [parsed.raw_row(p) for p in where], coercer
+    )
+    kept = np.flatnonzero(keep)
+    lines = parsed.lines
+    return Chunk(
+        columns={name: col[keep] for name, col in parsed.columns.items()},
+        rows=row0 + kept,
+        lines=lines[kept],
+        errors=[RowError(row0 + i, int(lines[i]), errs) for i, errs in sorted(by_row.items())],
+    )
 
 
 def _csv_header(header: list[str], coercer: Coercer) -> dict[str, int]:
@@ -427,22 +471,13 @@ def text_rows_chunk(
                     vocabulary = set(f.vocabulary)
                     suspect |= np.fromiter((v not in vocabulary for v in cats.tolist()), dtype=bool, count=m)
                 columns[f.name] = cats
-    keep = ~suspect
-    if suspect.any():
-        where = np.flatnonzero(suspect)
-        rows = [{f: str(records[p][index[f]]) for f in coercer.names} for p in where.tolist()]
-        good_cols, field_errors, good = coercer.coerce_rows(rows)
-        if good:
-            accepted = where[good]
-            keep[accepted] = True
-            for name, col in good_cols.items():
-                columns[name][accepted] = col
-        by_row: dict[int, list[FieldError]] = {}
-        for e in field_errors:
-            by_row.setdefault(int(where[e.instance or 0]), []).append(e)
-        for k, errs in by_row.items():
-            i = int(pos[k])
-            errors[i] = RowError(row0 + i, lines[i] if lines else None, errs)
+    rows_of = records
+    keep, by_row = _judge_suspects(
+        columns, suspect, lambda where: [{f: str(rows_of[p][index[f]]) for f in coercer.names} for p in where], coercer
+    )
+    for k, errs in by_row.items():
+        i = int(pos[k])
+        errors[i] = RowError(row0 + i, lines[i] if lines else None, errs)
     kept = pos[keep]
     return Chunk(
         columns={name: col[keep] for name, col in columns.items()},
@@ -450,6 +485,31 @@ def text_rows_chunk(
         lines=np.asarray(lines, dtype=np.int64)[kept] if lines else None,
         errors=[errors[i] for i in sorted(errors)],
     )
+
+
+def _judge_suspects(
+    columns: dict[str, np.ndarray],
+    suspect: np.ndarray,
+    raw_rows: Callable[[list[int]], list[dict[str, str]]],
+    coercer: Coercer,
+) -> tuple[np.ndarray, dict[int, list[FieldError]]]:
+    """Send the suspect rows to the coercer: keep the ones it accepts (with its values), and every reason for the rest.
+
+    Returns the mask of rows to keep and, by row position, the errors of the rest.
+    """
+    keep: np.ndarray = ~suspect
+    by_row: dict[int, list[FieldError]] = {}
+    if suspect.any():
+        where = np.flatnonzero(suspect)
+        good_cols, field_errors, good = coercer.coerce_rows(raw_rows(where.tolist()))
+        if good:
+            accepted = where[good]
+            keep[accepted] = True
+            for name, col in good_cols.items():
+                columns[name][accepted] = col
+        for e in field_errors:
+            by_row.setdefault(int(where[e.instance or 0]), []).append(e)
+    return keep, by_row
 
 
 def _parse_floats(raw: Any) -> tuple[np.ndarray, np.ndarray]:
