@@ -65,7 +65,9 @@ class LineSource:
                 if not more:
                     break
                 data += more
-            data = data.removeprefix(_BOM)  # as the utf-8-sig codec does, at the start only
+            if data.startswith(_BOM):
+                # As the utf-8-sig codec does, at the start only; the block may have held nothing else.
+                data = data[len(_BOM) :] or self._reader.read(self._read_bytes)
         if not data:
             self._eof = True
         return data
