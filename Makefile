@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
 IMAGE ?= skewless:latest
 
-.PHONY: install run test test-fast verify artifacts lint bench clean sam-cli validate test-sam image wheelhouse
+.PHONY: install run test test-fast verify artifacts lint bench audit clean sam-cli validate test-sam image wheelhouse
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench: install  ## cold start, warm latency, S3 throughput: writes benchmarks/RE
 lint: install
 	$(VENV)/bin/ruff check handler training tests
 	$(VENV)/bin/mypy handler training
+
+audit: install  ## known vulnerabilities in the pinned dependencies (runtime and dev), from PyPI's advisory data
+	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' > $(VENV)/audit-requirements.txt
+	$(VENV)/bin/pip-audit --requirement $(VENV)/audit-requirements.txt --no-deps --disable-pip --strict --progress-spinner off
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
