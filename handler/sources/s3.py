@@ -272,13 +272,13 @@ def prediction_lines(rows: np.ndarray, lines: np.ndarray | None, outputs: np.nda
 
 
 def _prediction_texts(outputs: np.ndarray) -> list[str]:
+    """Each row's prediction as JSON: the str() of its list of floats, as it was written row by row."""
     # str() of a list of finite floats is valid JSON (the repr of each float) and far cheaper than json.dumps.
     if not np.isfinite(outputs).all():
         return [json.dumps(p) for p in outputs.tolist()]
     if outputs.ndim != 2 or not outputs.size:
         return [str(p) for p in outputs.tolist()]
-    # The text of every row at once: one str() of the flat list, cut at the ", " between floats.
-    flat = str(outputs.ravel().tolist())[1:-1].split(", ")
+    flat = list(map(repr, outputs.ravel().tolist()))
     k = outputs.shape[1]
     if k == 1:
         return ["[" + t + "]" for t in flat]
