@@ -144,11 +144,10 @@ def test_s3_endpoint_dark_mid_read_leaves_nothing_complete_and_the_retry_writes_
     direct.create_bucket(Bucket=bucket)
     direct.put_object(Bucket=bucket, Key=key, Body=body)
     event = s3_put_event(bucket, key, etag=direct.head_object(Bucket=bucket, Key=key)["ETag"], size=len(body))
-    # Small chunks: several 5 MiB parts of predictions are uploaded before the cut.
     settings = replace(Settings(), output_bucket=bucket, s3_part_bytes=PART)
     service.model.load()
 
-    wires = arm(monkeypatch, after=(len(body) * 3) // 4, fire=proxied_moto.cut)
+    wires = arm(monkeypatch, after=len(body) // 4, fire=proxied_moto.cut)
     with pytest.raises(NETWORK_ERRORS):
         s3_source.handle_event(event, lambda_context, service, settings)
     assert proxied_moto.cuts == 1 and wires[0].read_bytes < len(body)
