@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,20 @@ from handler.core.model import LazyModel, load_tensorflow_forward
 from handler.errors import ArtifactError, ModelLoadError
 from handler.settings import Settings
 from tests.conftest import ARTIFACTS, ROOT
+
+@contextmanager
+def _captured(name: str, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Capture a logger even after Powertools stopped it propagating (once handler.app is imported)."""
+    log = logging.getLogger(name)
+    if log.propagate:  # the root handler of caplog already sees it
+        yield
+        return
+    log.addHandler(caplog.handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(caplog.handler)
+
 
 PROBE = """
 import json, sys
@@ -134,7 +150,7 @@ def test_a_library_version_differing_from_export_is_a_warning_logged_once(
     manifest = json.loads((artifacts_copy / "manifest.json").read_text())
     manifest["versions"]["numpy"] = "1.26.0"
     (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
-    with caplog.at_level(logging.WARNING, logger="skewless"):
+    with caplog.at_level(logging.WARNING, logger="skewless"), _captured("skewless", caplog):
         service = open_service(Settings(model_dir=artifacts_copy))
         service.predict_v1(json.loads((ARTIFACTS / "golden.json").read_text())["cases"][0]["request"])
     warnings = [r.getMessage() for r in caplog.records if "numpy" in r.getMessage()]
@@ -148,9 +164,9 @@ def test_auto_runtime_serves_litert_only_when_it_passed_the_golden_cases(
     manifest = json.loads((artifacts_copy / "manifest.json").read_text())
     manifest["runtimes"]["litert"] = {"golden_passed": False, "reason": "conversion failed: op FancyOp unsupported"}
     (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
-    with caplog.at_level(logging.INFO, logger="skewless"):
+    with caplog.at_level(logging.INFO, logger="skewless"), _captured("skewless", caplog):
         assert open_service(Settings(model_dir=artifacts_copy)).runtime == "tensorflow"
-    [line] = [r.getMessage() for r in caplog.records if "serving runtime" in r.getMessage()]
+    [line] = {r.getMessage() for r in caplog.records if "serving runtime: tensorflow" in r.getMessage()}
     assert "FancyOp" in line
     with pytest.raises(ModelLoadError, match="FancyOp"):
         open_service(Settings(model_dir=artifacts_copy), runtime="litert")
