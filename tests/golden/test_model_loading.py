@@ -23,6 +23,7 @@ from handler.errors import ArtifactError, ModelLoadError
 from handler.settings import Settings
 from tests.conftest import ARTIFACTS, ROOT
 
+
 @contextmanager
 def _captured(name: str, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Capture a logger even after Powertools stopped it propagating (once handler.app is imported)."""
