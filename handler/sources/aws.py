@@ -7,11 +7,13 @@ client as an argument; only `client()` knows how one is made.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, BinaryIO
 
@@ -70,6 +72,10 @@ class MultipartWriter:
     Lines are appended to a temp file; each time it holds `part_bytes`, that part is uploaded and
     the file is reused, so memory stays flat whatever the size. An object smaller than one part is
     written with a single PUT. Leaving the `with` block without `complete()` aborts the upload.
+
+    A full part is uploaded by one background thread while the caller goes on filling a second
+    temp file: the wait for S3 overlaps the work of making the next part. At most one part is in
+    flight; its failure is raised by the next `write` that fills a part, or by `complete`.
     """
 
     def __init__(
@@ -78,6 +84,10 @@ class MultipartWriter:
         self.s3, self.bucket, self.key, self.content_type = s3, bucket, key, content_type
         self.part_bytes = max(part_bytes, MIN_PART_BYTES)
         self._buf: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self._files = [self._buf]  # every temp file made, to close
+        self._spare: BinaryIO | None = None  # an emptied file, ready to be filled while a part uploads
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: Future[None] | None = None
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self.bytes_written = 0
@@ -92,6 +102,7 @@ class MultipartWriter:
 
     def complete(self, metadata: Mapping[str, str] | None = None) -> None:
         """Upload what is left and make the object visible, whole."""
+        self._wait()
         if self._upload_id is None:
             self._buf.seek(0)
             self.s3.put_object(
@@ -104,6 +115,7 @@ class MultipartWriter:
         else:
             if self._buf.tell() or not self._parts:
                 self._flush_part()
+                self._wait()
             self.s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
             )
@@ -111,32 +123,54 @@ class MultipartWriter:
 
     def abort(self) -> None:
         """Drop the unfinished upload so no part lingers (and nothing becomes visible)."""
+        with contextlib.suppress(Exception):  # a part that failed: the upload is aborted all the same
+            self._wait()
         if self._upload_id is not None and not self.done:
             self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
             self._upload_id = None
 
     def close(self) -> None:
-        self._buf.close()
+        with contextlib.suppress(Exception):
+            self._wait()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for fh in self._files:
+            fh.close()
 
     def _flush_part(self) -> None:
         if self._upload_id is None:
             # Metadata is fixed when the upload starts; counts go into the completion marker instead.
             resp = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=self.content_type)
             self._upload_id = resp["UploadId"]
-        size = self._buf.tell()
-        self._buf.seek(0)
-        number = len(self._parts) + 1
+        self._wait()  # one part in flight at a time: memory and temp space stay at two parts
+        full, size, number = self._buf, self._buf.tell(), len(self._parts) + 1
+        if self._spare is None:
+            self._spare = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+            self._files.append(self._spare)
+        self._buf, self._spare = self._spare, None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-part")
+        self._in_flight = self._pool.submit(self._upload_part, full, size, number)
+
+    def _upload_part(self, fh: BinaryIO, size: int, number: int) -> None:
         resp = self.s3.upload_part(
             Bucket=self.bucket,
             Key=self.key,
             UploadId=self._upload_id,
             PartNumber=number,
-            Body=_Window(self._buf, size),
+            Body=_Window(fh, size),
             ContentLength=size,
         )
         self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
-        self._buf.seek(0)
-        self._buf.truncate()
+        fh.seek(0)
+        fh.truncate()
+        self._spare = fh
+
+    def _wait(self) -> None:
+        """Wait for the part in flight, if any; raises its failure."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            in_flight.result()
 
     def __enter__(self) -> MultipartWriter:
         return self
