@@ -56,6 +56,7 @@ class DockerEngine:
     client: str
     host: str
     started_pid: int | None = None
+    process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
 
@@ -76,6 +77,8 @@ class DockerEngine:
         except ProcessLookupError:
             return
         for _ in range(300):
+            if self.process is not None and self.process.poll() is not None:
+                break
             try:
                 os.kill(self.started_pid, 0)
             except ProcessLookupError:
@@ -83,6 +86,8 @@ class DockerEngine:
             time.sleep(0.1)
         else:
             os.kill(self.started_pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()  # reap it: no zombie left behind
         self.started_pid = None
 
 
@@ -129,7 +134,7 @@ def start_engine() -> DockerEngine:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    engine = DockerEngine(client=client, host=host, started_pid=proc.pid, log_path=log_path, env=env)
+    engine = DockerEngine(client=client, host=host, started_pid=proc.pid, process=proc, log_path=log_path, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
