@@ -163,8 +163,9 @@ class BlockParser:
     def parse(self, block: bytes, first_line: int) -> ParsedBlock | None:
         """Columns of a block of whole lines starting at line `first_line`, or None if it needs csv.reader."""
         w = self.width
-        if w < 2 or b'"' in block or b"\x00" in block:
-            return None
+        quotes = b'"' in block
+        if w < 2 or b"\x00" in block or (quotes and b'""' in block):
+            return None  # NUL, and quotes inside quoted fields (or empty quoted ones), are csv.reader's
         if b"\r" in block:
             if block.count(b"\r") != block.count(b"\r\n"):
                 return None  # a lone CR ends a line for csv.reader: leave that to it
@@ -195,6 +196,8 @@ class BlockParser:
         starts = np.empty_like(ends_)
         starts.flat[0] = 0
         starts.flat[1:] = seps[:-1] + 1
+        if quotes and not _unquote(data, starts, ends_):
+            return None
         columns: dict[str, np.ndarray] = {}
         suspect = np.zeros(m, dtype=bool)
         numeric = [f.name for f in self.features if isinstance(f, NumericFeature)]
@@ -221,6 +224,22 @@ class BlockParser:
             _ends=ends_,
             _index=self.index,
         )
+
+
+def _unquote(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
+    """Narrow quoted fields to their text, in place; False if a quote is anywhere but around a whole field.
+
+    Only fields like `"text"` with no quote, comma or line break inside are taken here: a comma or
+    a line break inside quotes has already changed the field count, and "" was refused before.
+    """
+    quote = data == ord('"')
+    last = np.maximum(ends - 1, starts)
+    quoted = quote[starts] & quote[last] & (ends - starts >= 2)
+    if 2 * int(quoted.sum()) != int(quote.sum()):
+        return False  # some quote opens a field it does not close, or sits inside one
+    starts += quoted
+    ends -= quoted
+    return True
 
 
 def _empty_block(features: tuple[NumericFeature | CategoricalFeature, ...]) -> ParsedBlock:

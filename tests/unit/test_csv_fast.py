@@ -322,10 +322,26 @@ def test_a_plain_block_is_parsed_without_csv_reader() -> None:
     assert not parsed.suspect.any()
 
 
+def test_a_block_with_every_field_quoted_is_parsed_without_csv_reader() -> None:
+    rng = random.Random(2)
+    rows = [_good_row(rng) for _ in range(20)]
+    body = "\r\n".join(_line(row, NAMES, quote_all=True) for row in rows) + "\r\n"
+    parsed = BlockParser(PRE, {name: i for i, name in enumerate(NAMES)}, len(NAMES)).parse(body.encode(), 2)
+    assert parsed is not None, "plainly quoted fields should not need csv.reader"
+    assert parsed.columns["contract_type"].tolist() == [r["contract_type"] for r in rows]
+    assert parsed.columns["age"].tolist() == [float(r["age"]) for r in rows]
+
+
+def _with(cell: str, at: int = 5) -> str:
+    row = _line(_good_row(random.Random(3)), NAMES).split(",")
+    row[at] = cell
+    return ",".join(row)
+
+
 @pytest.mark.parametrize(
     "line",
-    ['"quoted",1', "a\rb", "1,2"],
-    ids=["quotes", "lone_cr", "wrong_field_count"],
+    [_with('"say ""hi"""'), _with('"a,b"'), _with('x"y'), _with('"x"y'), _with('"'), "a\rb", "1,2"],
+    ids=["escaped_quote", "comma_in_quotes", "quote_inside", "text_after_quote", "lone_quote", "lone_cr", "fields"],
 )
 def test_unusual_blocks_are_left_to_csv_reader(line: str) -> None:
     index = {name: i for i, name in enumerate(NAMES)}
