@@ -5,16 +5,21 @@
 # Optional inputs in build-inputs/ (see README, "Container image"): extra CA certificates
 # (ca-certificates/*.crt) and an offline wheelhouse (wheelhouse/*.whl).
 ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.11
+# tensorflow: TensorFlow and LiteRT installed, SERVING_RUNTIME=auto picks per the manifest.
+# litert: the LiteRT interpreter and numpy only, no TensorFlow (a fraction of the size).
+ARG RUNTIME=tensorflow
 
 # Stage 1: the pinned serving dependencies, installed into a folder that stage 2 copies, so the
 # wheelhouse and the CA certificates never become layers of the final image.
 FROM ${BASE_IMAGE} AS deps
+ARG RUNTIME
 COPY build-inputs/ /tmp/build-inputs/
 COPY pyproject.toml scripts/serving_requirements.py scripts/install-serving-deps.sh /tmp/build/
-RUN sh /tmp/build/install-serving-deps.sh /opt/deps /tmp/build-inputs /tmp/build/pyproject.toml
+RUN sh /tmp/build/install-serving-deps.sh /opt/deps /tmp/build-inputs /tmp/build/pyproject.toml ${RUNTIME}
 
 # Stage 2: the function.
 FROM ${BASE_IMAGE}
+ARG RUNTIME
 ENV LAMBDA_TASK_ROOT=/var/task \
     MODEL_DIR=/var/task/model_artifacts \
     TF_CPP_MIN_LOG_LEVEL=2 \
@@ -29,6 +34,8 @@ COPY model_artifacts/ /var/task/model_artifacts/
 COPY handler/ /var/task/handler/
 # The image is only as good as its answers: replay every golden case through the real code,
 # with the installed libraries, and fail the build on any difference.
-RUN PYTHONPATH=/var/task python -m handler verify
+# The runtime the image is named for, then the one that will serve (SERVING_RUNTIME=auto).
+RUN PYTHONPATH=/var/task python -m handler verify --runtime ${RUNTIME} \
+    && PYTHONPATH=/var/task python -m handler verify
 ENTRYPOINT ["/lambda-entrypoint.sh"]
 CMD ["handler.app.lambda_handler"]

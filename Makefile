@@ -10,7 +10,8 @@ SAM_VENV ?= .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
 BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
-IMAGE ?= skewless:latest
+RUNTIME ?= tensorflow
+IMAGE ?= skewless:$(RUNTIME)
 
 .PHONY: install run test test-fast verify artifacts lint bench audit clean sam-cli validate test-sam image wheelhouse
 
@@ -41,8 +42,8 @@ test-sam: install sam-cli  ## only the `sam build` / `sam local` tests
 validate: sam-cli  ## sam validate --lint
 	$(SAM) validate --lint
 
-image:  ## the Lambda container image; BASE_IMAGE=... builds it on another base
-	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+image:  ## the Lambda container image; BASE_IMAGE=... another base, RUNTIME=litert the image without TensorFlow
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg RUNTIME=$(RUNTIME) -t $(IMAGE) .
 
 wheelhouse: install  ## fill build-inputs/wheelhouse/ so that `make image` installs offline
 	mkdir -p .work && $(PY) scripts/serving_requirements.py pyproject.toml --with awslambdaric > .work/requirements-serve.txt

@@ -21,8 +21,10 @@ GOLDEN_FILE = "golden.json"
 MANIFEST_FILE = "manifest.json"
 MANIFEST_FORMAT = 1
 
-# Libraries whose version can change the model's numbers; recorded at export, compared at load.
-TRACKED_LIBRARIES = ("tensorflow-cpu", "keras", "numpy")
+# Libraries whose version can change the model's numbers; recorded at export, compared at load
+# for the runtime that serves (the LiteRT image has no TensorFlow, and that is no mismatch).
+TRACKED_LIBRARIES = ("tensorflow-cpu", "keras", "numpy", "ai-edge-litert")
+RUNTIME_LIBRARIES = {"tensorflow": ("tensorflow-cpu", "keras", "numpy"), "litert": ("ai-edge-litert", "numpy")}
 
 log = logging.getLogger("skewless.artifacts")
 
@@ -101,13 +103,21 @@ class Manifest:
                     f"model or restore the file"
                 )
 
-    def version_mismatches(self) -> list[str]:
-        """Human-readable differences between export-time and installed library versions."""
+    def version_mismatches(self, runtime: str = "tensorflow") -> list[str]:
+        """Human-readable differences between export-time and installed versions of what `runtime` uses.
+
+        Python is compared by major.minor: a patch release does not change float arithmetic, and
+        every base image has its own patch level.
+        """
         here = library_versions()
         out = []
-        for lib, exported in sorted(self.versions.items()):
-            installed = here.get(lib)
-            if installed is not None and installed != exported:
+        for lib in ("python", *RUNTIME_LIBRARIES.get(runtime, TRACKED_LIBRARIES)):
+            exported, installed = self.versions.get(lib), here.get(lib)
+            if exported is None or installed is None:
+                continue
+            if lib == "python":
+                exported, installed = ".".join(exported.split(".")[:2]), ".".join(installed.split(".")[:2])
+            if installed != exported:
                 out.append(f"{lib} {installed} installed, model exported with {exported}")
         return out
 
@@ -133,8 +143,6 @@ class Artifacts:
         """Check every hash, then read the preprocessing. Does not import TensorFlow."""
         manifest = Manifest.load(model_dir)
         manifest.verify_files(model_dir)
-        for line in manifest.version_mismatches():
-            log.warning("library version differs from export: %s", line)
         try:
             pre = Preprocessor.load(model_dir / PREPROCESSING_FILE)
         except (ValueError, KeyError, TypeError) as exc:

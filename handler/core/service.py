@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from handler.core.coerce import CoercedRequest, CoercePolicy, Coercer
 from handler.core.golden import compare
 from handler.core.model import LOADERS, Forward, LazyModel
 from handler.errors import ModelLoadError, SkewlessError
+
+log = logging.getLogger("skewless.service")
 
 
 @dataclass
@@ -39,23 +42,23 @@ class Service:
     artifacts: Artifacts
     policy: CoercePolicy
     model: LazyModel
+    runtime: str = "tensorflow"
+    warnings: list[str] = field(default_factory=list)
     coercer: Coercer = field(init=False)
     last: Timings = field(default_factory=Timings)
 
     def __post_init__(self) -> None:
         self.coercer = Coercer(self.artifacts.preprocessor, self.policy)
 
-    runtime: str = "tensorflow"
-
     @classmethod
     def create(cls, artifacts: Artifacts, policy: CoercePolicy, runtime: str = "tensorflow") -> Service:
-        warnings = artifacts.manifest.version_mismatches()
+        warnings = artifacts.manifest.version_mismatches(runtime)
+        for line in warnings:
+            log.warning("library version differs from export: %s", line)
         # Other library versions than at export may compute other numbers: prove they do not before serving.
         verify = (lambda fn: check_golden(artifacts, policy, fn, warnings)) if warnings else None
         model = LazyModel(artifacts, LOADERS[runtime], verify=verify)
         return cls(artifacts=artifacts, policy=policy, model=model, runtime=runtime, warnings=warnings)
-
-    warnings: list[str] = field(default_factory=list)
 
     def forward(self) -> Forward:
         """The loaded model; an I/O or timeout failure while loading is a ModelLoadError (503, retried).
