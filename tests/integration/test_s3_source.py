@@ -108,8 +108,8 @@ def test_bad_rows_go_to_the_errors_object_and_the_others_are_predicted(
     assert sorted([p["row"] for p in preds] + [e["row"] for e in errors]) == list(range(9)), "a row was lost"
     by_row = {e["row"]: e for e in errors}
     assert by_row[1]["line"] == 3 and by_row[1]["errors"][0]["feature"] == "age"
-    assert "forty" in by_row[1]["errors"][0]["reason"]
-    assert by_row[3]["line"] == 6 and "weekly" in by_row[3]["errors"][0]["reason"]
+    assert "must be a number" in by_row[1]["errors"][0]["reason"]
+    assert by_row[3]["line"] == 6 and "not a known category" in by_row[3]["errors"][0]["reason"]
     assert {e["feature"] for e in by_row[4]["errors"]} == {"monthly_charges", "support_calls"}
     assert "has 5 values but the header has 12 columns" in by_row[5]["errors"][0]["reason"]
     assert by_row[8]["errors"][0]["feature"] == "total_charges"
