@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -85,7 +86,15 @@ def _s3_key_of(event: dict[str, Any]) -> str:
 
 
 def test_sam_build_verified_golden_outputs_in_the_image(project: SamProject) -> None:
-    assert "golden cases of 'churn' match training" in project.build_log, project.build_log[-3000:]
+    # The build step ran verify (or reused its cached layer, made from these very files); the
+    # built image, run on its own, must pass it too.
+    assert "-m handler verify" in project.build_log, project.build_log[-3000:]
+    built = project.built_template.read_text()
+    [image] = re.findall(r"ImageUri:\s*(\S+)", built)
+    done = project.engine.run(
+        "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-m", "handler", "verify", check=False
+    )
+    assert done.returncode == 0 and "golden cases of 'churn' match training" in done.stdout, done.stdout + done.stderr
     print(f"sam build took {project.build_seconds:.0f} s")
 
 
