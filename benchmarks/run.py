@@ -84,6 +84,45 @@ def cold(repeats: int) -> dict[str, dict[str, float]]:
     return out
 
 
+# --- cold start under the Lambda runtime interface emulator --------------------------------
+
+
+def _report(log: str, pattern: str) -> float:
+    import re
+
+    found = re.findall(pattern, log)
+    return float(found[-1]) / 1000 if found else float("nan")
+
+
+def emulator(repeats: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Cold invocations under aws-lambda-rie + awslambdaric: what the emulator reports, and what a client waits."""
+    from benchmarks.probes import http_event
+    from tests.support.runtime_emulator import RuntimeEmulator
+    from tests.support.samcli import rie_binary
+
+    rie = rie_binary()
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    samples: dict[str, dict[str, list[float]]] = {r: {"init": [], "invoke": [], "client": []} for r in RUNTIMES}
+    event = http_event(1)
+    for _ in range(repeats):
+        for runtime, env in RUNTIMES.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                log_path = Path(tmp) / "rie.log"
+                with RuntimeEmulator(rie, log_path, env={**QUIET, **env}) as emu:
+                    answer = emu.invoke(event)
+                    assert answer.status == 200 and answer.body["statusCode"] == 200, answer
+                    time.sleep(0.2)  # the REPORT line follows the answer
+                log = log_path.read_text(errors="replace")
+            samples[runtime]["init"].append(_report(log, r"INIT REPORT\(durationMs: ([0-9.]+)\)"))
+            samples[runtime]["invoke"].append(
+                _report(log, r"REPORT RequestId: \S+\s+Init Duration: [0-9.]+ ms\s+Duration: ([0-9.]+) ms")
+            )
+            samples[runtime]["client"].append(answer.seconds)
+    for runtime, figures in samples.items():
+        out[runtime] = {k: summary(v) for k, v in figures.items()}
+    return out
+
+
 # --- warm latency --------------------------------------------------------------------------
 
 WARM = [
@@ -249,6 +288,23 @@ def report(results: dict[str, Any]) -> str:
         "![warm latency](latency.png)",
         "",
     ]
+    if results.get("emulator"):
+        lines += [
+            "## Cold start under the Lambda runtime emulator (aws-lambda-rie + awslambdaric, seconds)",
+            "",
+            "| runtime | init (INIT REPORT) | first invocation, init included (REPORT Duration) | client waited |",
+            "|---|---:|---:|---:|",
+        ]
+        for runtime, f in results["emulator"].items():
+            lines.append(
+                f"| {runtime} | {f['init']['median']:.3f} | {f['invoke']['median']:.3f} | {f['client']['median']:.3f} |"
+            )
+        lines += [
+            "",
+            "The emulator starts the runtime on the first invocation, so its duration includes the init and the lazy "
+            "model load; the init is importing the handler.",
+            "",
+        ]
     if results.get("s3"):
         lines += [
             "## S3-triggered inference (CSV through the S3 handler, local S3 server in its own process)",
@@ -303,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per cold-start figure")
     parser.add_argument("--s3-rows", default="100000,1000000,2000000", help="CSV sizes, comma-separated")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: cold,warm,s3")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: cold,emulator,warm,s3,images")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     results: dict[str, Any] = {
@@ -313,13 +369,17 @@ def main(argv: list[str] | None = None) -> None:
     if "cold" not in skip:
         print("cold starts ...", flush=True)
         results["cold"] = cold(args.repeats)
+    if "emulator" not in skip:
+        print("cold starts under the Lambda runtime emulator ...", flush=True)
+        results["emulator"] = emulator(args.repeats)
     if "warm" not in skip:
         print("warm latency ...", flush=True)
         results["warm"] = warm()
     if "s3" not in skip:
         print("S3 throughput ...", flush=True)
         results["s3"] = s3_throughput([int(n) for n in args.s3_rows.split(",")])
-    results["images"] = image_sizes()
+    if "images" not in skip:
+        results["images"] = image_sizes()
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     if "warm" in results:
         plot(results, HERE / "latency.png")

@@ -54,6 +54,7 @@ def engine() -> Iterator[DockerEngine]:
     try:
         yield running
     finally:
+        running.run("image", "prune", "--force", check=False)  # rebuilt images leave dangling layers
         running.stop()
 
 
