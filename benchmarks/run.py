@@ -339,7 +339,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     labels = list(results["warm"])
     batches = ["1", "32", "1024"]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
         medians = [results["warm"][label][b]["median"] for b in batches]
@@ -348,7 +348,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_ylabel("p50 latency, ms (log scale)")
     ax.set_title("Warm latency through lambda_handler (HTTP API v2 event)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
