@@ -1,5 +1,9 @@
 """Run SAM's transform on template.yaml, as CloudFormation would, and print the result as JSON.
 
+A template that declares `AWS::LanguageExtensions` first goes through the SAM CLI's local
+implementation of that transform (the one `sam build --language-extensions` uses), which resolves
+`Fn::If` on parameter-only conditions before SAM's transform sees them, as CloudFormation does.
+
 Runs with the SAM CLI venv's Python (samtranslator lives there). Usage:
     .venv-sam/bin/python translate_template.py TEMPLATE [Param=Value ...]
 """
@@ -25,14 +29,27 @@ class _NoManagedPolicies:
         return {}
 
 
+def _language_extensions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """AWS::LanguageExtensions as the SAM CLI applies it locally (a no-op if the template lacks it)."""
+    # This script's folder holds tests/support/samcli.py, which would shadow the SAM CLI package.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    sys.modules.pop("samcli", None)
+    from samcli.lib.cfn_language_extensions.sam_integration import expand_language_extensions
+
+    expanded: dict[str, Any] = expand_language_extensions(template, parameters, enabled=True).expanded_template
+    return expanded
+
+
 def main(argv: list[str]) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with open(argv[0]) as fh:
         template: dict[str, Any] = yaml_parse(fh.read())
+    parameters = dict(arg.split("=", 1) for arg in argv[1:])
+    template = _language_extensions(template, parameters)
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function" and resource["Properties"].get("PackageType") == "Image":
             resource["Properties"].setdefault("ImageUri", PLACEHOLDER_IMAGE)
-    parameters = dict(arg.split("=", 1) for arg in argv[1:])
     print(json.dumps(transform(template, parameters, _NoManagedPolicies()), indent=1, default=str))
     return 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cfnlint.decode import decode
 
 from tests.support.samcli import ROOT, SAM_VENV, ensure_sam_cli, sam_env
 
@@ -24,6 +25,7 @@ OPTIONS = {
         "LogLevel=DEBUG",
     ],
     "public_function_url": ["EnableFunctionUrl=true"],
+    "iam_auth": ["ApiAuth=AWS_IAM"],
 }
 
 
@@ -93,12 +95,26 @@ def test_s3_access_is_read_input_prefix_write_output_prefix(translated: dict[str
     by_sid = {s["Sid"]: s for s in s3}
     assert set(by_sid) == {"ReadInputPrefix", "WriteOutputPrefix", "ReadOwnOutputMarkers", "ListOutputPrefixOnly"}
     assert _as_list(by_sid["ReadInputPrefix"]["Action"]) == ["s3:GetObject"]
-    assert "${InputPrefix}*" in json.dumps(by_sid["ReadInputPrefix"]["Resource"])
+    assert json.dumps(by_sid["ReadInputPrefix"]["Resource"]).endswith(_prefix("InputPrefix") + '*"')
     for sid in ("WriteOutputPrefix", "ReadOwnOutputMarkers"):
-        assert "${OutputPrefix}*" in json.dumps(by_sid[sid]["Resource"]), sid
+        assert json.dumps(by_sid[sid]["Resource"]).endswith(_prefix("OutputPrefix") + '*"'), sid
     assert "s3:PutObject" not in json.dumps([by_sid["ReadInputPrefix"], by_sid["ReadOwnOutputMarkers"]])
     listing = by_sid["ListOutputPrefixOnly"]
-    assert listing["Condition"]["StringLike"]["s3:prefix"] == {"Fn::Sub": "${OutputPrefix}*"}, listing
+    assert listing["Condition"]["StringLike"]["s3:prefix"] == _prefix("OutputPrefix") + "*", listing
+
+
+def _prefix(parameter: str) -> str:
+    """A prefix parameter's default: AWS::LanguageExtensions substitutes parameter values, as
+    CloudFormation does, before SAM's transform runs (the raw template is checked in tests/security)."""
+    default: str = _raw_template()["Parameters"][parameter]["Default"]
+    assert default.endswith("/") and "*" not in default, default
+    return default
+
+
+def _raw_template() -> dict[str, Any]:
+    data, problems = decode(str(TEMPLATE))
+    assert not problems and data is not None, problems
+    return dict(data)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -121,7 +137,7 @@ def test_both_apis_reach_the_same_proxy_route(translated: dict[str, Any]) -> Non
 def test_s3_notification_is_limited_to_the_input_prefix(translated: dict[str, Any]) -> None:
     bucket = translated["Resources"]["DataBucket"]["Properties"]
     (config,) = bucket["NotificationConfiguration"]["LambdaConfigurations"]
-    assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]
+    assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": _prefix("InputPrefix")}]
 
 
 def test_function_environment_names_only_variables_the_app_reads(translated: dict[str, Any]) -> None:
@@ -130,3 +146,58 @@ def test_function_environment_names_only_variables_the_app_reads(translated: dic
     names = {a or b for a, b in read}
     ours = {v for v in variables if not v.startswith("POWERTOOLS_")}
     assert ours <= names, f"set in the template but not read by handler/settings.py: {sorted(ours - names)}"
+
+
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "x-amazon-apigateway-any-method"}
+
+
+def _function_operations(template: dict[str, Any]) -> list[tuple[str, list[Any], dict[str, Any], dict[str, Any]]]:
+    """(where, effective security, operation, OpenAPI body) for every API operation that invokes the function."""
+    out = []
+    for kind in ("AWS::ApiGateway::RestApi", "AWS::ApiGatewayV2::Api"):
+        for name, api in _of_type(template, kind).items():
+            body = api["Properties"]["Body"]
+            for path, item in body["paths"].items():
+                for method, operation in item.items():
+                    integration = operation.get("x-amazon-apigateway-integration", {})
+                    if method in HTTP_METHODS and "InferenceFunction" in json.dumps(integration.get("uri")):
+                        security = operation.get("security", body.get("security", []))
+                        out.append((f"{name} {method} {path}", security, operation, body))
+    return out
+
+
+def _sigv4_schemes(body: dict[str, Any]) -> set[str]:
+    schemes = body.get("securityDefinitions") or body.get("components", {}).get("securitySchemes", {})
+    return {k for k, v in schemes.items() if v.get("x-amazon-apigateway-authtype") == "awsSigv4"}
+
+
+@pytest.mark.parametrize("name", ["iam_auth", "everything_on"])
+def test_api_auth_aws_iam_protects_every_api_route_to_the_function(sam: Path, name: str) -> None:
+    template = _translate(OPTIONS[name])
+    operations = _function_operations(template)
+    apis = {where.split()[0] for where, *_ in operations}
+    assert apis == {"HttpApi", "RestApi"}, f"operations reaching the function: {[w for w, *_ in operations]}"
+    for where, security, operation, body in operations:
+        # Any one requirement admits a request; an empty one admits anonymous requests.
+        sigv4 = _sigv4_schemes(body)
+        assert security and all(req and set(req) <= sigv4 for req in security), f"{where}: not SigV4 only: {security}"
+        # API Gateway calls Lambda under the function's resource policy, not with the caller's credentials.
+        assert "credentials" not in operation["x-amazon-apigateway-integration"], where
+    for kind in ("AWS::ApiGateway::Method", "AWS::ApiGatewayV2::Route"):
+        for res_name, res in _of_type(template, kind).items():
+            assert res["Properties"].get("AuthorizationType") == "AWS_IAM", res_name
+
+
+def test_api_auth_none_leaves_both_apis_open(translated: dict[str, Any]) -> None:
+    operations = _function_operations(translated)
+    assert {where.split()[0] for where, *_ in operations} == {"HttpApi", "RestApi"}
+    for where, security, _, body in operations:
+        assert not security and not _sigv4_schemes(body), f"{where}: {security}"
+    for kind in ("AWS::ApiGateway::Method", "AWS::ApiGatewayV2::Route"):
+        assert not _of_type(translated, kind), kind
+
+
+def test_language_extensions_run_before_sams_transform() -> None:
+    """CloudFormation applies transforms in order: SAM's alone refuses the APIs' `!If` Auth (the
+    local translation above applies the language extensions whatever the order, so check it here)."""
+    assert _raw_template()["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
