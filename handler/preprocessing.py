@@ -47,13 +47,14 @@ class NumericFeature:
         """The training-set value that stands in for a non-finite input under 'impute'."""
         return self.mean if self.op == "standardize" else (self.min + self.max) / 2
 
-    def encode(self, values: np.ndarray) -> np.ndarray:
-        x = values.astype(np.float64)
+    @property
+    def shift_and_divisor(self) -> tuple[float, float]:
+        """The op as (x - shift) / divisor: the one place the fitted statistics become arithmetic."""
         if self.op == "standardize":
-            return ((x - self.mean) / self.std)[:, None]
+            return self.mean, self.std
         if self.op == "minmax":
-            return ((x - self.min) / (self.max - self.min))[:, None]
-        return x[:, None]
+            return self.min, self.max - self.min
+        return 0.0, 1.0
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,6 @@ class CategoricalFeature:
         cells = values.tolist() if isinstance(values, np.ndarray) else values
         # map() with the bound dict.get runs the lookups in C: several times faster than a generator.
         return np.fromiter(map(self._index.get, cells, repeat(-1)), dtype=np.int64, count=len(cells))
-
-    def encode(self, values: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(values), self.width), dtype=np.float64)
-        idx = self.indices(values)
-        known = idx >= 0
-        out[np.nonzero(known)[0], idx[known]] = 1.0
-        return out
 
 
 Feature = NumericFeature | CategoricalFeature
@@ -134,8 +128,8 @@ class Preprocessor:
     def transform(self, columns: Columns) -> np.ndarray:
         """Raw columns -> model input of shape [n, output_width] in the training dtype.
 
-        Numeric features are scaled together as one matrix (the same float64 arithmetic as
-        `NumericFeature.encode`, element by element), which matters on the one-example hot path.
+        Numeric features are scaled together as one float64 matrix and categorical ones set their
+        one-hot column in place: few numpy calls, which matters on the one-example hot path.
         """
         plan = self._plan
         n = len(columns[self.features[0].name])
@@ -160,8 +154,9 @@ class Preprocessor:
             if isinstance(f, NumericFeature):
                 numeric.append(f.name)
                 at.append(offset)
-                shift.append({"standardize": f.mean, "minmax": f.min}.get(f.op, 0.0))
-                divisor.append({"standardize": f.std, "minmax": f.max - f.min}.get(f.op, 1.0))
+                sh, div = f.shift_and_divisor
+                shift.append(sh)
+                divisor.append(div)
             else:
                 categorical.append((f, offset))
             offset += f.width
