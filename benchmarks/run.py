@@ -177,7 +177,7 @@ def local_s3() -> Iterator[dict[str, str]]:
 
 def _csv_block(rows: int) -> bytes:
     """`rows` lines of reference-model CSV (no header), from the training data generator."""
-    from training.data import COLUMNS, generate
+    from training.churn_data import COLUMNS, generate
 
     cols, _ = generate(rows, seed=11)
     text = [cols[c].astype(str) for c in COLUMNS]
@@ -187,7 +187,7 @@ def _csv_block(rows: int) -> bytes:
 def s3_throughput(sizes: list[int]) -> dict[str, dict[str, float]]:
     import boto3
 
-    from training.data import COLUMNS
+    from training.churn_data import COLUMNS
 
     block_rows = 100_000
     block = _csv_block(block_rows)

@@ -19,7 +19,7 @@ from handler.settings import Settings  # noqa: E402
 def _verify(args: argparse.Namespace) -> int:
     service = open_service(Settings.from_env(), runtime=args.runtime)
     service.model.load()  # a load failure is one clear error, not one per case
-    results = replay(service.artifacts.golden(), service.predict_v1)
+    results = replay(service.artifacts.golden(), service.predict_v1, service.output_names)
     bad = [r for r in results if not r.ok]
     name = service.name
     if bad:

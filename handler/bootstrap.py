@@ -34,7 +34,7 @@ def open_service(settings: Settings, runtime: str | None = None) -> Service:
     artifacts = Artifacts.open(model_dir(settings))
     chosen, why = choose_runtime(artifacts, runtime or settings.serving_runtime)
     log.info("serving runtime: %s (%s)", chosen, why)
-    service = Service.create(artifacts, settings.coerce_policy(), chosen)
+    service = Service.create(artifacts, settings.coerce_policy(), chosen, settings.custom_object_modules)
     if settings.preload_model:
         service.model.load()
     return service

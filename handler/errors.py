@@ -80,6 +80,12 @@ class InvalidInput(SkewlessError):
         return body
 
 
+class NonFiniteOutput(InvalidInput):
+    """The model answered NaN or infinity for some instance: never returned as an answer (HTTP 422)."""
+
+    code = "non_finite_output"
+
+
 class ArtifactError(SkewlessError):
     """model_artifacts/ is missing, tampered with, or inconsistent: we refuse to serve."""
 

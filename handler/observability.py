@@ -9,6 +9,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+
+from handler.errors import NonFiniteOutput, SkewlessError
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "skewless")
 
@@ -35,3 +38,16 @@ def capture_lambda_handler(handler: Callable[[Any, Any], Any]) -> Callable[[Any,
     if not tracing_enabled():
         return handler
     return tracer().capture_lambda_handler(handler)
+
+
+def count_rejection(exc: SkewlessError) -> None:
+    """Metrics for a refused request: by status, in all, and NaN answers of the model on their own."""
+    metrics.add_metric(name=f"Rejected{exc.status}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+    if isinstance(exc, NonFiniteOutput):
+        count_non_finite(len({e.instance for e in exc.errors}))
+
+
+def count_non_finite(rows: int) -> None:
+    """Rows the model answered NaN or infinity for: never served, always counted."""
+    metrics.add_metric(name="NonFiniteOutputs", unit=MetricUnit.Count, value=rows)

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from handler.core.signature import TensorSpec
+
 FORMAT_VERSION = 1
 
 NumericOp = Literal["standardize", "minmax", "passthrough"]
@@ -138,13 +140,39 @@ class Preprocessor:
             x = np.empty((n, len(plan.numeric)), dtype=np.float64)
             for j, name in enumerate(plan.numeric):
                 x[:, j] = columns[name]
-            out[:, plan.numeric_at] = (x - plan.shift) / plan.divisor
+            with np.errstate(over="ignore", invalid="ignore"):  # see `overflows`
+                out[:, plan.numeric_at] = (x - plan.shift) / plan.divisor
         for f, offset in plan.categorical:
             values = columns[f.name]
             idx = f.indices(values)
             known = np.nonzero(idx >= 0)[0]
             out[known, offset + idx[known]] = 1.0
-        return out.astype(self.dtype)
+        with np.errstate(over="ignore"):  # a value float32 cannot hold becomes inf: `overflows` names it
+            return out.astype(self.dtype)
+
+    def overflows(self, x: np.ndarray) -> dict[int, list[str]]:
+        """Rows of a transformed batch holding a value the model's dtype cannot: row -> feature names."""
+        bad = ~np.isfinite(x)
+        if not bad.any():
+            return {}
+        owner = [f.name for f in self.features for _ in range(f.width)]
+        out: dict[int, list[str]] = {}
+        for row, col in zip(*np.nonzero(bad), strict=True):
+            names = out.setdefault(int(row), [])
+            if owner[col] not in names:
+                names.append(owner[col])
+        return out
+
+    def feature_specs(self) -> tuple[TensorSpec, ...]:
+        """What a client sends: numbers as float64 scalars, categories as strings (a strict one with its vocabulary)."""
+        specs = []
+        for f in self.features:
+            if isinstance(f, NumericFeature):
+                specs.append(TensorSpec(f.name, "float64", (), fill_value=f.fill_value))
+            else:
+                strict = frozenset(f.vocabulary) if f.oov == "error" else None
+                specs.append(TensorSpec(f.name, "string", (), vocabulary=strict))
+        return tuple(specs)
 
     @cached_property
     def _plan(self) -> _Plan:

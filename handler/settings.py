@@ -10,7 +10,9 @@ from pathlib import Path
 
 from handler.core.coerce import CoercePolicy
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_artifacts"
+# The reference churn model; MODEL_DIR picks another folder of model_artifacts/ (or any export).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_artifacts" / "churn"
+DEFAULT_CUSTOM_OBJECT_MODULES = ("handler.custom_objects",)
 
 
 class SettingsError(ValueError):
@@ -49,10 +51,25 @@ def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, 
     return raw
 
 
+def _modules(env: Mapping[str, str], key: str) -> tuple[str, ...]:
+    raw = env.get(key)
+    if raw is None or not raw.strip():
+        return DEFAULT_CUSTOM_OBJECT_MODULES
+    modules = tuple(m.strip() for m in raw.split(",") if m.strip())
+    bad = [m for m in modules if not all(part.isidentifier() for part in m.split("."))]
+    if bad:
+        raise SettingsError(
+            f"{key}={raw!r}: {', '.join(bad)} is not a module name (comma-separated, e.g. my_pkg.layers)"
+        )
+    return modules
+
+
 @dataclass(frozen=True)
 class Settings:
     model_dir: Path = DEFAULT_MODEL_DIR
     model_s3_uri: str | None = None
+    # Modules imported before loading the model, so its registered custom layers are found.
+    custom_object_modules: tuple[str, ...] = DEFAULT_CUSTOM_OBJECT_MODULES
     # Where MODEL_S3_URI is downloaded to (Lambda's only writable disk is /tmp).
     model_cache_dir: Path = Path(tempfile.gettempdir())
     # A short budget: an unreachable model source should fail the init quickly, with the reason.
@@ -82,6 +99,7 @@ class Settings:
         s = cls(
             model_dir=Path(env.get("MODEL_DIR") or DEFAULT_MODEL_DIR),
             model_s3_uri=env.get("MODEL_S3_URI") or None,
+            custom_object_modules=_modules(env, "CUSTOM_OBJECT_MODULES"),
             model_cache_dir=Path(env.get("MODEL_CACHE_DIR") or tempfile.gettempdir()),
             model_s3_timeout=_int(env, "MODEL_S3_TIMEOUT", cls.model_s3_timeout),
             model_s3_max_attempts=_int(env, "MODEL_S3_MAX_ATTEMPTS", cls.model_s3_max_attempts),

@@ -1,84 +1,119 @@
-"""Train the reference `churn` model and export it with `handler.export.export_model`.
+"""Train the reference models and export each with `handler.export.export_model`.
 
-python -m training.train [--out model_artifacts] [--seed 42]
+    python -m training.train [--out model_artifacts] [--seed 42] [--model NAME ...] [--accept-changes]
+
+Each model goes to `OUT/<name>/`. The new golden outputs are compared with the committed ones
+first: if any case changed beyond the golden tolerance (or a case appeared or vanished), the
+command says which and keeps the committed artifacts, unless `--accept-changes`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import random
+import importlib
+import json
+import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from training.common import Trained
 
-import numpy as np
-
-from handler.export import export_model
-from handler.preprocessing import Preprocessor
-from training import data
-from training.samples import sample_requests
-
-MODEL_NAME = "churn"
-MODEL_VERSION = "1"
-TEMPERATURE = 1.7
+MODELS = ("churn", "digits", "reviews", "recommender", "sensor")
 
 
-def _seed_everything(seed: int) -> None:
-    import keras
-    import tensorflow as tf
+def golden_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """How the new golden cases differ from the old ones (empty: the same within tolerance)."""
+    import numpy as np
 
-    random.seed(seed)
-    np.random.seed(seed)
-    keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
-
-
-def build_model(n_inputs: int, temperature: float = TEMPERATURE) -> Any:
-    import keras
-
-    from handler.custom_objects import Temperature
-
-    inputs = keras.Input(shape=(n_inputs,), name="features")
-    x = keras.layers.Dense(32, activation="relu")(inputs)
-    x = keras.layers.Dense(16, activation="relu")(x)
-    logits = keras.layers.Dense(1, name="logit")(x)
-    scaled = Temperature(temperature, name="temperature")(logits)
-    outputs = keras.layers.Activation("sigmoid", name="churn_probability")(scaled)
-    return keras.Model(inputs, outputs, name=MODEL_NAME)
-
-
-def train(seed: int = 42, n_train: int = 6000, epochs: int = 12) -> tuple[Any, Preprocessor, dict[str, np.ndarray]]:
-    """Generate data, fit the preprocessing on it, train; return model, preprocessor, held-out columns."""
-    _seed_everything(seed)
-    columns, labels = data.generate(n_train, seed)
-    pre = Preprocessor.fit(columns, data.NUMERIC_FEATURES, data.CATEGORICAL_FEATURES, order=data.COLUMNS)  # type: ignore[arg-type]
-    x = pre.transform(columns)
-    model = build_model(pre.output_width)
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
-    model.fit(x, labels, epochs=epochs, batch_size=64, shuffle=True, verbose=0)
-    held_out, _ = data.generate(400, seed + 1)
-    return model, pre, held_out
+    tol = new["tolerance"]
+    old_cases = {c["name"]: c for c in old.get("cases", [])}
+    new_cases = {c["name"]: c for c in new["cases"]}
+    changes = [f"case {n} is new" for n in new_cases if n not in old_cases]
+    changes += [f"case {n} is gone" for n in old_cases if n not in new_cases]
+    for name in sorted(set(old_cases) & set(new_cases)):
+        a, b = old_cases[name], new_cases[name]
+        if a["request"] != b["request"] or a.get("batched") != b.get("batched"):
+            changes.append(f"case {name}: the request changed")
+            continue
+        for out, exp in b["expected"].items():
+            prev = a.get("expected", {}).get(out)
+            if prev is None:
+                changes.append(f"case {name}: output {out} is new")
+                continue
+            x, y = np.asarray(prev), np.asarray(exp)
+            if x.shape != y.shape:
+                changes.append(f"case {name}: output {out} changed shape {list(x.shape)} -> {list(y.shape)}")
+            elif x.dtype.kind in "biuf" and not np.allclose(y, x, atol=tol["atol"], rtol=tol["rtol"]):
+                changes.append(f"case {name}: output {out} changed by up to {float(np.max(np.abs(x - y))):.3g}")
+            elif x.dtype.kind not in "biuf" and not np.array_equal(x, y):
+                changes.append(f"case {name}: output {out} changed")
+    return changes
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def export(trained: Trained, out: Path) -> dict[str, Any]:
+    from handler.export import export_model
+
+    return export_model(
+        trained.model,
+        trained.preprocessor,
+        trained.sample_requests,
+        out,
+        name=trained.name,
+        version=trained.version,
+        expected=trained.expected,
+        description=trained.description,
+        custom_object_modules=trained.custom_object_modules,
+    )
+
+
+def train_and_export(name: str, out_root: Path, seed: int, accept: bool) -> bool:
+    """Train one model, export it beside the committed one, compare, then replace it; False if refused."""
+    start = time.monotonic()
+    trained: Trained = importlib.import_module(f"training.{name}").train(seed)
+    fresh = out_root / f".{name}.new"
+    manifest = export(trained, fresh)
+    target = out_root / name
+    old_golden = target / "golden.json"
+    had_old = old_golden.is_file()
+    changes = (
+        golden_changes(json.loads(old_golden.read_text()), json.loads((fresh / "golden.json").read_text()))
+        if old_golden.is_file()
+        else []
+    )
+    litert = manifest["runtimes"]["litert"]
+    runtime = (
+        "LiteRT and TensorFlow" if litert["golden_passed"] else f"TensorFlow only (LiteRT: {litert['reason'][:200]})"
+    )
+    cases = len(json.loads((fresh / "golden.json").read_text())["cases"])
+    took = time.monotonic() - start
+    if changes and not accept:
+        shutil.rmtree(fresh)
+        print(f"{name}: golden outputs CHANGED from the committed ones; kept the committed artifacts:")
+        for line in changes:
+            print(f"  {line}")
+        print("  (rerun with --accept-changes to replace them)")
+        return False
+    if target.exists():
+        shutil.rmtree(target)
+    fresh.rename(target)
+    what = "changed, accepted" if changes else ("same as committed" if had_old else "new")
+    print(f"{name}: {cases} golden cases ({what}), serves on {runtime}, {took:.1f} s")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("model_artifacts"))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--model", action="append", choices=MODELS, help="only this model (repeatable)")
+    parser.add_argument("--accept-changes", action="store_true", help="replace goldens that changed")
     args = parser.parse_args(argv)
-    model, pre, held_out = train(args.seed)
-    manifest = export_model(
-        model,
-        pre,
-        sample_requests(held_out),
-        args.out,
-        name=MODEL_NAME,
-        version=MODEL_VERSION,
-        description=f"Reference customer-churn classifier trained on synthetic data (seed {args.seed})",
-    )
-    print(f"exported {manifest['model']['name']} v{manifest['model']['version']} to {args.out}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    ok = [train_and_export(name, args.out, args.seed, args.accept_changes) for name in args.model or MODELS]
+    return 0 if all(ok) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,4 +1,9 @@
-"""The artifact contract: file names, the manifest, and the integrity checks made before serving."""
+"""The artifact contract: file names, the manifest, and the integrity checks made before serving.
+
+Every file the server reads is listed in `manifest.json` with its sha256. A file with an artifact's
+name that the manifest does not list is refused, not ignored: a `model.tflite` dropped beside a
+manifest that never mentions it must not be served.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from handler.core.signature import Signature
 from handler.errors import ArtifactError
 from handler.preprocessing import Preprocessor
 
@@ -18,8 +24,12 @@ MODEL_FILE = "model.keras"
 LITERT_FILE = "model.tflite"
 PREPROCESSING_FILE = "preprocessing.json"
 GOLDEN_FILE = "golden.json"
+BASELINE_FILE = "baseline.json"
 MANIFEST_FILE = "manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
+# Files the server may read; each present one must be listed in the manifest.
+ARTIFACT_FILES = (MODEL_FILE, LITERT_FILE, PREPROCESSING_FILE, GOLDEN_FILE, BASELINE_FILE)
+REQUIRED_FILES = (MODEL_FILE, GOLDEN_FILE)
 
 # Libraries whose version can change the model's numbers; recorded at export, compared at load
 # for the runtime that serves (the LiteRT image has no TensorFlow, and that is no mismatch).
@@ -57,8 +67,7 @@ class Manifest:
     files: dict[str, str]
     versions: dict[str, str]
     custom_objects: list[str]
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
+    signature: Signature
     runtimes: dict[str, dict[str, Any]]
     raw: dict[str, Any]
 
@@ -68,30 +77,46 @@ class Manifest:
         if not path.is_file():
             raise ArtifactError(
                 f"{path} not found: MODEL_DIR must hold the files written by handler.export "
-                f"(run `make artifacts` for the reference model)"
+                f"(run `make artifacts` for the reference models)"
             )
         try:
             raw = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ArtifactError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("format_version") != MANIFEST_FORMAT:
+            found = raw.get("format_version") if isinstance(raw, dict) else None
+            raise ArtifactError(
+                f"{path} has manifest format {found!r}, this server reads format {MANIFEST_FORMAT}: "
+                f"re-export the model with this version of skewless"
+            )
+        try:
             return cls(
                 name=raw["model"]["name"],
                 version=str(raw["model"]["version"]),
                 files=dict(raw["files"]),
                 versions=dict(raw["versions"]),
                 custom_objects=list(raw["custom_objects"]),
-                inputs=dict(raw["signature"]["inputs"]),
-                outputs=dict(raw["signature"]["outputs"]),
+                signature=Signature.from_dict(raw["signature"]),
                 runtimes=dict(raw.get("runtimes", {})),
                 raw=raw,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"{path} is not a valid skewless manifest: {exc!r}") from None
 
-    def verify_files(self, model_dir: Path, names: list[str] | None = None) -> None:
-        """Refuse to go on if any listed artifact is missing or differs from its recorded hash."""
-        for fname in names if names is not None else sorted(self.files):
-            expected = self.files.get(fname)
-            if expected is None:
-                raise ArtifactError(f"{fname} is not listed in {MANIFEST_FILE}: re-export the model")
+    def verify_files(self, model_dir: Path) -> None:
+        """Refuse to go on if a listed file is missing or changed, or an artifact file is not listed."""
+        for fname in REQUIRED_FILES:
+            if fname not in self.files:
+                raise ArtifactError(f"{MANIFEST_FILE} does not list {fname}: re-export the model")
+        for fname in ARTIFACT_FILES:
+            if (model_dir / fname).exists() and fname not in self.files:
+                raise ArtifactError(
+                    f"{fname} is in {model_dir} but not listed in {MANIFEST_FILE}: the server reads only files "
+                    f"the export hashed; remove it or re-export the model"
+                )
+        for fname, expected in sorted(self.files.items()):
+            if fname not in ARTIFACT_FILES:
+                raise ArtifactError(f"{MANIFEST_FILE} lists {fname!r}, which is not an artifact of this format")
             path = model_dir / fname
             if not path.is_file():
                 raise ArtifactError(f"artifact {fname} listed in {MANIFEST_FILE} is missing from {model_dir}")
@@ -124,11 +149,15 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Artifacts:
-    """A verified model directory: the manifest and the fitted preprocessing."""
+    """A verified model directory: the manifest, its signature and the fitted preprocessing (if any)."""
 
     model_dir: Path
     manifest: Manifest
-    preprocessor: Preprocessor
+    preprocessor: Preprocessor | None
+
+    @property
+    def signature(self) -> Signature:
+        return self.manifest.signature
 
     @property
     def model_path(self) -> Path:
@@ -138,23 +167,45 @@ class Artifacts:
     def litert_path(self) -> Path:
         return self.model_dir / LITERT_FILE
 
+    @property
+    def has_litert(self) -> bool:
+        return LITERT_FILE in self.manifest.files
+
     @classmethod
     def open(cls, model_dir: Path) -> Artifacts:
         """Check every hash, then read the preprocessing. Does not import TensorFlow."""
         manifest = Manifest.load(model_dir)
         manifest.verify_files(model_dir)
-        try:
-            pre = Preprocessor.load(model_dir / PREPROCESSING_FILE)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{PREPROCESSING_FILE} is not valid: {exc}") from None
-        width = manifest.inputs.get("shape", [None, None])[1]
-        if width != pre.output_width:
+        pre = None
+        if PREPROCESSING_FILE in manifest.files:
+            try:
+                pre = Preprocessor.load(model_dir / PREPROCESSING_FILE)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ArtifactError(f"{PREPROCESSING_FILE} is not valid: {exc}") from None
+            _check_preprocessing(manifest.signature, pre)
+        elif [f.name for f in manifest.signature.features] != [i.name for i in manifest.signature.inputs]:
             raise ArtifactError(
-                f"{MANIFEST_FILE} says the model takes {width} inputs but {PREPROCESSING_FILE} "
-                f"produces {pre.output_width}: the two files come from different exports"
+                f"{MANIFEST_FILE} describes raw features apart from the model's inputs but lists no "
+                f"{PREPROCESSING_FILE}: the two files come from different exports"
             )
         return cls(model_dir=model_dir, manifest=manifest, preprocessor=pre)
 
     def golden(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.model_dir / GOLDEN_FILE).read_text())
         return data
+
+
+def _check_preprocessing(signature: Signature, pre: Preprocessor) -> None:
+    """preprocessing.json and the manifest must describe the same features and the same model input."""
+    if pre.names != signature.feature_names:
+        raise ArtifactError(
+            f"{PREPROCESSING_FILE} has features {pre.names} but {MANIFEST_FILE} lists "
+            f"{signature.feature_names}: the two files come from different exports"
+        )
+    model_input = signature.inputs[0]
+    if len(signature.inputs) != 1 or model_input.shape != (pre.output_width,):
+        raise ArtifactError(
+            f"{MANIFEST_FILE} says the model takes {[i.describe() for i in signature.inputs]} but "
+            f"{PREPROCESSING_FILE} produces one float matrix of width {pre.output_width}: the two files "
+            f"come from different exports"
+        )

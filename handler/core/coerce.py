@@ -1,30 +1,31 @@
-"""Request body (TF-Serving v1) -> raw columns of the training dtypes, or every reason it cannot be.
+"""A TF-Serving v1 body -> one batch per feature of the signature, or every reason it cannot be.
 
-Accepted shapes, as TF Serving's REST API defines them:
-- row format, `{"instances": [...]}`: each instance a dict of named features (any key order)
-  or a list of values in the training column order;
-- columnar format, `{"inputs": {...}}`: a dict of feature -> list of values (a batch) or
-  feature -> scalar (a single example without the batch dimension); or `{"inputs": [...]}`
-  holding one ordered example or a list of them.
+Accepted shapes, as TF Serving's REST API defines them, for any signature:
+- row format, `{"instances": [...]}`: each instance an object with one key per feature (any
+  order); or, for a single-feature model, the feature's value itself; or, when every feature is
+  a scalar (tabular models), an array of values in the feature order;
+- columnar format, `{"inputs": ...}`: an object of feature -> batch, or feature -> one example
+  without the batch dimension (told apart by nesting depth against the feature's rank); for a
+  single-feature model the value itself; for tabular models one ordered example or a list of them.
 
-Numeric features accept ints, floats and bools (as 0/1); numeric strings per policy.
-Categorical features accept strings. Every problem is collected, not just the first.
+Every problem is collected with its instance and feature, not just the first. The values of
+each feature are converted by `values.to_batch`, which owns the dtype, shape and range rules.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from handler.core.signature import Signature
+from handler.core.values import Problems, ValuePolicy, kind_of, to_batch
 from handler.errors import FieldError, InvalidInput
-from handler.preprocessing import CategoricalFeature, NumericFeature, Preprocessor
 
 RequestFormat = Literal["instances", "inputs"]
-_ALLOWED_TOP_LEVEL = {"instances", "inputs", "signature_name"}
+TOP_LEVEL_KEYS = ("instances", "inputs", "signature_name")
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,14 @@ class CoercePolicy:
     unknown_features: Literal["reject", "ignore"] = "reject"
     max_batch_size: int = 1024
 
+    @property
+    def values(self) -> ValuePolicy:
+        return ValuePolicy(numeric_strings=self.numeric_strings, non_finite=self.non_finite)
+
 
 @dataclass(frozen=True)
 class CoercedRequest:
-    """Raw columns ready for `Preprocessor.transform`, and how to shape the answer."""
+    """One array per feature, each [n, *shape], and how the answer is to be shaped."""
 
     columns: dict[str, np.ndarray]
     n: int
@@ -47,209 +52,225 @@ class CoercedRequest:
     batched: bool
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.errors: list[FieldError] = []
-
-    def add(self, instance: int | None, feature: str | None, reason: str) -> None:
-        self.errors.append(FieldError(instance, feature, reason))
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+def _depth(value: Any) -> int:
+    """Nesting depth along first elements: 0 for a scalar (or a {"b64": ...} leaf), 1 for [1, 2], ..."""
+    depth = 0
+    while isinstance(value, list):
+        depth += 1
+        value = value[0] if value else None
+    return depth
 
 
 class Coercer:
-    """Turns v1 bodies into columns for one model's feature spec."""
+    """Turns v1 bodies (and rows of files) into feature batches for one signature."""
 
-    def __init__(self, preprocessor: Preprocessor, policy: CoercePolicy) -> None:
-        self.pre = preprocessor
+    def __init__(self, signature: Signature, policy: CoercePolicy) -> None:
+        self.signature = signature
         self.policy = policy
-        self.names = preprocessor.names
-        self._known = set(self.names)
+        self.features = signature.features
+        self.names = signature.feature_names
+        self._known = frozenset(self.names)
+        self._single = self.features[0] if len(self.features) == 1 else None
+        self._ordered = signature.scalar_features
 
     # --- public --------------------------------------------------------------------------
 
     def coerce(self, body: Any) -> CoercedRequest:
         """Validate and convert a parsed JSON body; raise InvalidInput listing every problem."""
         if not isinstance(body, dict):
-            raise InvalidInput([FieldError(None, None, f"the body must be a JSON object, got {_type_name(body)}")])
-        extra = sorted(set(body) - _ALLOWED_TOP_LEVEL)
+            raise InvalidInput([FieldError(None, None, f"the body must be a JSON object, got {kind_of(body)}")])
         has_inst, has_inp = "instances" in body, "inputs" in body
         if has_inst == has_inp:
             raise InvalidInput(
                 [FieldError(None, None, "the body needs exactly one of 'instances' (rows) or 'inputs' (columns)")]
             )
+        extra = sorted(k for k in body if k not in TOP_LEVEL_KEYS)
         if extra:
             raise InvalidInput([FieldError(None, k, "unknown top-level key") for k in extra])
         if has_inst:
-            return self._rows(body["instances"], "instances", batched=True, where="instances")
+            rows = body["instances"]
+            if not isinstance(rows, list):
+                raise InvalidInput([FieldError(None, "instances", f"must be an array, got {kind_of(rows)}")])
+            return self._rows(rows, "instances", batched=True)
         return self._inputs(body["inputs"])
 
     def coerce_rows(
         self, rows: Sequence[Any], first_index: int = 0
-    ) -> tuple[dict[str, np.ndarray], list[FieldError], list[int]]:
-        """Coerce rows one by one, keeping the good ones: for files where bad rows are reported, not fatal.
+    ) -> tuple[dict[str, np.ndarray], list[FieldError], np.ndarray]:
+        """Rows of a file, each judged alone: (batches of the good rows, errors, positions of the good rows).
 
-        Returns (columns of the good rows, errors with instance = first_index + row position,
-        positions of the good rows).
+        Errors carry instance = first_index + the row's position.
         """
-        good: list[int] = []
-        errors: list[FieldError] = []
-        values: dict[str, list[Any]] = {n: [] for n in self.names}
-        for pos, row in enumerate(rows):
-            col = _Collector()
-            converted = self._row_values(row, first_index + pos, col)
-            if col.errors or converted is None:
-                errors.extend(col.errors)
-                continue
-            good.append(pos)
-            for name, v in zip(self.names, converted, strict=True):
-                values[name].append(v)
-        return self._to_arrays(values), errors, good
+        values, problems = self._frame_rows(rows)
+        return self.coerce_values(values, len(rows), first_index, problems)
+
+    def coerce_values(
+        self,
+        values: Mapping[str, Sequence[Any]],
+        n: int,
+        first_index: int = 0,
+        problems: dict[int, list[tuple[str | None, str]]] | None = None,
+    ) -> tuple[dict[str, np.ndarray], list[FieldError], np.ndarray]:
+        """Per feature, one value per row (a list, or an array a reader made): like `coerce_rows`."""
+        problems = problems if problems is not None else {}
+        columns = self._convert(values, n, problems)
+        bad = sorted(problems)
+        keep = np.ones(n, dtype=bool)
+        keep[bad] = False
+        errors = [FieldError(first_index + i, name, reason) for i in bad for name, reason in problems[i]]
+        if bad:
+            columns = {name: col[keep] for name, col in columns.items()}
+        return columns, errors, np.flatnonzero(keep)
+
+    def coerce_tensors(self, values: Mapping[str, Sequence[Any]], n: int) -> CoercedRequest:
+        """One batch per feature, already framed (e.g. OIP v2 tensors): check names and values, or raise."""
+        errors = self._key_errors(values.keys(), None)
+        if errors:
+            raise InvalidInput(errors)
+        self._check_batch(n, "inputs")
+        problems: dict[int, list[tuple[str | None, str]]] = {}
+        columns = self._convert(values, n, problems)
+        self._raise(problems)
+        return CoercedRequest(columns, n, "inputs", True)
 
     # --- body shapes ---------------------------------------------------------------------
 
-    def _inputs(self, inputs: Any) -> CoercedRequest:
-        if isinstance(inputs, dict):
-            return self._columns(inputs)
-        if isinstance(inputs, list) and inputs and not any(isinstance(v, (list, dict)) for v in inputs):
-            # One ordered example without the batch dimension.
-            req = self._rows([inputs], "inputs", batched=False, where="inputs")
-            return req
-        return self._rows(inputs, "inputs", batched=True, where="inputs")
+    def _rows(self, rows: list[Any], fmt: RequestFormat, batched: bool) -> CoercedRequest:
+        self._check_batch(len(rows), fmt)
+        values, problems = self._frame_rows(rows)
+        columns = self._convert(values, len(rows), problems)
+        self._raise(problems)
+        return CoercedRequest(columns, len(rows), fmt, batched)
 
-    def _rows(self, rows: Any, fmt: RequestFormat, batched: bool, where: str) -> CoercedRequest:
-        if not isinstance(rows, list):
-            raise InvalidInput([FieldError(None, where, f"must be an array of examples, got {_type_name(rows)}")])
-        self._check_batch(len(rows), where)
-        col = _Collector()
-        values: dict[str, list[Any]] = {n: [] for n in self.names}
-        for i, row in enumerate(rows):
-            converted = self._row_values(row, i, col)
-            if converted is not None:
-                for name, v in zip(self.names, converted, strict=True):
-                    values[name].append(v)
-        if col.errors:
-            raise InvalidInput(col.errors)
-        return CoercedRequest(self._to_arrays(values), len(rows), fmt, batched)
+    def _inputs(self, inputs: Any) -> CoercedRequest:
+        if isinstance(inputs, dict) and not (self._single is not None and _is_leaf(inputs)):
+            return self._columns(inputs)
+        if self._ordered and isinstance(inputs, list) and len(self.names) > 1:
+            # Tabular: one ordered example, or a list of them.
+            if _depth(inputs) == 1:
+                return self._rows([inputs], "inputs", batched=False)
+            return self._rows(inputs, "inputs", batched=True)
+        if self._single is not None:
+            return self._columns({self._single.name: inputs})
+        raise InvalidInput(
+            [
+                FieldError(
+                    None,
+                    "inputs",
+                    f"must be an object with one entry per input ({', '.join(self.names)}), got {kind_of(inputs)}",
+                )
+            ]
+        )
 
     def _columns(self, cols: Mapping[str, Any]) -> CoercedRequest:
-        col = _Collector()
-        self._check_names(cols.keys(), None, col)
-        present = [n for n in self.names if n in cols]
-        scalars = [n for n in present if not isinstance(cols[n], list)]
-        batched = not (present and len(scalars) == len(present))
-        if batched and scalars:
-            for name in scalars:
-                col.add(
-                    None,
-                    name,
-                    "mixes a scalar with batched (array) columns: send every column as an array, "
-                    "or every one as a scalar",
+        errors = self._key_errors(cols.keys(), None)
+        present = [f for f in self.features if f.name in cols]
+        # A value nested one level deeper than the feature's rank is a batch; as deep as its rank, one example.
+        batched_of = {f.name: _depth(cols[f.name]) > f.rank for f in present}
+        batched = any(batched_of.values()) if present else True
+        for f in present:
+            if batched_of[f.name] != batched:
+                errors.append(
+                    FieldError(
+                        None,
+                        f.name,
+                        f"is one example ({f.describe()}) while other inputs are batches: "
+                        f"send every input with the batch dimension, or every one without",
+                    )
                 )
-        lengths = {len(cols[n]) for n in present if isinstance(cols[n], list)}
-        if len(lengths) > 1:
-            desc = ", ".join(f"{n}={len(cols[n])}" for n in present if isinstance(cols[n], list))
-            col.add(None, None, f"columns have different lengths ({desc})")
-        if col.errors:
-            raise InvalidInput(col.errors)
-        n = lengths.pop() if batched else 1
+        lengths = {f.name: len(cols[f.name]) for f in present if batched and isinstance(cols[f.name], list)}
+        if len(set(lengths.values())) > 1:
+            desc = ", ".join(f"{k}={v}" for k, v in lengths.items())
+            errors.append(FieldError(None, None, f"inputs have different batch sizes ({desc})"))
+        if errors:
+            raise InvalidInput(errors)
+        n = next(iter(lengths.values()), 1) if batched else 1
         self._check_batch(n, "inputs")
-        values: dict[str, list[Any]] = {}
-        for f in self.pre.features:
-            raw = cols[f.name] if batched else [cols[f.name]]
-            values[f.name] = [self._value(f, v, i if batched else None, col) for i, v in enumerate(raw)]
-        if col.errors:
-            raise InvalidInput(col.errors)
-        return CoercedRequest(self._to_arrays(values), n, "inputs", batched)
+        values = {f.name: (cols[f.name] if batched else [cols[f.name]]) for f in self.features}
+        problems: dict[int, list[tuple[str | None, str]]] = {}
+        columns = self._convert(values, n, problems)
+        if problems:
+            flat = [
+                FieldError(i if batched else None, name, reason)
+                for i in sorted(problems)
+                for name, reason in problems[i]
+            ]
+            raise InvalidInput(flat)
+        return CoercedRequest(columns, n, "inputs", batched)
 
-    # --- one example ---------------------------------------------------------------------
+    # --- framing rows into per-feature lists -----------------------------------------------
 
-    def _row_values(self, row: Any, i: int, col: _Collector) -> list[Any] | None:
-        before = len(col.errors)
-        if isinstance(row, dict):
-            self._check_names(row.keys(), i, col)
-            out = [self._value(f, row[f.name], i, col) if f.name in row else None for f in self.pre.features]
-        elif isinstance(row, list):
+    def _frame_rows(self, rows: Sequence[Any]) -> tuple[dict[str, list[Any]], dict[int, list[tuple[str | None, str]]]]:
+        """Per feature, the value of each row (None where the row could not give one), and row problems."""
+        names = self.names
+        known = self._known
+        # The common case first: every row an object with exactly the feature names.
+        if all(type(r) is dict and r.keys() == known for r in rows):
+            return {name: [r[name] for r in rows] for name in names}, {}
+        values: dict[str, list[Any]] = {name: [] for name in names}
+        problems: dict[int, list[tuple[str | None, str]]] = {}
+        for i, row in enumerate(rows):
+            got = self._row(row, i, problems)
+            for name in names:
+                values[name].append(got.get(name) if got is not None else None)
+        return values, problems
+
+    def _row(self, row: Any, i: int, problems: dict[int, list[tuple[str | None, str]]]) -> dict[str, Any] | None:
+        single = self._single
+        if isinstance(row, dict) and not (single is not None and _is_leaf(row)):
+            errs = self._key_errors(row.keys(), i)
+            if errs:
+                problems.setdefault(i, []).extend((e.feature, e.reason) for e in errs)
+                return None
+            return row
+        if self._ordered and isinstance(row, list) and (single is None or _depth(row) == 1):
             if len(row) != len(self.names):
-                col.add(
-                    i,
-                    None,
+                reason = (
                     f"has {len(row)} values but the model takes {len(self.names)}, "
-                    f"in this order: {', '.join(self.names)}",
+                    f"in this order: {', '.join(self.names)}"
                 )
+                problems.setdefault(i, []).append((None, reason))
                 return None
-            out = [self._value(f, v, i, col) for f, v in zip(self.pre.features, row, strict=True)]
-        else:
-            col.add(i, None, f"must be an object of named features or an ordered array, got {_type_name(row)}")
-            return None
-        return out if len(col.errors) == before else None
+            return dict(zip(self.names, row, strict=True))
+        if single is not None:
+            return {single.name: row}
+        reason = (
+            f"must be an object with one entry per input ({', '.join(self.names)})"
+            + (" or an array of values in that order" if self._ordered else "")
+            + f", got {kind_of(row)}"
+        )
+        problems.setdefault(i, []).append((None, reason))
+        return None
 
-    def _check_names(self, keys: Any, i: int | None, col: _Collector) -> None:
-        for k in keys:
-            if k not in self._known and self.policy.unknown_features == "reject":
-                col.add(i, str(k), "is not a feature of this model")
-        for n in self.names:
-            if n not in keys:
-                col.add(i, n, "is missing")
+    def _key_errors(self, keys: Any, i: int | None) -> list[FieldError]:
+        errors: list[FieldError] = []
+        if self.policy.unknown_features == "reject":
+            errors.extend(FieldError(i, str(k), "is not an input of this model") for k in keys if k not in self._known)
+        errors.extend(FieldError(i, n, "is missing") for n in self.names if n not in keys)
+        return errors
 
-    def _value(self, f: NumericFeature | CategoricalFeature, v: Any, i: int | None, col: _Collector) -> Any:
-        if isinstance(f, CategoricalFeature):
-            if not isinstance(v, str):
-                col.add(i, f.name, f"must be a string category, got {_type_name(v)}")
-                return None
-            if f.oov == "error" and f.index_of(v) < 0:
-                # The value itself is not quoted: error answers and logs never carry the request's values.
-                col.add(i, f.name, f"is not a known category; expected one of {', '.join(f.vocabulary)}")
-                return None
-            return v
-        return self._number(f, v, i, col)
+    # --- values ----------------------------------------------------------------------------
 
-    def _number(self, f: NumericFeature, v: Any, i: int | None, col: _Collector) -> float | None:
-        t = type(v)
-        if t is float or t is int:
-            try:
-                x = float(v)
-            except OverflowError:
-                col.add(i, f.name, "is too large to be a number")
-                return None
-        elif t is bool:
-            x = 1.0 if v else 0.0
-        elif t is str:
-            if self.policy.numeric_strings == "reject":
-                col.add(
-                    i, f.name, "must be a number, got a string (numeric strings are rejected by NUMERIC_STRINGS=reject)"
-                )
-                return None
-            try:
-                x = float(v.strip())
-            except (ValueError, OverflowError):
-                col.add(i, f.name, "must be a number, got a string that is not one")
-                return None
-        else:
-            col.add(i, f.name, f"must be a number, got {_type_name(v)}")
-            return None
-        if not math.isfinite(x):
-            if self.policy.non_finite == "impute":
-                return f.fill_value
-            col.add(i, f.name, "must be a finite number, got NaN or infinity")
-            return None
-        return x
-
-    # --- helpers -------------------------------------------------------------------------
+    def _convert(
+        self, values: Mapping[str, Sequence[Any]], n: int, problems: dict[int, list[tuple[str | None, str]]]
+    ) -> dict[str, np.ndarray]:
+        """Convert each feature's values; add its problems (rows already bad are not judged again)."""
+        policy = self.policy.values
+        columns: dict[str, np.ndarray] = {}
+        ok = [i for i in range(n) if i not in problems] if problems else None
+        for f in self.features:
+            vals = values[f.name]
+            if ok is not None:
+                vals = vals[ok] if isinstance(vals, np.ndarray) else [vals[i] for i in ok]
+            arr, bad = to_batch(f, vals, policy)
+            if ok is not None:
+                # Rows refused while framing are not judged again: convert the rest, leave zeros in their place.
+                full = np.zeros((n, *arr.shape[1:]), dtype=arr.dtype)
+                full[ok] = arr
+                arr, bad = full, {ok[j]: reasons for j, reasons in bad.items()}
+            _merge(problems, bad, f.name)
+            columns[f.name] = arr
+        return columns
 
     def _check_batch(self, n: int, where: str) -> None:
         if n == 0:
@@ -265,11 +286,16 @@ class Coercer:
                 ]
             )
 
-    def _to_arrays(self, values: Mapping[str, list[Any]]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for f in self.pre.features:
-            if isinstance(f, NumericFeature):
-                out[f.name] = np.asarray(values[f.name], dtype=np.float64)
-            else:
-                out[f.name] = np.asarray(values[f.name], dtype=object)
-        return out
+    @staticmethod
+    def _raise(problems: dict[int, list[tuple[str | None, str]]]) -> None:
+        if problems:
+            raise InvalidInput([FieldError(i, name, reason) for i in sorted(problems) for name, reason in problems[i]])
+
+
+def _is_leaf(value: Mapping[str, Any]) -> bool:
+    return list(value) == ["b64"]
+
+
+def _merge(problems: dict[int, list[tuple[str | None, str]]], bad: Problems, name: str) -> None:
+    for i, reasons in bad.items():
+        problems.setdefault(i, []).extend((name, r) for r in reasons)

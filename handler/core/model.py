@@ -1,48 +1,81 @@
 """The model: loaded lazily, once per process, by the runtime that serves it.
 
-Two runtimes run the same exported model: TensorFlow (model.keras through one traced
-function) and LiteRT (model.tflite through the LiteRT interpreter, no TensorFlow at all).
-Importing this module imports neither; the first `predict` (or `load`) does.
+Two runtimes run the same exported model over its whole signature (one array per named input
+in, one per named output out): TensorFlow (model.keras behind one traced function) and LiteRT
+(model.tflite, converted through the SavedModel route, run through its signature). Importing
+this module imports neither; the first `load` does.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from handler.core.artifacts import Artifacts
+from handler.core.signature import Signature, numpy_dtype
 from handler.errors import ModelLoadError
 
 log = logging.getLogger("skewless.model")
 
-Forward = Callable[[np.ndarray], np.ndarray]
+Arrays = dict[str, np.ndarray]
+Forward = Callable[[Mapping[str, np.ndarray]], Arrays]
+DEFAULT_CUSTOM_OBJECT_MODULES = ("handler.custom_objects",)
 
 
-def _registered_custom_objects() -> dict[str, Any]:
+def import_custom_object_modules(modules: tuple[str, ...]) -> dict[str, Any]:
+    """Import the modules that register custom Keras objects; return every registered object."""
     import keras
 
-    import handler.custom_objects  # noqa: F401  (registers the project's layers with Keras)
-
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ModelLoadError(
+                f"CUSTOM_OBJECT_MODULES names {module}, which cannot be imported ({exc}): install it in the "
+                f"image (or on PYTHONPATH) beside the handler"
+            ) from None
     return dict(keras.saving.get_custom_objects())
 
 
-def load_tensorflow_forward(artifacts: Artifacts) -> Forward:
-    """Load model.keras safely and return a forward function with a fixed input signature."""
+def structured_inputs(signature: Signature, inputs: Mapping[str, Any]) -> Any:
+    """Named inputs -> the structure the model was built with (one tensor, a list, or a dict)."""
+    if signature.input_structure == "single":
+        return inputs[signature.inputs[0].name]
+    if signature.input_structure == "list":
+        return [inputs[s.name] for s in signature.inputs]
+    return {s.name: inputs[s.name] for s in signature.inputs}
+
+
+def named_outputs(signature: Signature, outputs: Any) -> dict[str, Any]:
+    """The model's outputs (one tensor, a list, or a dict) -> by output name."""
+    names = signature.output_names
+    if signature.output_structure == "single":
+        return {names[0]: outputs}
+    if signature.output_structure == "list":
+        return dict(zip(names, outputs, strict=True))
+    return {name: outputs[name] for name in names}
+
+
+def load_tensorflow_forward(artifacts: Artifacts, modules: tuple[str, ...] = DEFAULT_CUSTOM_OBJECT_MODULES) -> Forward:
+    """Load model.keras safely and return a forward function with a fixed signature over every input."""
     import tensorflow as tf  # the expensive import, deferred to here on purpose
 
-    registered = _registered_custom_objects()
+    registered = import_custom_object_modules(modules)
     missing = [name for name in artifacts.manifest.custom_objects if name not in registered]
     if missing:
+        where = artifacts.manifest.raw.get("custom_object_modules") or []
+        hint = f" (the export found them in {', '.join(where)})" if where else ""
         raise ModelLoadError(
-            f"the model uses custom object(s) {', '.join(missing)} that are not registered in "
-            f"this process: define them in handler/custom_objects.py with "
-            f"@keras.saving.register_keras_serializable"
+            f"the model uses custom object(s) {', '.join(missing)} that are not registered in this process{hint}: "
+            f"set CUSTOM_OBJECT_MODULES to the module(s) that define them with "
+            f"@keras.saving.register_keras_serializable (now: {','.join(modules)})"
         )
     import keras
 
@@ -51,20 +84,22 @@ def load_tensorflow_forward(artifacts: Artifacts) -> Forward:
     except Exception as exc:  # Keras raises bare TypeError/ValueError for bad files
         if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
             raise ModelLoadError(
-                f"{artifacts.model_path.name} contains a Python lambda (a keras.layers.Lambda layer), which "
-                f"could run arbitrary code when loaded: safe mode refuses it. Replace the lambda with a layer "
-                f"registered in handler/custom_objects.py and re-export"
+                f"{artifacts.model_path.name} contains a `keras.layers.Lambda` layer, whose Python code could run "
+                f"arbitrary code when loaded: safe mode refuses it. Replace it with a layer registered in a "
+                f"module of CUSTOM_OBJECT_MODULES and re-export"
             ) from exc
         raise ModelLoadError(f"could not load {artifacts.model_path.name}: {exc}") from exc
 
-    spec = artifacts.manifest.inputs
-    dtype = tf.as_dtype(spec["dtype"])
-    signature = [tf.TensorSpec(shape=[None, spec["shape"][1]], dtype=dtype, name=spec.get("name", "features"))]
+    signature = artifacts.signature
+    specs = {
+        s.name: tf.TensorSpec([None, *s.shape], tf.string if s.dtype == "string" else tf.as_dtype(s.dtype), name=s.name)
+        for s in signature.inputs
+    }
 
-    # One concrete function for every batch size: a fixed signature never retraces.
-    @tf.function(input_signature=signature, reduce_retracing=True)
-    def serve(x: Any) -> Any:
-        return model(x, training=False)
+    # One concrete function over the whole signature: no batch size retraces it.
+    @tf.function(input_signature=[specs])
+    def serve(inputs: dict[str, Any]) -> dict[str, Any]:
+        return named_outputs(signature, model(structured_inputs(signature, inputs), training=False))
 
     return TracedForward(serve)
 
@@ -75,51 +110,65 @@ class TracedForward:
     def __init__(self, fn: Any) -> None:
         self._fn = fn
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self._fn(x))
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> Arrays:
+        return {name: t.numpy() for name, t in self._fn(dict(inputs)).items()}
 
     def tracing_count(self) -> int:
         return int(self._fn.experimental_get_tracing_count())
 
 
 class LiteRTForward:
-    """model.tflite in the LiteRT interpreter; resized only when the batch size changes."""
+    """model.tflite through its serving signature; tensors are resized only when a shape changes."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, signature: Signature) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         # One thread: Lambda gives a small function about one vCPU, and small models gain nothing.
         self._interpreter = Interpreter(model_path=path, num_threads=1)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self._rows = -1
+        runner = self._interpreter.get_signature_runner()
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        # One input (or output) is matched whatever its name: a Sequential model's input is renamed on export.
+        if len(signature.inputs) == 1 and len(inputs) == 1:
+            inputs = {signature.inputs[0].name: next(iter(inputs.values()))}
+        if len(signature.outputs) == 1 and len(outputs) == 1:
+            outputs = {signature.outputs[0].name: next(iter(outputs.values()))}
+        missing = [s.name for s in signature.inputs if s.name not in inputs]
+        missing += [s.name for s in signature.outputs if s.name not in outputs]
+        if missing:
+            raise ValueError(f"the LiteRT signature lacks {', '.join(missing)} (it has {sorted(inputs)})")
+        self._inputs = {s.name: (inputs[s.name]["index"], numpy_dtype(s.dtype)) for s in signature.inputs}
+        self._outputs = {s.name: outputs[s.name]["index"] for s in signature.outputs}
+        self._shapes: dict[str, tuple[int, ...]] = {}
         self._lock = threading.Lock()  # the interpreter holds its tensors: one call at a time
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, inputs: Mapping[str, np.ndarray]) -> Arrays:
+        interpreter = self._interpreter
         with self._lock:
-            if x.shape[0] != self._rows:
-                self._interpreter.resize_tensor_input(self._input, list(x.shape), strict=True)
-                self._interpreter.allocate_tensors()
-                self._rows = x.shape[0]
-            self._interpreter.set_tensor(self._input, x)
-            self._interpreter.invoke()
-            out: np.ndarray = self._interpreter.get_tensor(self._output).copy()
-            return out
+            shapes = {name: inputs[name].shape for name in self._inputs}
+            if shapes != self._shapes:
+                for name, (index, _) in self._inputs.items():
+                    interpreter.resize_tensor_input(index, list(shapes[name]), strict=False)
+                interpreter.allocate_tensors()
+                self._shapes = shapes
+            for name, (index, _) in self._inputs.items():
+                interpreter.set_tensor(index, inputs[name])
+            interpreter.invoke()
+            return {name: interpreter.get_tensor(index) for name, index in self._outputs.items()}
 
 
-def load_litert_forward(artifacts: Artifacts) -> Forward:
-    """Load model.tflite with the LiteRT interpreter (no TensorFlow import)."""
-    if not artifacts.litert_path.is_file():
+def load_litert_forward(artifacts: Artifacts, modules: tuple[str, ...] = ()) -> Forward:
+    """Load model.tflite with the LiteRT interpreter (no TensorFlow import, no custom objects needed)."""
+    if not artifacts.has_litert:
         raise ModelLoadError(f"{artifacts.litert_path.name} is missing: re-export the model to get a LiteRT version")
     try:
-        return LiteRTForward(str(artifacts.litert_path))
+        return LiteRTForward(str(artifacts.litert_path), artifacts.signature)
     except ImportError:
         raise ModelLoadError("the LiteRT runtime needs the ai-edge-litert package, which is not installed") from None
     except (ValueError, RuntimeError) as exc:
         raise ModelLoadError(f"could not load {artifacts.litert_path.name}: {exc}") from exc
 
 
-LOADERS: dict[str, Callable[[Artifacts], Forward]] = {
+LOADERS: dict[str, Callable[..., Forward]] = {
     "tensorflow": load_tensorflow_forward,
     "litert": load_litert_forward,
 }
@@ -132,7 +181,7 @@ def _installed(module: str) -> bool:
 def choose_runtime(artifacts: Artifacts, requested: str) -> tuple[str, str]:
     """(runtime, why): `auto` takes LiteRT only when it passed every golden case at export."""
     litert = artifacts.manifest.runtimes.get("litert", {})
-    litert_ok = bool(litert.get("golden_passed"))
+    litert_ok = bool(litert.get("golden_passed")) and artifacts.has_litert
     litert_why = litert.get("reason", "the export recorded no LiteRT result")
     if requested == "tensorflow":
         return "tensorflow", "SERVING_RUNTIME=tensorflow"
@@ -149,6 +198,19 @@ def choose_runtime(artifacts: Artifacts, requested: str) -> tuple[str, str]:
     if litert_ok:
         return "tensorflow", "auto: ai-edge-litert is not installed"
     return "tensorflow", f"auto: LiteRT cannot serve this model ({litert_why})"
+
+
+def warmup_inputs(signature: Signature) -> Arrays:
+    """One example of zeros (the lowest id, an empty string) per input: enough to trace and allocate."""
+    out: Arrays = {}
+    for s in signature.inputs:
+        shape = (1, *(d or 1 for d in s.shape))
+        if s.kind == "string":
+            out[s.name] = np.full(shape, "", dtype=object)
+        else:
+            low = s.index_range[0] if s.index_range is not None else 0
+            out[s.name] = np.full(shape, low, dtype=numpy_dtype(s.dtype))
+    return out
 
 
 class LazyModel:
@@ -184,9 +246,7 @@ class LazyModel:
                 start = time.perf_counter()
                 try:
                     fn = self._loader(self.artifacts)
-                    # Trace now, so the first request does not pay for it.
-                    width = self.artifacts.preprocessor.output_width
-                    fn(np.zeros((1, width), dtype=self.artifacts.preprocessor.dtype))
+                    fn(warmup_inputs(self.artifacts.signature))  # trace now, not on the first request
                     if self._verify is not None:
                         self._verify(fn)
                 except BaseException as exc:
@@ -198,6 +258,3 @@ class LazyModel:
                 self._forward = fn
                 log.info("model loaded in %.3f s", self.load_seconds)
             return self._forward
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.load()(x)

@@ -1,19 +1,22 @@
-"""One request through the core: coerce -> preprocess -> model -> postprocess."""
+"""One request through the core: coerce -> preprocess -> model -> answer."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+from handler.core.answer import format_v1
 from handler.core.artifacts import Artifacts
-from handler.core.coerce import CoercedRequest, CoercePolicy, Coercer
-from handler.core.golden import compare
-from handler.core.model import LOADERS, Forward, LazyModel
-from handler.errors import ModelLoadError, SkewlessError
+from handler.core.coerce import CoercePolicy, Coercer
+from handler.core.golden import replay
+from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel
+from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput
 
 log = logging.getLogger("skewless.service")
 
@@ -26,13 +29,29 @@ class Timings:
     inference_seconds: float = 0.0
 
 
-def format_v1(outputs: np.ndarray, req: CoercedRequest) -> dict[str, Any]:
-    """Shape outputs as TF Serving does: rows -> "predictions", columns -> "outputs"."""
-    if req.format == "instances":
-        return {"predictions": outputs.tolist()}
-    if not req.batched:
-        return {"outputs": outputs[0].tolist()}
-    return {"outputs": outputs.tolist()}
+@dataclass
+class Prediction:
+    """The outputs of a batch, and the rows that have no answer (their outputs are not to be used)."""
+
+    outputs: Arrays
+    # Rows whose input overflowed the model's dtype after preprocessing (the client's to fix).
+    input_problems: dict[int, list[FieldError]] = field(default_factory=dict)
+    # Rows for which the model itself answered NaN or infinity.
+    output_problems: dict[int, list[FieldError]] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> dict[int, list[FieldError]]:
+        merged = {i: list(errs) for i, errs in self.input_problems.items()}
+        for i, errs in self.output_problems.items():
+            merged.setdefault(i, []).extend(errs)
+        return merged
+
+    def raise_for_problems(self) -> None:
+        """A request is answered whole or refused: InvalidInput for bad inputs, NonFiniteOutput otherwise."""
+        if self.input_problems:
+            raise InvalidInput([e for i in sorted(self.problems) for e in self.problems[i]])
+        if self.output_problems:
+            raise NonFiniteOutput([e for i in sorted(self.output_problems) for e in self.output_problems[i]])
 
 
 @dataclass
@@ -48,17 +67,32 @@ class Service:
     last: Timings = field(default_factory=Timings)
 
     def __post_init__(self) -> None:
-        self.coercer = Coercer(self.artifacts.preprocessor, self.policy)
+        self.coercer = Coercer(self.artifacts.signature, self.policy)
 
     @classmethod
-    def create(cls, artifacts: Artifacts, policy: CoercePolicy, runtime: str = "tensorflow") -> Service:
+    def create(
+        cls,
+        artifacts: Artifacts,
+        policy: CoercePolicy,
+        runtime: str = "tensorflow",
+        custom_object_modules: tuple[str, ...] = DEFAULT_CUSTOM_OBJECT_MODULES,
+    ) -> Service:
         warnings = artifacts.manifest.version_mismatches(runtime)
         for line in warnings:
             log.warning("library version differs from export: %s", line)
         # Other library versions than at export may compute other numbers: prove they do not before serving.
         verify = (lambda fn: check_golden(artifacts, policy, fn, warnings)) if warnings else None
-        model = LazyModel(artifacts, LOADERS[runtime], verify=verify)
+        loader = partial(LOADERS[runtime], modules=custom_object_modules)
+        model = LazyModel(artifacts, loader, verify=verify)
         return cls(artifacts=artifacts, policy=policy, model=model, runtime=runtime, warnings=warnings)
+
+    @property
+    def name(self) -> str:
+        return self.artifacts.manifest.name
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.artifacts.signature.output_names
 
     def forward(self) -> Forward:
         """The loaded model; an I/O or timeout failure while loading is a ModelLoadError (503, retried).
@@ -73,52 +107,72 @@ class Service:
                 f"deployment; the next request tries again"
             ) from exc
 
-    @property
-    def name(self) -> str:
-        return self.artifacts.manifest.name
-
-    def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        """Raw columns (already coerced) -> model outputs, one row per example."""
-        x = self.artifacts.preprocessor.transform(columns)
-        forward = self.forward()  # a first, lazy load is ModelLoadTime, not inference time
+    def run(self, columns: Mapping[str, np.ndarray], forward: Forward | None = None) -> Prediction:
+        """Feature batches (already coerced) -> outputs by name, and the rows that have no answer."""
+        inputs, input_problems = prepare(self.artifacts, columns)
+        fn = forward or self.forward()  # a first, lazy load is ModelLoadTime, not inference time
         start = time.perf_counter()
-        out = forward(x)
-        self.last = Timings(batch_size=len(x), inference_seconds=time.perf_counter() - start)
-        return out
+        outputs = fn(inputs)
+        n = len(next(iter(inputs.values())))
+        self.last = Timings(batch_size=n, inference_seconds=time.perf_counter() - start)
+        return Prediction(outputs, input_problems, non_finite_outputs(outputs))
 
-    def predict_v1(self, body: Any) -> dict[str, Any]:
-        """A parsed TF-Serving v1 body -> its v1 response body (raises InvalidInput)."""
+    def predict_v1(self, body: Any, forward: Forward | None = None) -> dict[str, Any]:
+        """A parsed TF-Serving v1 body -> its v1 response body (raises InvalidInput, NonFiniteOutput)."""
         req = self.coercer.coerce(body)
-        return format_v1(self.predict_columns(req.columns), req)
+        prediction = self.run(req.columns, forward)
+        prediction.raise_for_problems()
+        return format_v1(prediction.outputs, req, self.output_names)
 
-    def metadata(self) -> dict[str, Any]:
-        """Signature and version from the manifest: answered without loading TensorFlow."""
-        m = self.artifacts.manifest
-        return {
-            "model_spec": {"name": m.name, "signature_name": "serving_default", "version": m.version},
-            "metadata": {
-                "signature_def": {"inputs": m.inputs, "outputs": m.outputs},
-                "raw_features": m.raw.get("raw_features", []),
-                "exported_with": m.versions,
-            },
-        }
+
+def prepare(artifacts: Artifacts, columns: Mapping[str, np.ndarray]) -> tuple[Arrays, dict[int, list[FieldError]]]:
+    """Feature batches -> the model's inputs: the numpy preprocessing, or the features themselves."""
+    pre = artifacts.preprocessor
+    if pre is None:
+        return dict(columns), {}
+    x = pre.transform(columns)
+    model_input = artifacts.signature.inputs[0]
+    problems = {
+        row: [
+            FieldError(
+                row, name, f"is too large for the model: after preprocessing it does not fit {model_input.dtype}"
+            )
+            for name in names
+        ]
+        for row, names in pre.overflows(x).items()
+    }
+    return {model_input.name: x}, problems
+
+
+def non_finite_outputs(outputs: Arrays) -> dict[int, list[FieldError]]:
+    """Rows for which some float output is NaN or infinite: never an answer."""
+    problems: dict[int, list[FieldError]] = {}
+    for name, arr in outputs.items():
+        if arr.dtype.kind != "f":
+            continue
+        finite = np.isfinite(arr)
+        if finite.all():
+            continue
+        rows = np.flatnonzero(~finite.reshape(len(arr), -1).all(axis=1))
+        for row in rows.tolist():
+            problems.setdefault(row, []).append(
+                FieldError(
+                    row,
+                    name,
+                    "the model's output is NaN or infinite for this instance: the input is probably far "
+                    "outside what the model was trained on",
+                )
+            )
+    return problems
 
 
 def check_golden(artifacts: Artifacts, policy: CoercePolicy, forward: Forward, why: list[str]) -> None:
     """Replay golden.json through `forward`; refuse the model (ModelLoadError) if any answer differs."""
-    golden = artifacts.golden()
-    tol = golden["tolerance"]
-    coercer = Coercer(artifacts.preprocessor, policy)
-    for case in golden["cases"]:
-        try:
-            req = coercer.coerce(case["request"])
-        except SkewlessError as exc:
-            ok, detail = False, f"an error ({exc.message})"
-        else:
-            actual = format_v1(forward(artifacts.preprocessor.transform(req.columns)), req)
-            ok, _, detail = compare(case["response"], actual, tol["atol"], tol["rtol"])
-        if not ok:
+    probe = Service(artifacts=artifacts, policy=policy, model=LazyModel(artifacts))
+    answer: Callable[[Any], Any] = partial(probe.predict_v1, forward=forward)
+    for result in replay(artifacts.golden(), answer, artifacts.signature.output_names):
+        if not result.ok:
             raise ModelLoadError(
-                f"refusing to serve: with {'; '.join(why)}, golden case '{case['name']}' gives {detail}: "
+                f"refusing to serve: with {'; '.join(why)}, golden case '{result.name}' gives {result.detail}: "
                 f"install the library versions of the export or re-export the model"
             )

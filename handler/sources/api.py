@@ -40,7 +40,8 @@ from aws_lambda_powertools.utilities.data_classes import (
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ConfigDict, Field
 
-from handler.core.service import Service, format_v1
+from handler.core.answer import format_v1
+from handler.core.service import Service
 from handler.errors import (
     BadRequest,
     FieldError,
@@ -50,9 +51,10 @@ from handler.errors import (
     PayloadTooLarge,
     SkewlessError,
 )
-from handler.observability import logger, metrics
+from handler.observability import count_rejection, logger, metrics
 from handler.settings import Settings
-from handler.sources.protocols import V2Protocol
+from handler.sources import tfserving
+from handler.sources.oip import V2Protocol
 
 HttpTrigger = Literal["rest", "http", "function_url", "alb"]
 
@@ -324,8 +326,7 @@ def error_response(exc: SkewlessError, request_id: str) -> Response:
 def _record_rejection(exc: SkewlessError) -> None:
     # The code and status, never the message: a 422's reasons can quote the request's values.
     logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
-    metrics.add_metric(name=f"Rejected{exc.status}", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+    count_rejection(exc)
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -390,8 +391,10 @@ class HttpApi:
 
 
 def _timed_predict(service: Service, columns: dict[str, Any]) -> Any:
-    """Predict and record inference time and batch size."""
-    outputs = service.predict_columns(columns)
+    """Predict and record inference time and batch size; a batch with any row unanswerable is refused."""
+    prediction = service.run(columns)
+    prediction.raise_for_problems()
+    outputs = prediction.outputs
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)
     return outputs
@@ -430,7 +433,7 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
         body = app.current_event.json_body
         log_body(body)
         req = service.coercer.coerce(body)
-        return format_v1(_timed_predict(service, req.columns), req)
+        return format_v1(_timed_predict(service, req.columns), req, service.output_names)
 
     @app.post(
         "/v1/models/<name>:predict",
@@ -476,7 +479,9 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
         responses=_responses("signature, version, raw features", None, 404, 405, 503),
     )
     def model_metadata(name: str) -> dict[str, Any]:
-        return model(name).metadata()
+        service = model(name)
+        m = service.artifacts.manifest
+        return tfserving.metadata(m.name, m.version, m.signature)
 
     @app.post(
         "/v2/models/<name>/infer",
@@ -489,7 +494,7 @@ def register_routes(app: ApiGatewayResolver, api: HttpApi) -> None:
         assert api.v2 is not None  # set whenever the service is
         parsed = body.model_dump(exclude_none=True)
         log_body(parsed)
-        req = service.coercer.coerce(api.v2.to_v1(parsed))
+        req = api.v2.coerce(parsed)
         return api.v2.response(_timed_predict(service, req.columns), body.id)
 
     @app.get(

@@ -25,7 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from handler.preprocessing import CategoricalFeature, NumericFeature, Preprocessor
+from handler.core.signature import TensorSpec
 
 READ_BYTES = 1 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -155,8 +155,8 @@ class ParsedBlock:
 class BlockParser:
     """Parses plain blocks of one file: its header's width and where each feature's column is."""
 
-    def __init__(self, pre: Preprocessor, index: Mapping[str, int], width: int) -> None:
-        self.features = pre.features
+    def __init__(self, features: tuple[TensorSpec, ...], index: Mapping[str, int], width: int) -> None:
+        self.features = features
         self.index = dict(index)
         self.width = width
 
@@ -200,7 +200,7 @@ class BlockParser:
             return None
         columns: dict[str, np.ndarray] = {}
         suspect = np.zeros(m, dtype=bool)
-        numeric = [f.name for f in self.features if isinstance(f, NumericFeature)]
+        numeric = [f.name for f in self.features if f.kind != "string"]
         if numeric:
             at = [self.index[name] for name in numeric]
             values, bad = _parse_numbers(block, data, starts[:, at].T.ravel(), ends_[:, at].T.ravel())
@@ -209,9 +209,9 @@ class BlockParser:
             for k, name in enumerate(numeric):
                 columns[name] = values[k]
         for f in self.features:
-            if isinstance(f, CategoricalFeature):
+            if f.kind == "string":
                 j = self.index[f.name]
-                col, unknown = _categories(block, data, starts[:, j], ends_[:, j], f)
+                col, unknown = _categories(block, data, starts[:, j], ends_[:, j], f.vocabulary)
                 columns[f.name] = col
                 if unknown is not None:
                     suspect |= unknown
@@ -242,9 +242,9 @@ def _unquote(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
     return True
 
 
-def _empty_block(features: tuple[NumericFeature | CategoricalFeature, ...]) -> ParsedBlock:
+def _empty_block(features: tuple[TensorSpec, ...]) -> ParsedBlock:
     none = np.zeros((0, 1), dtype=np.int64)
-    columns = {f.name: np.zeros(0, dtype=np.float64 if isinstance(f, NumericFeature) else object) for f in features}
+    columns = {f.name: np.zeros(0, dtype=object if f.kind == "string" else np.float64) for f in features}
     return ParsedBlock(columns, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64), b"", none, none, {})
 
 
@@ -301,7 +301,7 @@ def _parse_numbers(
 
 
 def _categories(
-    block: bytes, data: np.ndarray, starts: np.ndarray, ends: np.ndarray, feature: CategoricalFeature
+    block: bytes, data: np.ndarray, starts: np.ndarray, ends: np.ndarray, vocabulary: frozenset[str] | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Cells -> an object array of str, and (under a strict vocabulary) a mask of unknown categories."""
     lengths = ends - starts
@@ -311,9 +311,9 @@ def _categories(
         # No NUL is in a plain block, so zero padding cannot be confused with a cell's own bytes.
         cells = _gather(data, starts, lengths, width).view(f"S{width}").ravel()
         codes = np.full(len(cells), -1, dtype=np.int64)
-        if len(feature.vocabulary) <= _MAX_COMPARED:
+        if vocabulary is not None and len(vocabulary) <= _MAX_COMPARED:
             # A few vectorised comparisons find the usual values without sorting the column.
-            for v in feature.vocabulary:
+            for v in sorted(vocabulary):
                 raw = v.encode("utf-8")
                 if len(raw) <= width and b"\x00" not in raw:
                     codes[cells == raw] = len(table)
@@ -329,7 +329,7 @@ def _categories(
         codes = np.fromiter((first.setdefault(c, len(first)) for c in raw_cells), dtype=np.int64, count=len(raw_cells))
         table = [u.decode("utf-8") for u in first]
     column = np.array(table, dtype=object)[codes]
-    if feature.oov != "error":
+    if vocabulary is None:
         return column, None
-    unknown = np.array([feature.index_of(t) < 0 for t in table], dtype=bool)
+    unknown = np.array([t not in vocabulary for t in table], dtype=bool)
     return column, unknown[codes] if unknown.any() else None

@@ -8,7 +8,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from handler.core.service import Service
 from handler.errors import SkewlessError
-from handler.observability import logger, metrics
+from handler.observability import count_rejection, logger, metrics
 
 
 def handle_event(event: Any, context: Any, service: Service | None, startup_error: SkewlessError | None) -> Any:
@@ -21,7 +21,7 @@ def handle_event(event: Any, context: Any, service: Service | None, startup_erro
         # Direct callers get no HTTP status, so the status travels in the body.
         body = {**exc.to_body(), "status": exc.status, "request_id": getattr(context, "aws_request_id", None)}
         logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
-        metrics.add_metric(name="RejectedRequests", unit=MetricUnit.Count, value=1)
+        count_rejection(exc)
         return body
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)

@@ -53,7 +53,16 @@ def handle_event(event: dict[str, Any], context: Any, service: Service, settings
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def record_handler(record: SQSRecord) -> str:
-        return process_message(record.body, record.message_id, service, settings)
+        try:
+            return process_message(record.body, record.message_id, service, settings)
+        except Exception as exc:
+            # Reported to SQS as a batch item failure (redelivered, then dead-lettered): say why, once, here.
+            # The reason is ours (no destination, the destination refused, the model not loading): no request values.
+            logger.warning(
+                "SQS message failed; SQS will redeliver it",
+                extra={"message_id": record.message_id, "error_type": type(exc).__name__, "reason": _reason(exc)},
+            )
+            raise
 
     result: dict[str, Any] = dict(
         process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
@@ -61,6 +70,12 @@ def handle_event(event: dict[str, Any], context: Any, service: Service, settings
     failed = len(result.get("batchItemFailures", []))
     metrics.add_metric(name="SqsMessagesFailed", unit="Count", value=failed)
     return result
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, SkewlessError):
+        return exc.message
+    return str(exc)[:500] or type(exc).__name__
 
 
 def process_message(body: str, message_id: str, service: Service, settings: Settings) -> str:

@@ -20,7 +20,7 @@ from handler.core.service import Service
 from handler.settings import Settings
 from handler.sources import aws
 from tests.conftest import ARTIFACTS
-from training.data import COLUMNS, generate
+from training.churn_data import COLUMNS, generate
 
 REGION = "us-east-1"
 

@@ -1,0 +1,316 @@
+"""JSON values for one input, one per example -> a numpy batch of the input's dtype and shape.
+
+The rules are exact, because a silent guess is a wrong answer:
+- a fraction for an integer input is refused, never truncated; so is a number its dtype cannot
+  hold (300 for uint8, 1e39 for float32) and an id outside the input's `index_range`;
+- NaN and Infinity are refused (or, with NON_FINITE=impute, replaced by the training mean where
+  the export recorded one);
+- booleans count as 0/1 for numbers; numeric strings are parsed unless NUMERIC_STRINGS=reject;
+- string inputs take strings, or TF Serving's `{"b64": "..."}` for bytes;
+- nested lists must have the input's per-example shape at every depth.
+
+The common case runs as a few numpy calls over the whole batch; only a batch that fails them is
+walked value by value, to name every bad example and the first few positions in each. Reasons
+name positions and kinds, never the values the client sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from handler.core.signature import TensorSpec, numpy_dtype
+
+# Per example, the reasons listed before the rest are only counted.
+MAX_REASONS = 3
+_EXACT_INT = 2.0**53  # above this a float64 no longer holds every integer
+
+
+@dataclass(frozen=True)
+class ValuePolicy:
+    """What to do with values that are not plainly right. Read from settings."""
+
+    numeric_strings: Literal["accept", "reject"] = "accept"
+    non_finite: Literal["reject", "impute"] = "reject"
+
+
+Problems = dict[int, list[str]]  # example position -> reasons
+
+
+def kind_of(value: Any) -> str:
+    """The JSON kind of a value, for messages: never the value itself."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def to_batch(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> tuple[np.ndarray, Problems]:
+    """`examples` (one JSON value each) -> an array [n, *shape] of the spec's dtype, and the bad examples.
+
+    Bad examples hold zeros in the array: the caller drops them or refuses the request.
+    """
+    fast = _fast(spec, examples, policy)
+    if fast is not None:
+        return fast, {}
+    return _slow(spec, examples, policy)
+
+
+# --- the fast path: the whole batch at once ------------------------------------------------
+
+
+def _shape_fits(spec: TensorSpec, shape: tuple[int, ...], n: int) -> bool:
+    if len(shape) != spec.rank + 1 or shape[0] != n:
+        return False
+    return all(want is None or want == got for want, got in zip(spec.shape, shape[1:], strict=True))
+
+
+def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.ndarray | None:
+    """The batch as an array if every value is plainly right, else None (the slow path explains why)."""
+    n = len(examples)
+    if spec.kind == "string":
+        if spec.rank == 0:
+            if not all(type(v) is str for v in examples):
+                return None
+            arr = np.array(examples, dtype=object)
+        else:
+            try:
+                arr = np.array(examples, dtype=object)
+            except ValueError:
+                return None
+            if not _shape_fits(spec, arr.shape, n) or not all(type(v) is str for v in arr.flat):
+                return None
+        if spec.vocabulary is not None and not spec.vocabulary.issuperset(arr.flat):
+            return None
+        return arr
+    try:
+        arr = np.asarray(examples)
+    except (ValueError, OverflowError):
+        return None
+    if not _shape_fits(spec, arr.shape, n):
+        return None
+    kind = arr.dtype.kind
+    if kind == "U":
+        if policy.numeric_strings == "reject" or spec.kind == "bool":
+            return None
+        try:
+            arr = np.char.strip(arr).astype(np.float64)
+        except ValueError:
+            return None
+        kind = "f"
+    if kind not in "biuf":
+        return None
+    if spec.kind == "bool":
+        if kind == "b":
+            return arr
+        if kind in "iu" and ((arr == 0) | (arr == 1)).all():
+            return arr.astype(bool)
+        return None
+    if kind == "f":
+        if not np.isfinite(arr).all():
+            return None
+        if spec.kind == "int" and (not (arr == np.floor(arr)).all() or (np.abs(arr) > _EXACT_INT).any()):
+            return None
+    if arr.size and not _in_range(spec, arr):
+        return None
+    return arr.astype(numpy_dtype(spec.dtype), copy=False)
+
+
+def _limits(spec: TensorSpec) -> tuple[float, float]:
+    """The smallest and largest value the spec accepts (its dtype's range, narrowed by index_range).
+
+    Python ints for integer dtypes: float(2**63 - 1) rounds up to 2**63, which int64 cannot hold.
+    """
+    dtype = numpy_dtype(spec.dtype)
+    lo: float
+    hi: float
+    if spec.kind == "float":
+        info = np.finfo(dtype)
+        lo, hi = float(info.min), float(info.max)
+    else:
+        iinfo = np.iinfo(dtype)
+        lo, hi = int(iinfo.min), int(iinfo.max)
+    if spec.index_range is not None:
+        lo, hi = max(lo, spec.index_range[0]), min(hi, spec.index_range[1] - 1)
+    return lo, hi
+
+
+def _in_range(spec: TensorSpec, arr: np.ndarray) -> bool:
+    if spec.dtype == "float64" and spec.index_range is None:
+        return True  # any finite float64 fits
+    lo, hi = _limits(spec)
+    return bool(arr.min() >= lo and arr.max() <= hi)
+
+
+# --- the slow path: every value, to say what is wrong where ----------------------------------
+
+
+def _slow(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> tuple[np.ndarray, Problems]:
+    problems: Problems = {}
+    good: list[Any] = []
+    good_at: list[int] = []
+    example_shape: tuple[int, ...] | None = None
+    for i, example in enumerate(examples):
+        reasons: list[str] = []
+        converted = _example(spec, example, policy, reasons)
+        if reasons:
+            problems[i] = _summarise(reasons)
+            continue
+        shape = np.shape(converted)
+        if example_shape is None:
+            example_shape = shape
+        elif shape != example_shape:
+            problems[i] = [
+                f"has shape {list(shape)} but earlier examples have {list(example_shape)}: "
+                f"examples in one request must have the same shape"
+            ]
+            continue
+        good.append(converted)
+        good_at.append(i)
+    dtype = numpy_dtype(spec.dtype)
+    fill_shape = example_shape or tuple(d or 0 for d in spec.shape)
+    out = np.zeros((len(examples), *fill_shape), dtype=dtype)
+    if spec.kind == "string":
+        out[...] = ""
+    if good:
+        out[good_at] = np.array(good, dtype=dtype)
+    return out, problems
+
+
+def _summarise(reasons: list[str]) -> list[str]:
+    if len(reasons) <= MAX_REASONS:
+        return reasons
+    return [*reasons[:MAX_REASONS], f"and {len(reasons) - MAX_REASONS} more problem(s) like these"]
+
+
+def _positions(spec: TensorSpec, value: Any, reasons: list[str]) -> Iterator[tuple[str, Any]]:
+    """Walk a nested value along the spec's shape: yield (position, leaf); add a reason per shape problem."""
+    stack: list[tuple[str, Any, int]] = [("", value, 0)]
+    while stack:
+        where, item, depth = stack.pop()
+        if depth == spec.rank:
+            if isinstance(item, list) or (isinstance(item, dict) and not _is_b64(item)):
+                reasons.append(f"{where or 'the value'} must be a single value, got {kind_of(item)}")
+                continue
+            yield where, item
+            continue
+        want = spec.shape[depth]
+        if not isinstance(item, list):
+            dims = "×".join("n" if d is None else str(d) for d in spec.shape[depth:])
+            reasons.append(f"{where or 'the value'} must be an array of {dims} values, got {kind_of(item)}")
+            continue
+        if want is not None and len(item) != want:
+            reasons.append(f"{where or 'the value'} has {len(item)} entries on axis {depth + 1}, expected {want}")
+            continue
+        stack.extend((f"{where}[{j}]", child, depth + 1) for j, child in reversed(list(enumerate(item))))
+
+
+def _example(spec: TensorSpec, value: Any, policy: ValuePolicy, reasons: list[str]) -> Any:
+    """One example -> a nested list of converted leaves (or a scalar); reasons collect every problem."""
+    leaves = [(where, _leaf(spec, leaf, policy, reasons, where)) for where, leaf in _positions(spec, value, reasons)]
+    if reasons:
+        return None
+    if spec.rank == 0:
+        return leaves[0][1]
+    flat = [v for _, v in leaves]
+    return np.array(flat, dtype=numpy_dtype(spec.dtype)).reshape(np.shape(_shape_of(value, spec.rank)))
+
+
+def _shape_of(value: Any, rank: int) -> np.ndarray:
+    dims = []
+    item = value
+    for _ in range(rank):
+        dims.append(len(item))
+        item = item[0] if item else None
+    return np.empty(dims, dtype=np.int8)
+
+
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and list(value) == ["b64"]
+
+
+def _leaf(spec: TensorSpec, v: Any, policy: ValuePolicy, reasons: list[str], where: str) -> Any:
+    at = f"{where} " if where else ""
+    if spec.kind == "string":
+        return _string(spec, v, reasons, at)
+    if spec.kind == "bool":
+        if isinstance(v, bool) or (type(v) is int and v in (0, 1)):
+            return bool(v)
+        reasons.append(f"{at}must be true or false, got {kind_of(v)}")
+        return None
+    x = _number(v, policy, reasons, at)
+    if x is None:
+        return None
+    if not math.isfinite(x):
+        if policy.non_finite == "impute" and spec.fill_value is not None:
+            return spec.fill_value
+        reasons.append(f"{at}must be a finite number, got NaN or infinity")
+        return None
+    if spec.kind == "int":
+        if isinstance(x, float) and not x.is_integer():
+            reasons.append(f"{at}must be an integer for {spec.dtype}, got a fraction")
+            return None
+        x = int(x)
+    lo, hi = _limits(spec)
+    if not lo <= x <= hi:
+        if spec.index_range is not None:
+            reasons.append(f"{at}is an id outside this input's range {spec.index_range[0]}..{spec.index_range[1] - 1}")
+        elif spec.kind == "float":
+            reasons.append(f"{at}is too large for {spec.dtype} (at most ±{hi:.3g})")
+        else:
+            reasons.append(f"{at}is outside {spec.dtype}'s range {int(lo)}..{int(hi)}")
+        return None
+    return x
+
+
+def _number(v: Any, policy: ValuePolicy, reasons: list[str], at: str) -> float | int | None:
+    t = type(v)
+    if t is int:
+        return v  # kept exact: int64 ids above 2**53 must not pass through a float
+    if t is float:
+        return v
+    if t is bool:
+        return int(v)
+    if t is str:
+        if policy.numeric_strings == "reject":
+            reasons.append(f"{at}must be a number, got a string (NUMERIC_STRINGS=reject)")
+            return None
+        text = v.strip()
+        try:
+            return int(text) if text.lstrip("+-").isdigit() else float(text)
+        except (ValueError, OverflowError):
+            reasons.append(f"{at}must be a number, got a string that is not one")
+            return None
+    reasons.append(f"{at}must be a number, got {kind_of(v)}")
+    return None
+
+
+def _string(spec: TensorSpec, v: Any, reasons: list[str], at: str) -> str | bytes | None:
+    if isinstance(v, str):
+        if spec.vocabulary is not None and v not in spec.vocabulary:
+            reasons.append(f"{at}is not a known category; expected one of {', '.join(sorted(spec.vocabulary))}")
+            return None
+        return v
+    if _is_b64(v):
+        try:
+            return base64.b64decode(v["b64"], validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            reasons.append(f'{at}has a "b64" value that is not valid base64')
+            return None
+    reasons.append(f'{at}must be a string (or {{"b64": ...}} for bytes), got {kind_of(v)}')
+    return None
