@@ -72,8 +72,10 @@ def _invoke(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from handler.app import lambda_handler, service
+    from handler.app import function, lambda_handler
     from handler.local_server import serve
+
+    service = function.service
 
     hint = ""
     if service is not None:

@@ -1,7 +1,9 @@
 """The Lambda entry points: tell the trigger apart by the event's shape, hand the event to its adapter.
 
 `lambda_handler` accepts every trigger; the per-trigger handlers below skip the guessing when
-the template wires a trigger to its own function.
+the template wires a trigger to its own function. `Function` is one deployed function (its
+settings, its service, its HTTP API); the module builds one from the environment at import, as
+a Lambda init does, and tests build others for other models.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from handler.sources import direct
 from handler.sources.api import HttpApi
 
 Trigger = Literal["rest", "http", "function_url", "alb", "s3", "eventbridge_s3", "sqs", "direct"]
+HTTP_TRIGGERS = ("rest", "http", "function_url", "alb")
 
 # One JMESPath for every trigger: the API's request id, the ALB trace id, S3's request id, SQS's message id.
 CORRELATION_ID_PATH = (
@@ -28,23 +31,8 @@ CORRELATION_ID_PATH = (
     'Records[0].responseElements."x-amz-request-id" || Records[0].messageId || id'
 )
 
-
-def _open(settings: Settings) -> tuple[Service | None, SkewlessError | None]:
-    # Bad artifacts answer 503 with the reason (and /v2/health/ready says why) instead of an
-    # init crash that API Gateway would turn into a bare 502.
-    try:
-        return open_service(settings), None
-    except SkewlessError as exc:
-        logger.error("the service cannot start", extra={"code": exc.code, "reason": exc.message})
-        return None, exc
-
-
 # A health or metadata request has no application metric; that is normal, not worth a warning each time.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
-
-settings = Settings.from_env()
-service, startup_error = _open(settings)
-http_api = HttpApi(service, settings, startup_error)
 
 
 def event_trigger(event: Any) -> Trigger:
@@ -72,59 +60,70 @@ def event_trigger(event: Any) -> Trigger:
     return "direct"
 
 
-def _require_service() -> Service:
-    if service is None:
-        raise startup_error or SkewlessError("the service is not available")
-    return service
+class Function:
+    """One function: settings read once, the service (or why it could not start), and its adapters."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.service, self.startup_error = _open(settings)
+        self.http_api = HttpApi(self.service, settings, self.startup_error)
+
+    def require_service(self) -> Service:
+        if self.service is None:
+            raise self.startup_error or SkewlessError("the service is not available")
+        return self.service
+
+    def dispatch(self, trigger: Trigger, event: Any, context: Any) -> Any:
+        """Hand the event to the adapter of its trigger, and record the model load if this request paid for it."""
+        service = self.service
+        loads_before = service.model.loads if service is not None else 0
+        try:
+            if trigger in HTTP_TRIGGERS:
+                return self.http_api.handle(trigger, event, context)  # type: ignore[arg-type]
+            if trigger in ("s3", "eventbridge_s3"):
+                from handler.sources import s3  # lazily: HTTP-only functions never import the file readers
+
+                return s3.handle_event(event, context, self.require_service(), self.settings)
+            if trigger == "sqs":
+                from handler.sources import sqs
+
+                return sqs.handle_event(event, context, self.require_service(), self.settings)
+            return direct.handle_event(event, context, service, self.startup_error)
+        finally:
+            if service is not None and service.model.loads > loads_before and service.model.load_seconds is not None:
+                metrics.add_metric(
+                    name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=service.model.load_seconds * 1e3
+                )
+
+    def handler(self, trigger: Trigger | None = None) -> Callable[[Any, Any], Any]:
+        """A Lambda handler with Powertools' logger, tracer and metrics around `dispatch`."""
+
+        @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
+        @capture_lambda_handler
+        @metrics.log_metrics(capture_cold_start_metric=True)
+        def handle(event: Any, context: Any) -> Any:
+            return self.dispatch(trigger or event_trigger(event), event, context)
+
+        return handle
 
 
-def _s3(event: dict[str, Any], context: Any) -> Any:
-    from handler.sources import s3  # lazily: HTTP-only functions never import boto3's S3 code
-
-    return s3.handle_event(event, context, _require_service(), settings)
-
-
-def _sqs(event: dict[str, Any], context: Any) -> Any:
-    from handler.sources import sqs
-
-    return sqs.handle_event(event, context, _require_service(), settings)
-
-
-def dispatch(trigger: Trigger, event: Any, context: Any) -> Any:
-    """Hand the event to the adapter of its trigger, and record the model load if this request paid for it."""
-    loads_before = service.model.loads if service is not None else 0
+def _open(settings: Settings) -> tuple[Service | None, SkewlessError | None]:
+    # Bad artifacts answer 503 with the reason (and /v2/health/ready says why) instead of an
+    # init crash that API Gateway would turn into a bare 502.
     try:
-        if trigger in ("rest", "http", "function_url", "alb"):
-            return http_api.handle(trigger, event, context)
-        if trigger in ("s3", "eventbridge_s3"):
-            return _s3(event, context)
-        if trigger == "sqs":
-            return _sqs(event, context)
-        return direct.handle_event(event, context, service, startup_error)
-    finally:
-        if service is not None and service.model.loads > loads_before and service.model.load_seconds is not None:
-            metrics.add_metric(
-                name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=service.model.load_seconds * 1e3
-            )
+        return open_service(settings), None
+    except SkewlessError as exc:
+        logger.error("the service cannot start", extra={"code": exc.code, "reason": exc.message})
+        return None, exc
 
 
-def _entry(trigger: Trigger | None) -> Callable[[Any, Any], Any]:
-    """A Lambda handler with Powertools' logger, tracer and metrics around `dispatch`."""
+function = Function(Settings.from_env())
 
-    @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
-    @capture_lambda_handler
-    @metrics.log_metrics(capture_cold_start_metric=True)
-    def handler(event: Any, context: Any) -> Any:
-        return dispatch(trigger or event_trigger(event), event, context)
-
-    return handler
-
-
-lambda_handler = _entry(None)
-rest_api_handler = _entry("rest")
-http_api_handler = _entry("http")
-function_url_handler = _entry("function_url")
-alb_handler = _entry("alb")
-direct_handler = _entry("direct")
-s3_handler = _entry("s3")
-sqs_handler = _entry("sqs")
+lambda_handler = function.handler()
+rest_api_handler = function.handler("rest")
+http_api_handler = function.handler("http")
+function_url_handler = function.handler("function_url")
+alb_handler = function.handler("alb")
+direct_handler = function.handler("direct")
+s3_handler = function.handler("s3")
+sqs_handler = function.handler("sqs")
