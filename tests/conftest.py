@@ -17,7 +17,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "skewless-tests")
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "model_artifacts"
+ARTIFACTS = ROOT / "model_artifacts" / "churn"  # the reference model; tests.support.zoo has them all
 EVENTS = ROOT / "events"
 
 
