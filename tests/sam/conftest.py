@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker_engine import WORK_ROOT, DockerEngine, start_engine
-from tests.support.local_aws import LocalAws, start_local_aws
+from tests.support.local_aws import LocalAws, bridge_gateway, start_local_aws
 from tests.support.samcli import ROOT, ensure_sam_cli, sam_env
 
 BASE_IMAGE = "skewless-lambda-base:bookworm-py311"
@@ -95,11 +95,6 @@ def _test_template(work: Path, base: str) -> Path:
     return path
 
 
-def _bridge_gateway(engine: DockerEngine) -> str:
-    done = engine.run("network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}")
-    return done.stdout.strip()
-
-
 @pytest.fixture(scope="session")
 def project(engine: DockerEngine, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamProject]:
     sam = ensure_sam_cli()
@@ -120,7 +115,7 @@ def project(engine: DockerEngine, base_image: str, tmp_path_factory: pytest.Temp
     log = done.stdout + done.stderr
     assert done.returncode == 0, f"sam build failed after {build_seconds:.0f} s:\n{log[-5000:]}"
 
-    aws = start_local_aws(_bridge_gateway(engine))
+    aws = start_local_aws(bridge_gateway(engine))
     try:
         aws.client("s3").create_bucket(Bucket=DATA_BUCKET)
         queue_url = aws.client("sqs").create_queue(QueueName=RESULTS_QUEUE)["QueueUrl"]
