@@ -16,6 +16,7 @@ IMAGE ?= skewless:$(RUNTIME)
 .PHONY: install run test test-fast verify artifacts lint bench audit clean sam-cli validate test-sam image wheelhouse
 
 $(STAMP): pyproject.toml
+	@echo "installing Python dependencies into $(VENV) (first run or a changed pyproject.toml; about 1-2 minutes)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -24,6 +25,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 $(SAM): scripts/requirements-sam.txt
+	@echo "installing the SAM CLI into $(SAM_VENV) (first run only, about 40 s)"
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install -q -r scripts/requirements-sam.txt
 	touch $@

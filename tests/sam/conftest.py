@@ -1,7 +1,11 @@
 """`sam local` fixtures: a container engine, the local base image, `sam build`, local S3/SQS.
 
-Everything started here is stopped here; the engine's data folder persists (see
-tests/support/docker_engine.py), so a second run reuses the base image and the image layers.
+Everything started here is stopped here. Outside CI the engine's data folder persists (see
+tests/support/docker_engine.py), so a second run reuses the base image and the image layers;
+under CI=true every run starts from an empty engine, as on a fresh machine.
+
+Steps that take minutes say so on the terminal (pytest captures everything else), with the time
+they took.
 """
 
 from __future__ import annotations
@@ -9,14 +13,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.docker_engine import WORK_ROOT, DockerEngine, start_engine
+from tests.support.docker_engine import DockerEngine, Step, apt_install, start_engine
 from tests.support.local_aws import LocalAws, bridge_gateway, start_local_aws
 from tests.support.samcli import ROOT, ensure_sam_cli, sam_env
 
@@ -26,6 +32,12 @@ FUNCTION = "InferenceFunction"
 DATA_BUCKET = "skewless-data"  # the bucket named in events/s3_*.json
 RESULTS_QUEUE = "skewless-results"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+# Tests that build images themselves (not through a fixture): what they do, announced like a step.
+SLOW_TESTS = {
+    "test_litert_image_serves_golden_outputs_without_tensorflow_at_a_quarter_of_the_size": (
+        "docker build of the LiteRT and TensorFlow images (about 2 min on a fresh engine)"
+    ),
+}
 
 
 @dataclass
@@ -48,27 +60,77 @@ class SamProject:
         )
 
 
+def announcer(config: pytest.Config) -> Step:
+    """A Step that writes one line to the terminal: what runs, then how long it took. The terminal
+    reporter's stream is pytest's fd 1, captured while a fixture or test runs, so capture is
+    suspended around each write (as `capsys.disabled()` does)."""
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def show(text: str, end_line: bool) -> None:
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            if reporter is None:  # -p no:terminal
+                print(text, end="\n" if end_line else "", file=sys.stderr, flush=True)
+            elif end_line:
+                reporter.write_line(text)
+                reporter.currentfspath = -2  # what pytest writes next starts a line (as after collection)
+            else:
+                reporter.ensure_newline()
+                reporter.write(text, flush=True)
+
+    @contextmanager
+    def announce(what: str) -> Iterator[None]:
+        show(f"skewless: {what} ... ", end_line=False)
+        start = time.monotonic()
+        outcome = "failed after"
+        try:
+            yield
+            outcome = "done in"
+        finally:
+            show(f"{outcome} {time.monotonic() - start:.0f} s", end_line=True)
+
+    return announce
+
+
 @pytest.fixture(scope="session")
-def engine() -> Iterator[DockerEngine]:
-    running = start_engine()
+def step(request: pytest.FixtureRequest) -> Step:
+    return announcer(request.config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    what = SLOW_TESTS.get(getattr(item, "originalname", item.name))
+    if what is None:
+        return (yield)
+    with announcer(item.config)(what):
+        return (yield)
+
+
+@pytest.fixture(scope="session")
+def engine(step: Step) -> Iterator[DockerEngine]:
+    running = start_engine(step)
     try:
         yield running
     finally:
-        running.run("image", "prune", "--force", check=False)  # rebuilt images leave dangling layers
+        if not running.scratch:  # rebuilt images leave dangling layers; a fresh engine's go with its folder
+            running.run("image", "prune", "--force", check=False)
         running.stop()
 
 
 @pytest.fixture(scope="session")
-def base_image(engine: DockerEngine) -> str:
+def base_image(engine: DockerEngine, step: Step) -> str:
     """Debian bookworm + Python 3.11, made with debootstrap (no registry); built once, then reused."""
     if not engine.has_image(BASE_IMAGE):
+        if not shutil.which("debootstrap"):
+            apt_install(["debootstrap"], step, "first run only, a few seconds")
         script = ROOT / "scripts" / "build-local-base-image.sh"
-        done = subprocess.run(
-            [str(script), BASE_IMAGE, str(WORK_ROOT / "base")],
-            env={**engine.env, "DOCKER": engine.client},
-            capture_output=True,
-            text=True,
-        )
+        with step("building the Debian base image with debootstrap (about 1 min)"):
+            done = subprocess.run(
+                [str(script), BASE_IMAGE, str(engine.folder / "base")],
+                env={**engine.env, "DOCKER": engine.client},
+                capture_output=True,
+                text=True,
+            )
         assert done.returncode == 0, f"building the base image failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return BASE_IMAGE
 
@@ -96,21 +158,24 @@ def _test_template(work: Path, base: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def project(engine: DockerEngine, base_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SamProject]:
-    sam = ensure_sam_cli()
+def project(
+    engine: DockerEngine, base_image: str, step: Step, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SamProject]:
+    sam = ensure_sam_cli(step)
     work = tmp_path_factory.mktemp("sam")
     _trust_host_ca_certificates()
     template = _test_template(work, base_image)
     build_dir = work / "build"
     start = time.monotonic()
-    done = subprocess.run(
-        [str(sam), "build", "-t", str(template), "--base-dir", str(ROOT), "--build-dir", str(build_dir)],
-        capture_output=True,
-        text=True,
-        env=sam_env(DOCKER_HOST=engine.host),
-        cwd=ROOT,
-        timeout=1800,
-    )
+    with step("sam build of the function's image (about 2 min; seconds when its layers are cached)"):
+        done = subprocess.run(
+            [str(sam), "build", "-t", str(template), "--base-dir", str(ROOT), "--build-dir", str(build_dir)],
+            capture_output=True,
+            text=True,
+            env=sam_env(DOCKER_HOST=engine.host),
+            cwd=ROOT,
+            timeout=1800,
+        )
     build_seconds = time.monotonic() - start
     log = done.stdout + done.stderr
     assert done.returncode == 0, f"sam build failed after {build_seconds:.0f} s:\n{log[-5000:]}"

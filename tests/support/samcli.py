@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from tests.support.docker_engine import Step, silent_step
+
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "scripts" / "requirements-sam.txt"
 SAM_VENV = Path(os.environ.get("SAM_VENV", ROOT / ".venv-sam"))
@@ -44,19 +46,20 @@ def sam_env(**extra: str) -> dict[str, str]:
     }
 
 
-def ensure_sam_cli() -> Path:
-    """Path of `sam`, creating its venv (about 45 s) when it is missing or at another version."""
+def ensure_sam_cli(step: Step = silent_step) -> Path:
+    """Path of `sam`, creating its venv when it is missing or at another version."""
     sam = SAM_VENV / "bin" / "sam"
     version = sam_pin().split("==")[1]
     if sam.exists():
         done = subprocess.run([str(sam), "--version"], capture_output=True, text=True, env=sam_env())
         if done.returncode == 0 and version in done.stdout:
             return sam
-    if not (SAM_VENV / "bin" / "python").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(SAM_VENV)], check=True)
-    subprocess.run(
-        [str(SAM_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True
-    )
+    with step(f"installing the SAM CLI {version} into {SAM_VENV} (about 40 s)"):
+        if not (SAM_VENV / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(SAM_VENV)], check=True)
+        subprocess.run(
+            [str(SAM_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)], check=True
+        )
     return sam
 
 
