@@ -21,7 +21,7 @@ RUN sh /tmp/build/install-serving-deps.sh /opt/deps /tmp/build-inputs /tmp/build
 FROM ${BASE_IMAGE}
 ARG RUNTIME
 ENV LAMBDA_TASK_ROOT=/var/task \
-    MODEL_DIR=/var/task/model_artifacts \
+    MODEL_DIR=/var/task/model_artifacts/churn \
     TF_CPP_MIN_LOG_LEVEL=2 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /var/task
@@ -32,10 +32,12 @@ RUN if [ -x /lambda-entrypoint.sh ]; then rm /tmp/lambda-entrypoint.sh; \
     else mv /tmp/lambda-entrypoint.sh /lambda-entrypoint.sh && chmod 755 /lambda-entrypoint.sh; fi
 COPY model_artifacts/ /var/task/model_artifacts/
 COPY handler/ /var/task/handler/
-# The image is only as good as its answers: replay every golden case through the real code,
-# with the installed libraries, and fail the build on any difference.
-# The runtime the image is named for, then the one that will serve (SERVING_RUNTIME=auto).
-RUN PYTHONPATH=/var/task python -m handler verify --runtime ${RUNTIME} \
-    && PYTHONPATH=/var/task python -m handler verify
+# The image is only as good as its answers: replay every golden case of every model in it through
+# the real code, with the installed libraries, and fail the build on any difference: on the
+# runtime the image is named for, then on the one that will serve (SERVING_RUNTIME=auto).
+RUN for dir in /var/task/model_artifacts/*/; do \
+      PYTHONPATH=/var/task MODEL_DIR="$dir" python -m handler verify --runtime ${RUNTIME} \
+      && PYTHONPATH=/var/task MODEL_DIR="$dir" python -m handler verify || exit 1; \
+    done
 ENTRYPOINT ["/lambda-entrypoint.sh"]
 CMD ["handler.app.lambda_handler"]

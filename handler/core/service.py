@@ -115,7 +115,9 @@ class Service:
         outputs = fn(inputs)
         n = len(next(iter(inputs.values())))
         self.last = Timings(batch_size=n, inference_seconds=time.perf_counter() - start)
-        return Prediction(outputs, input_problems, non_finite_outputs(outputs))
+        # A row refused for its input is not also reported for the NaN the model made of it.
+        output_problems = {i: e for i, e in non_finite_outputs(outputs).items() if i not in input_problems}
+        return Prediction(outputs, input_problems, output_problems)
 
     def predict_v1(self, body: Any, forward: Forward | None = None) -> dict[str, Any]:
         """A parsed TF-Serving v1 body -> its v1 response body (raises InvalidInput, NonFiniteOutput)."""
@@ -132,15 +134,28 @@ def prepare(artifacts: Artifacts, columns: Mapping[str, np.ndarray]) -> tuple[Ar
         return dict(columns), {}
     x = pre.transform(columns)
     model_input = artifacts.signature.inputs[0]
-    problems = {
-        row: [
-            FieldError(
-                row, name, f"is too large for the model: after preprocessing it does not fit {model_input.dtype}"
-            )
-            for name in names
-        ]
-        for row, names in pre.overflows(x).items()
-    }
+    problems: dict[int, list[FieldError]] = {}
+    # A raw number the model's dtype cannot hold is refused as such, even where scaling would bring it in range.
+    limit = float(np.finfo(np.dtype(model_input.dtype)).max)
+    for f in pre.features:
+        col = columns[f.name]
+        if col.dtype.kind == "f":
+            for row in np.flatnonzero(np.abs(col) > limit).tolist():
+                problems.setdefault(row, []).append(
+                    FieldError(
+                        row, f.name, f"is too large for the model: {model_input.dtype} holds at most ±{limit:.3g}"
+                    )
+                )
+    for row, names in pre.overflows(x).items():
+        for name in names:
+            if not any(e.feature == name for e in problems.get(row, [])):
+                problems.setdefault(row, []).append(
+                    FieldError(
+                        row,
+                        name,
+                        f"is too large for the model: after preprocessing it does not fit {model_input.dtype}",
+                    )
+                )
     return {model_input.name: x}, problems
 
 

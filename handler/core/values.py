@@ -84,6 +84,8 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
     """The batch as an array if every value is plainly right, else None (the slow path explains why)."""
     n = len(examples)
     if spec.kind == "string":
+        if isinstance(examples, np.ndarray) and examples.dtype.kind in "US":
+            examples = examples.astype(str).astype(object)  # numpy text -> Python str, as JSON gives
         if spec.rank == 0:
             if not all(type(v) is str for v in examples):
                 return None
@@ -161,6 +163,8 @@ def _in_range(spec: TensorSpec, arr: np.ndarray) -> bool:
 
 
 def _slow(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> tuple[np.ndarray, Problems]:
+    if isinstance(examples, np.ndarray):
+        examples = examples.tolist()  # numpy scalars -> Python values, which the rules below know
     problems: Problems = {}
     good: list[Any] = []
     good_at: list[int] = []
@@ -205,19 +209,24 @@ def _positions(spec: TensorSpec, value: Any, reasons: list[str]) -> Iterator[tup
         where, item, depth = stack.pop()
         if depth == spec.rank:
             if isinstance(item, list) or (isinstance(item, dict) and not _is_b64(item)):
-                reasons.append(f"{where or 'the value'} must be a single value, got {kind_of(item)}")
+                reasons.append(f"{_at(where)}must be a single value, got {kind_of(item)}")
                 continue
             yield where, item
             continue
         want = spec.shape[depth]
         if not isinstance(item, list):
             dims = "×".join("n" if d is None else str(d) for d in spec.shape[depth:])
-            reasons.append(f"{where or 'the value'} must be an array of {dims} values, got {kind_of(item)}")
+            reasons.append(f"{_at(where)}must be an array of {dims} values, got {kind_of(item)}")
             continue
         if want is not None and len(item) != want:
-            reasons.append(f"{where or 'the value'} has {len(item)} entries on axis {depth + 1}, expected {want}")
+            reasons.append(f"{_at(where)}has {len(item)} entries on axis {depth + 1}, expected {want}")
             continue
         stack.extend((f"{where}[{j}]", child, depth + 1) for j, child in reversed(list(enumerate(item))))
+
+
+def _at(where: str) -> str:
+    """`[3][1] ` before a reason about a position inside the example; nothing for the example itself."""
+    return f"{where} " if where else ""
 
 
 def _example(spec: TensorSpec, value: Any, policy: ValuePolicy, reasons: list[str]) -> Any:

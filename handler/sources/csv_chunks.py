@@ -203,7 +203,7 @@ def _judge_suspects(
     if suspect.any():
         where = np.flatnonzero(suspect)
         good_cols, field_errors, good = coercer.coerce_rows(raw_rows(where.tolist()))
-        if good:
+        if len(good):
             accepted = where[good]
             keep[accepted] = True
             for name, col in good_cols.items():

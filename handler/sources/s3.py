@@ -53,7 +53,7 @@ import numpy as np
 from handler.core.answer import per_instance
 from handler.core.service import Service
 from handler.errors import FieldError
-from handler.observability import logger, metrics
+from handler.observability import count_non_finite, logger, metrics
 from handler.settings import Settings
 from handler.sources import aws
 from handler.sources.csv_chunks import check_csv_model, csv_chunks, text_coercer
@@ -231,6 +231,8 @@ def _write_chunk(chunk: Chunk, service: Service, preds: aws.MultipartWriter, err
         prediction = service.run(chunk.columns)
         outputs, rows, lines = prediction.outputs, chunk.rows, chunk.lines
         problems = prediction.problems
+        if prediction.output_problems:
+            count_non_finite(len(prediction.output_problems))
         if problems:
             # Rows that overflowed after preprocessing, or that the model answered NaN for: errors, not answers.
             for i, errs_i in sorted(problems.items()):

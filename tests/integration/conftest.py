@@ -20,6 +20,7 @@ from handler.core.service import Service
 from handler.settings import Settings
 from handler.sources import aws
 from tests.conftest import ARTIFACTS
+from tests.support.reference import churn_reference
 from training.churn_data import COLUMNS, generate
 
 REGION = "us-east-1"
@@ -106,11 +107,9 @@ def read_jsonl(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in body.splitlines() if line]
 
 
-def expected_predictions(service: Service, rows: list[dict[str, Any]]) -> np.ndarray:
-    """What the in-process service predicts for these rows (the reference for every S3 output)."""
-    cols, errors, _ = service.coercer.coerce_rows(rows)
-    assert not errors
-    return service.predict_columns(cols)
+def expected_predictions(rows: list[dict[str, Any]]) -> np.ndarray:
+    """What the training pipeline answers for these rows (not the serving path): the reference for S3 outputs."""
+    return churn_reference(rows)
 
 
 def s3_put_event(bucket: str, key: str, etag: str = "", size: int = 0) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def _outputs(s3: Any, bucket: str, key: str) -> tuple[list[dict], list[dict], di
 
 
 def _assert_predictions(got: list[dict], service: Service, rows: list[dict[str, Any]]) -> None:
-    want = expected_predictions(service, rows)
+    want = expected_predictions(rows)
     have = np.asarray([g["prediction"] for g in got])
     assert have.shape == want.shape, f"{have.shape} predictions, expected {want.shape}"
     worst = float(np.max(np.abs(have - want)))
@@ -188,7 +188,7 @@ def test_json_lines_of_objects_and_arrays_with_bad_lines(
     assert [(p["row"], p["line"]) for p in preds] == [(0, 1), (1, 2), (5, 7)]
     assert [(e["row"], e["line"]) for e in errors] == [(2, 3), (3, 5), (4, 6)]
     assert "not valid JSON" in errors[0]["errors"][0]["reason"]
-    assert errors[1]["errors"][0] == {"feature": "colour", "reason": "is not a feature of this model"}
+    assert errors[1]["errors"][0] == {"feature": "colour", "reason": "is not an input of this model"}
     assert errors[2]["errors"][0] == {"feature": "age", "reason": "is missing"}
     _assert_predictions(preds, service, [rows[0], rows[1], rows[3]])
 
@@ -272,7 +272,7 @@ def test_npy_of_strings_is_predicted_in_training_column_order(
     ("array", "reason"),
     [
         (np.array([[object()] * 12], dtype=object), "needs pickle"),
-        (np.zeros((3, 12)), "categorical feature(s) contract_type"),
+        (np.zeros((3, 12)), "string feature(s) contract_type"),
         (np.zeros((3, 5)), "must be 2-D with 12 columns"),
     ],
     ids=["object_array", "numeric_array_for_categorical_model", "wrong_width"],

@@ -14,8 +14,10 @@ import pytest
 from handler.core.service import Service
 from handler.settings import Settings
 from handler.sources import sqs as sqs_source
+from tests.support import zoo
 from tests.conftest import load_event
 from tests.integration.conftest import churn_rows
+from tests.support.reference import churn_reference
 
 
 def sqs_event(bodies: list[str], message_ids: list[str] | None = None) -> dict[str, Any]:
@@ -52,15 +54,14 @@ def test_sample_event_gives_the_golden_outputs_under_each_request_id(
     event = load_event("sqs.json")
     result = sqs_source.handle_event(event, lambda_context, service, settings)
     assert result == {"batchItemFailures": []}
-    by_request = {json.dumps(c["request"], sort_keys=True): c["response"] for c in golden["cases"]}
+    by_request = {json.dumps(c["request"], sort_keys=True): c for c in golden["cases"]}
     for record in event["Records"]:
         body = json.loads(record["body"])
         request_id = body.pop("request_id", record["messageId"])
         got = _s3_result(s3, bucket, request_id)
-        want = by_request[json.dumps(body, sort_keys=True)]
-        (kind,) = want
-        assert got["request_id"] == request_id and got["model"] == "churn" and got["version"]
-        np.testing.assert_allclose(got[kind], want[kind], atol=golden["tolerance"]["atol"] + 1e-6)
+        case = by_request[json.dumps(body, sort_keys=True)]
+        assert got.pop("request_id") == request_id and got.pop("model") == "churn" and got.pop("version")
+        zoo.check_v1("churn", case, got, f"SQS message {request_id}")
 
 
 def test_poison_messages_get_error_results_and_are_not_retried(
@@ -119,17 +120,37 @@ def test_results_queue_gets_each_result_with_its_request_id_and_undeliverable_on
     assert json.loads(by_id["small-2"]["Body"])["request_id"] == "small-2"
     assert len(json.loads(by_id["small-2"]["Body"])["predictions"]) == 2
     assert by_id["d"]["MessageAttributes"]["status"]["StringValue"] == "error"
-    want = service.predict_v1({"instances": rows[:1]})["predictions"]
-    np.testing.assert_allclose(json.loads(by_id["small-1"]["Body"])["predictions"], want, atol=1e-6)
+    want = churn_reference(rows[:1])  # the training pipeline's answer, not the serving path's
+    np.testing.assert_allclose(json.loads(by_id["small-1"]["Body"])["predictions"], want, atol=1e-5)
 
 
 def test_unreachable_destination_fails_every_message_without_raising(
-    service: Service, settings: Settings, lambda_context: Any
+    service: Service, settings: Settings, lambda_context: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     nowhere = replace(settings, output_bucket="skewless-does-not-exist")
-    event = sqs_event([json.dumps({"instances": churn_rows(1)}), "bad json"], ["x", "y"])
+    row = churn_rows(1)[0]
+    event = sqs_event([json.dumps({"instances": [row]}), "bad json"], ["x", "y"])
     result = sqs_source.handle_event(event, lambda_context, service, nowhere)
     assert result == {"batchItemFailures": [{"itemIdentifier": "x"}, {"itemIdentifier": "y"}]}
+    # Each failed message is logged once, with its id and the reason, and none of the values sent.
+    failures = [r for r in caplog.records if r.getMessage().startswith("SQS message failed")]
+    assert sorted(r.message_id for r in failures) == ["x", "y"]  # type: ignore[attr-defined]
+    assert all(r.levelname == "WARNING" and "NoSuchBucket" in r.reason for r in failures)  # type: ignore[attr-defined]
+    logged = caplog.text + "".join(str(r.__dict__) for r in failures)
+    assert str(row["monthly_charges"]) not in logged and row["payment_method"] not in logged
+
+
+def test_no_results_destination_is_logged_as_the_reason(
+    settings: Settings, service: Service, lambda_context: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    nowhere = replace(settings, output_bucket=None, results_queue_url=None)
+    event = sqs_event([json.dumps({"instances": churn_rows(1)})], ["m-1"])
+    assert sqs_source.handle_event(event, lambda_context, service, nowhere) == {
+        "batchItemFailures": [{"itemIdentifier": "m-1"}]
+    }
+    logged = [r for r in caplog.records if r.getMessage().startswith("SQS message failed")]
+    assert len(logged) == 1 and logged[0].message_id == "m-1"  # type: ignore[attr-defined]
+    assert "set RESULTS_QUEUE_URL or OUTPUT_BUCKET" in logged[0].reason  # type: ignore[attr-defined]
 
 
 def test_same_request_id_twice_gives_one_result(

@@ -7,6 +7,9 @@ Two modes. By default its data folders under WORK_ROOT persist, so a second run 
 it built. Under CI=true (or SKEWLESS_FRESH_ENGINE=1) every run starts from an empty data root (a
 new folder, deleted at the end) and without a `docker0` bridge: what a fresh machine sees, so CI
 cannot pass thanks to state an earlier run left behind.
+
+`python -m tests.support.docker_engine clean` undoes what the tests installed and started here
+(`make clean-test-state`); it needs only the standard library.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 WORK_ROOT = Path(os.environ.get("SKEWLESS_DOCKER_ROOT", "/var/tmp/skewless-docker"))
+# Packages the tests apt-installed (absent before), one a line: `clean` removes exactly these.
+APT_MARKER = WORK_ROOT / "apt-installed.txt"
 NO_REGISTRY_PROXY = "http://127.0.0.1:9"
 BRIDGE = "docker0"
 
@@ -40,16 +46,36 @@ def fresh_engine_wanted() -> bool:
     return os.environ.get("CI", "").lower() in truthy or os.environ.get("SKEWLESS_FRESH_ENGINE", "").lower() in truthy
 
 
-# --- apt ------------------------------------------------------------------------------------
+# --- apt, with a record of what it added -----------------------------------------------------
+
+
+def _installed_packages() -> set[str]:
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${db:Status-Abbrev} ${binary:Package}\n"], capture_output=True, text=True
+    )
+    return {line.split()[1] for line in done.stdout.splitlines() if line.startswith("ii ")}
+
+
+def _recorded_packages() -> set[str]:
+    return set(APT_MARKER.read_text().split()) if APT_MARKER.exists() else set()
 
 
 def apt_install(packages: list[str], step: Step, about: str) -> None:
+    """apt-get install PACKAGES, recording every package that was not installed before (so
+    `clean` can remove them, and never one the machine already had)."""
+    before = _installed_packages()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-q", *packages]
-    with step(f"installing {' '.join(packages)} with apt ({about})"):
-        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
-            subprocess.run(install, env=env, check=True, capture_output=True)
+    try:
+        with step(f"installing {' '.join(packages)} with apt ({about})"):
+            if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+                subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+                subprocess.run(install, env=env, check=True, capture_output=True)
+    finally:  # a half-done install is recorded too
+        added = _installed_packages() - before
+        if added:
+            WORK_ROOT.mkdir(parents=True, exist_ok=True)
+            APT_MARKER.write_text("".join(f"{p}\n" for p in sorted(_recorded_packages() | added)))
 
 
 def ensure_dockerd_installed(step: Step = silent_step) -> str:
@@ -287,3 +313,46 @@ def start_engine(step: Step = silent_step, fresh: bool | None = None) -> DockerE
             time.sleep(0.5)
     engine.stop()
     raise RuntimeError(f"dockerd did not answer within 60 s; see {log_path}")
+
+
+# --- make clean-test-state -------------------------------------------------------------------
+
+
+def clean_test_state(say: Callable[[str], None] = print) -> int:
+    """Stop our engines, delete WORK_ROOT and docker0, and purge the packages the tests
+    apt-installed. Safe to repeat. Returns an exit status."""
+    if not (WORK_ROOT.exists() or bridge_exists() or engine_pids_under(WORK_ROOT)):
+        say(f"no test engine state: no dockerd of ours, no {WORK_ROOT}, no {BRIDGE}")
+        return 0
+    for pid in stop_leftover_engines():
+        say(f"stopped the tests' engine process {pid}")
+    if WORK_ROOT.exists():
+        for child in WORK_ROOT.iterdir():  # the marker goes last: it says what to purge
+            if child != APT_MARKER:
+                remove_tree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        say(f"deleted the engine folders under {WORK_ROOT}")
+    if bridge_exists():
+        others = other_dockerd_pids(WORK_ROOT)
+        if others:
+            say(f"kept {BRIDGE}: dockerd pid {', '.join(map(str, others))} is not ours and uses it")
+        else:
+            delete_bridge()
+            say(f"deleted the {BRIDGE} bridge")
+    ours = sorted(_recorded_packages() & _installed_packages())
+    if ours:
+        # dpkg, not apt: it removes exactly these, and refuses rather than remove a package that
+        # was installed since and depends on one of them.
+        done = subprocess.run(["dpkg", "--purge", *ours], capture_output=True, text=True)
+        if done.returncode != 0:
+            say(f"dpkg --purge failed; kept {APT_MARKER} to retry:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+            return 1
+        say(f"purged the packages the tests installed: {' '.join(ours)}")
+    if WORK_ROOT.exists():
+        remove_tree(WORK_ROOT)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["clean"]:
+        sys.exit("usage: python -m tests.support.docker_engine clean")
+    sys.exit(clean_test_state())

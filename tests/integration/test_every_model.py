@@ -1,0 +1,164 @@
+"""Every reference model through S3 (JSON Lines, .npy, CSV) and SQS, against the local S3/SQS server.
+
+The expected values are the committed golden cases: each golden request's rows become lines of a
+file (or one message), and each answer must be training's output for that row.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from handler.bootstrap import open_service
+from handler.core.service import Service
+from handler.settings import Settings
+from handler.sources import s3 as s3_source
+from handler.sources import sqs as sqs_source
+from tests.integration.conftest import churn_rows, read_jsonl, s3_put_event
+from tests.integration.test_sqs_source import _s3_result, sqs_event
+from tests.support import zoo
+
+
+@pytest.fixture(scope="module", params=zoo.MODELS)
+def model(request: pytest.FixtureRequest) -> tuple[str, Service]:
+    name = str(request.param)
+    return name, open_service(Settings(model_dir=zoo.model_dir(name)))
+
+
+def _row_cases(name: str) -> list[dict[str, Any]]:
+    return [c for c in zoo.cases(name) if "instances" in c["request"]]
+
+
+def _run(s3: Any, bucket: str, key: str, body: bytes, service: Service, settings: Settings, ctx: Any) -> dict:
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    (marker,) = s3_source.handle_event(s3_put_event(bucket, key), ctx, service, settings)["objects"]
+    out: dict[str, Any] = marker
+    return out
+
+
+def _split(predictions: list[dict[str, Any]], cases: list[dict[str, Any]]) -> list[list[Any]]:
+    """The file's answers, back into one list per golden case (rows were written case after case)."""
+    it = iter(p["prediction"] for p in predictions)
+    return [[next(it) for _ in c["request"]["instances"]] for c in cases]
+
+
+def test_every_golden_row_through_s3_json_lines(
+    model: tuple[str, Service], s3: Any, bucket: str, settings: Settings, lambda_context: Any
+) -> None:
+    name, service = model
+    cases = _row_cases(name)
+    lines = [json.dumps(row) for c in cases for row in c["request"]["instances"]]
+    marker = _run(s3, bucket, f"incoming/{name}.jsonl", "\n".join(lines).encode(), service, settings, lambda_context)
+    assert (marker["status"], marker["rows"], marker["errors"]) == ("done", len(lines), 0), marker
+    predictions = read_jsonl(s3, bucket, f"predictions/{name}.jsonl.jsonl")
+    assert [p["row"] for p in predictions] == list(range(len(lines)))
+    for case, answers in zip(cases, _split(predictions, cases), strict=True):
+        zoo.check_v1(name, case, {"predictions": answers}, "S3 JSON Lines")
+
+
+def test_every_golden_request_through_sqs(
+    model: tuple[str, Service], s3: Any, bucket: str, settings: Settings, lambda_context: Any
+) -> None:
+    name, service = model
+    cases = zoo.cases(name)
+    ids = [f"{name}-{i}" for i in range(len(cases))]
+    bodies = [json.dumps({"request_id": rid, **c["request"]}) for rid, c in zip(ids, cases, strict=True)]
+    result = sqs_source.handle_event(sqs_event(bodies), lambda_context, service, settings)
+    assert result == {"batchItemFailures": []}
+    for rid, case in zip(ids, cases, strict=True):
+        got = _s3_result(s3, bucket, rid)
+        assert (got.pop("request_id"), got.pop("model")) == (rid, name) and got.pop("version")
+        zoo.check_v1(name, case, got, "SQS")
+
+
+@pytest.mark.parametrize("name", ["digits", "sensor"])
+def test_one_array_models_take_npy_files(
+    name: str, s3: Any, bucket: str, settings: Settings, lambda_context: Any
+) -> None:
+    service = open_service(Settings(model_dir=zoo.model_dir(name)))
+    cases = [c for c in _row_cases(name) if all(isinstance(r, list) for r in c["request"]["instances"])]
+    dtype = np.uint8 if name == "digits" else np.float32
+    array = np.concatenate([np.asarray(c["request"]["instances"], dtype=dtype) for c in cases])
+    buf = io.BytesIO()
+    np.save(buf, array)
+    small = replace(settings, s3_chunk_rows=3)  # several chunks
+    marker = _run(s3, bucket, f"incoming/{name}.npy", buf.getvalue(), service, small, lambda_context)
+    assert (marker["status"], marker["predicted"], marker["errors"]) == ("done", len(array), 0), marker
+    predictions = read_jsonl(s3, bucket, f"predictions/{name}.npy.jsonl")
+    for case, answers in zip(cases, _split(predictions, cases), strict=True):
+        zoo.check_v1(name, case, {"predictions": answers}, "S3 .npy")
+
+
+def test_csv_for_a_model_with_array_inputs_is_rejected_with_what_to_send(
+    s3: Any, bucket: str, settings: Settings, lambda_context: Any
+) -> None:
+    service = open_service(Settings(model_dir=zoo.model_dir("digits")))
+    marker = _run(s3, bucket, "incoming/images.csv", b"image\n1\n", service, settings, lambda_context)
+    errors = read_jsonl(s3, bucket, "predictions/images.csv.errors.jsonl")
+    assert marker["status"] == "rejected" and marker["predicted"] == 0
+    reason = errors[0]["errors"][0]["reason"]
+    assert "image (uint8 [28, 28, 1])" in reason and "JSON Lines" in reason
+
+
+def test_bad_rows_of_a_zoo_model_are_listed_with_their_reasons(
+    s3: Any, bucket: str, settings: Settings, lambda_context: Any
+) -> None:
+    service = open_service(Settings(model_dir=zoo.model_dir("recommender")))
+    good = zoo.cases("recommender")[0]["request"]["instances"][0]
+    rows = [good, {**good, "item_id": 200}, {**good, "item_id": 1.5}, {**good, "user_features": [0.0] * 5}, good]
+    body = "\n".join(json.dumps(r) for r in rows).encode()
+    marker = _run(s3, bucket, "incoming/rec.jsonl", body, service, settings, lambda_context)
+    assert (marker["rows"], marker["predicted"], marker["errors"]) == (5, 2, 3)
+    errors = {e["row"]: e["errors"][0] for e in read_jsonl(s3, bucket, "predictions/rec.jsonl.errors.jsonl")}
+    # Written by hand: the reasons values.py gives, naming the input and never the value.
+    assert errors[1] == {"feature": "item_id", "reason": "is an id outside this input's range 0..199"}
+    assert errors[2] == {"feature": "item_id", "reason": "must be an integer for int32, got a fraction"}
+    assert errors[3] == {"feature": "user_features", "reason": "has 5 entries on axis 1, expected 6"}
+    assert [p["row"] for p in read_jsonl(s3, bucket, "predictions/rec.jsonl.jsonl")] == [0, 4]
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "code", "where", "reason"),
+    [
+        # float32 cannot hold it: the feature is named.
+        ("tenure_months", 1e39, "invalid_input", "tenure_months", "is too large for the model: float32 holds"),
+        ("total_charges", 1e300, "invalid_input", "total_charges", "is too large for the model: float32 holds"),
+        # float32 holds it, but the model's answer is not finite: the output is named.
+        ("total_charges", 3e38, "non_finite_output", "output_0", "the model's output is NaN or infinite"),
+    ],
+)
+def test_numbers_that_overflow_are_errors_rows_and_error_results_never_nulls(
+    feature: str,
+    value: float,
+    code: str,
+    where: str,
+    reason: str,
+    s3: Any,
+    bucket: str,
+    settings: Settings,
+    lambda_context: Any,
+) -> None:
+    service = open_service(Settings(model_dir=zoo.model_dir("churn")))
+    rows = churn_rows(3, seed=5)
+    rows[1] = {**rows[1], feature: value}
+    body = "\n".join(json.dumps(r) for r in rows).encode()
+    marker = _run(s3, bucket, "incoming/big.jsonl", body, service, settings, lambda_context)
+    assert (marker["predicted"], marker["errors"]) == (2, 1)
+    (error,) = read_jsonl(s3, bucket, "predictions/big.jsonl.errors.jsonl")
+    assert error["row"] == 1 and error["errors"][0]["feature"] == where
+    assert error["errors"][0]["reason"].startswith(reason)
+    predictions = read_jsonl(s3, bucket, "predictions/big.jsonl.jsonl")
+    assert all(np.isfinite(p["prediction"]).all() for p in predictions)
+    # The same row as an SQS message: an error result (422), not a null prediction.
+    result = sqs_source.handle_event(
+        sqs_event([json.dumps({"request_id": "big-1", "instances": [rows[1]]})]), lambda_context, service, settings
+    )
+    assert result == {"batchItemFailures": []}
+    got = _s3_result(s3, bucket, "big-1")
+    assert got["code"] == code and "predictions" not in got
+    assert got["details"] == [{"instance": 0, "feature": where, "reason": error["errors"][0]["reason"]}]
