@@ -31,5 +31,7 @@ def _churn() -> tuple[Any, Preprocessor]:
 def churn_reference(rows: list[dict[str, Any]]) -> np.ndarray:
     """model.predict on the rows' training-order columns: [n, 1] probabilities."""
     model, pre = _churn()
-    columns = {c: np.array([r[c] for r in rows], dtype=object if c in CATEGORICAL_FEATURES else np.float64) for c in COLUMNS}
+    columns = {
+        c: np.array([r[c] for r in rows], dtype=object if c in CATEGORICAL_FEATURES else np.float64) for c in COLUMNS
+    }
     return np.asarray(model.predict(pre.transform(columns), verbose=0, batch_size=4096))
