@@ -67,27 +67,28 @@ def announcer(config: pytest.Config) -> Step:
     reporter = config.pluginmanager.getplugin("terminalreporter")
     capture = config.pluginmanager.getplugin("capturemanager")
 
-    def show(text: str, end_line: bool) -> None:
+    def show(text: str) -> None:
         with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
             if reporter is None:  # -p no:terminal
-                print(text, end="\n" if end_line else "", file=sys.stderr, flush=True)
-            elif end_line:
-                reporter.write_line(text)
-                reporter.currentfspath = -2  # what pytest writes next starts a line (as after collection)
+                print(text, end="", file=sys.stderr, flush=True)
             else:
-                reporter.ensure_newline()
                 reporter.write(text, flush=True)
+
+    def mid_line() -> bool:
+        """Whether pytest left text on the current line (a file name, progress dots)."""
+        # The reporter's writer is private; when it is not there, a newline too many is harmless.
+        return reporter is not None and bool(getattr(getattr(reporter, "_tw", None), "width_of_current_line", 1))
 
     @contextmanager
     def announce(what: str) -> Iterator[None]:
-        show(f"skewless: {what} ... ", end_line=False)
+        show(("\n" if mid_line() else "") + f"skewless: {what} ... ")
         start = time.monotonic()
         outcome = "failed after"
         try:
             yield
             outcome = "done in"
         finally:
-            show(f"{outcome} {time.monotonic() - start:.0f} s", end_line=True)
+            show(f"{outcome} {time.monotonic() - start:.0f} s\n")
 
     return announce
 
