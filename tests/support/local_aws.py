@@ -13,7 +13,7 @@ import ipaddress
 import json
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ def subnet_first_host(network: Mapping[str, Any]) -> str | None:
     return str(next(ipaddress.ip_network(configs[0]["Subnet"], strict=False).hosts()))
 
 
-def interface_ipv4(ip_addr_json: list[Mapping[str, Any]], name: str) -> str | None:
+def interface_ipv4(ip_addr_json: Sequence[Mapping[str, Any]], name: str) -> str | None:
     """The first IPv4 address of interface NAME in `ip -4 -j addr show` output."""
     for link in ip_addr_json:
         if link.get("ifname") == name:
@@ -65,7 +65,7 @@ def interface_ipv4(ip_addr_json: list[Mapping[str, Any]], name: str) -> str | No
     return None
 
 
-def gateway_candidates(network: Mapping[str, Any], ip_addr_json: list[Mapping[str, Any]]) -> list[Candidate]:
+def gateway_candidates(network: Mapping[str, Any], ip_addr_json: Sequence[Mapping[str, Any]]) -> list[Candidate]:
     """The bridge's host address from each source, in the order they are trusted."""
     name = bridge_interface(network)
     subnets = ", ".join(c["Subnet"] for c in _ipv4_configs(network)) or "none"
