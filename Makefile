@@ -13,7 +13,7 @@ BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
 RUNTIME ?= tensorflow
 IMAGE ?= skewless:$(RUNTIME)
 
-.PHONY: install run test test-fast verify artifacts lint bench audit clean sam-cli validate test-sam image wheelhouse
+.PHONY: install run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse
 
 $(STAMP): pyproject.toml
 	@echo "installing Python dependencies into $(VENV) (first run or a changed pyproject.toml; about 1-2 minutes)"
@@ -76,3 +76,8 @@ audit: install  ## known vulnerabilities in the pinned dependencies (runtime and
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The stdlib-only module runs on the system Python: the venvs go last.
+clean-test-state:  ## undo what the tests installed and started: their dockerd, its data, docker0, the apt packages they added, the venvs
+	$(PYTHON) -m tests.support.docker_engine clean
+	rm -rf $(VENV) $(SAM_VENV)

@@ -184,6 +184,8 @@ def bridge_exists() -> bool:
 
 def delete_bridge() -> None:
     """`ip link delete docker0`: dockerd re-creates it, as on a machine that never ran Docker."""
+    if not shutil.which("ip"):
+        raise RuntimeError(f"{BRIDGE} exists and deleting it needs `ip` (Debian's iproute2)")
     subprocess.run(["ip", "link", "delete", BRIDGE], check=True, capture_output=True, text=True)
 
 
@@ -270,7 +272,7 @@ def start_engine(step: Step = silent_step, fresh: bool | None = None) -> DockerE
     fresh = fresh_engine_wanted() if fresh is None else fresh
     if not fresh:
         running = _running_engine()
-        if running is not None and not engine_pids_under(WORK_ROOT):
+        if running is not None:
             return running
 
     dockerd = ensure_dockerd_installed(step)
@@ -328,8 +330,10 @@ def clean_test_state(say: Callable[[str], None] = print) -> int:
         say(f"stopped the tests' engine process {pid}")
     if WORK_ROOT.exists():
         for child in WORK_ROOT.iterdir():  # the marker goes last: it says what to purge
-            if child != APT_MARKER:
-                remove_tree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            if child.is_dir() and not child.is_symlink():
+                remove_tree(child)
+            elif child != APT_MARKER:
+                child.unlink()
         say(f"deleted the engine folders under {WORK_ROOT}")
     if bridge_exists():
         others = other_dockerd_pids(WORK_ROOT)
