@@ -111,20 +111,33 @@ def moto_proc() -> Iterator[MotoProcess]:
         server.stop()
 
 
+class StartedApp:
+    """`handler.app` after an init with other settings: its `lambda_handler`, service and startup error."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.lambda_handler = module.lambda_handler
+        self.function = module.function
+
+    @property
+    def service(self) -> Any:
+        return self.function.service
+
+    @property
+    def startup_error(self) -> Any:
+        return self.function.startup_error
+
+
 @pytest.fixture
 def start_app(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Run the app's init (`_open`) with the given settings and install it in `handler.app`, as a new container
-    would; the module's own service comes back after the test."""
+    """Run the function's init with the given settings in `handler.app`, as a new container would, so
+    `handler.app.lambda_handler` answers with it; the module's own function comes back after the test."""
     import handler.app as app
-    from handler.sources.api import HttpApi
 
-    def start(chosen: Settings) -> ModuleType:
-        opened, error = app._open(chosen)
-        monkeypatch.setattr(app, "settings", chosen)
-        monkeypatch.setattr(app, "service", opened)
-        monkeypatch.setattr(app, "startup_error", error)
-        monkeypatch.setattr(app, "http_api", HttpApi(opened, chosen, error))
-        return app
+    def start(chosen: Settings) -> StartedApp:
+        fresh = app.Function(chosen)
+        for attr in ("settings", "service", "startup_error", "http_api"):
+            monkeypatch.setattr(app.function, attr, getattr(fresh, attr))
+        return StartedApp(app)
 
     return start
 

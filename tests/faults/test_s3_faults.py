@@ -85,7 +85,7 @@ def assert_one_complete_output(s3: Any, bucket: str, key: str, n_rows: int, serv
     assert (marker["status"], marker["rows"], marker["predicted"], marker["errors"]) == ("done", n_rows, n_rows, 0)
     preds = [json.loads(line) for line in got[base + ".jsonl"].splitlines()]
     assert [p["row"] for p in preds] == list(range(n_rows)), "a row was lost, duplicated or reordered"
-    want = np.tile(expected_predictions(service, rows), (n_rows // len(rows), 1))
+    want = np.tile(expected_predictions(rows), (n_rows // len(rows), 1))
     worst = float(np.max(np.abs(np.asarray([p["prediction"] for p in preds]) - want)))
     assert worst <= 1e-5, f"predictions after the retry differ by {worst}"
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), "a multipart upload was left open"

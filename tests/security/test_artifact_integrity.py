@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from handler.settings import Settings
 from handler.sources import model_store
 from tests.faults.conftest import rehash
 from tests.faults.test_model_loading_faults import PREDICT, assert_down, call, from_s3, upload_artifacts
+from tests.support import zoo
 
 
 def test_a_model_with_a_python_lambda_layer_is_refused_by_safe_mode(
@@ -22,12 +25,19 @@ def test_a_model_with_a_python_lambda_layer_is_refused_by_safe_mode(
 ) -> None:
     import keras
 
-    width = Artifacts.open(artifacts_copy).preprocessor.output_width
-    evil = keras.Sequential([keras.Input((width,)), keras.layers.Lambda(lambda x: x[:, :1] * 0.0 + 0.5)])
+    (width,) = Artifacts.open(artifacts_copy).signature.inputs[0].shape
+    assert width is not None
+
+    def constant_half(x: Any) -> Any:  # a named function, not a lambda: safe mode refuses it all the same
+        return x[:, :1] * 0.0 + 0.5
+
+    evil = keras.Sequential([keras.Input((width,), name="features"), keras.layers.Lambda(constant_half)])
     evil.save(artifacts_copy / "model.keras")
     rehash(artifacts_copy)  # a consistent manifest: the hashes cannot tell, only safe mode can
 
-    with pytest.raises(ModelLoadError, match=r"Python lambda .* safe mode refuses it"):
+    with pytest.raises(
+        ModelLoadError, match=r"a `keras.layers.Lambda` layer, whose Python code .* safe mode refuses it"
+    ):
         load_tensorflow_forward(Artifacts.open(artifacts_copy))
 
     app = start_app(Settings.from_env({"MODEL_DIR": str(artifacts_copy), "SERVING_RUNTIME": "tensorflow"}))
@@ -57,9 +67,14 @@ def test_a_manifest_cannot_make_the_download_write_outside_its_folder(
     name: str, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
     uri = upload_artifacts(s3, bucket)
-    manifest = json.loads((Path(__file__).resolve().parents[2] / "model_artifacts" / "manifest.json").read_text())
-    manifest["files"][name] = "0" * 64
+    manifest = json.loads((zoo.model_dir("churn") / "manifest.json").read_text())
+    payload = b'{"escaped": true}'
+    manifest["files"][name] = hashlib.sha256(payload).hexdigest()  # the hash matches: only the name can stop it
     s3.put_object(Bucket=bucket, Key="models/churn/v1/manifest.json", Body=json.dumps(manifest).encode())
+    # An object where the name points, so that following the name would succeed: an escape would be seen.
+    escaped_key = posixpath.normpath(f"models/churn/v1/{name}")
+    s3.put_object(Bucket=bucket, Key=escaped_key, Body=payload)
     with pytest.raises(ArtifactError, match="artifact names must be plain file names"):
         model_store.fetch_model(uri, tmp_path / "cache", s3)
-    assert not (tmp_path / "escape.json").exists() and not (tmp_path / "cache").exists()
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert written == [], f"files written despite the refusal: {written}"
