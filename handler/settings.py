@@ -121,6 +121,12 @@ class Settings:
         )
         if s.model_s3_uri is not None and not s.model_s3_uri.startswith("s3://"):
             raise SettingsError(f"MODEL_S3_URI={s.model_s3_uri!r} must look like s3://bucket/prefix/")
+        for key, prefix in (("INPUT_PREFIX", s.input_prefix), ("OUTPUT_PREFIX", s.output_prefix)):
+            if "*" in prefix or "?" in prefix:
+                # The template grants s3 actions on "bucket/<prefix>*": a wildcard would widen them past the prefix.
+                raise SettingsError(
+                    f"{key}={prefix!r} holds '*' or '?', which IAM reads as wildcards: use a plain prefix"
+                )
         if s.output_prefix.startswith(s.input_prefix) or s.input_prefix.startswith(s.output_prefix):
             raise SettingsError(
                 f"OUTPUT_PREFIX={s.output_prefix!r} and INPUT_PREFIX={s.input_prefix!r} overlap: "

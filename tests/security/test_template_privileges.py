@@ -7,11 +7,13 @@ X-Ray's, whose two actions have no resource-level permissions. A Function URL ca
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from cfnlint.decode import decode
 
+from handler.settings import Settings, SettingsError
 from tests.conftest import ROOT
 
 BUCKET_ARN = "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::Region}-${AWS::AccountId}"
@@ -71,6 +73,10 @@ def function_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, A
     return out
 
 
+# The only '*' a resource may hold: X-Ray's whole '*', and the one after a prefix parameter.
+PREFIX_WILDCARDS = ("${InputPrefix}*", "${OutputPrefix}*")
+
+
 def test_no_statement_names_every_resource_except_xray(template: dict[str, Any]) -> None:
     for where, st in function_statements(template):
         actions = set(_list(st["Action"]))
@@ -79,6 +85,29 @@ def test_no_statement_names_every_resource_except_xray(template: dict[str, Any])
         for resource in map(_resource_text, _list(st["Resource"])):
             if resource == "*":
                 assert actions <= XRAY, f"{where}: {sorted(actions)} on every resource"
+                continue
+            rest = resource
+            for allowed in PREFIX_WILDCARDS:
+                rest = rest.replace(allowed, "")
+            # e.g. arn:aws:logs:*:account:* would pass a check for exactly '*'; it must not pass this one.
+            assert "*" not in rest and "?" not in rest, f"{where}: a wildcard in {resource} for {sorted(actions)}"
+
+
+@pytest.mark.parametrize("parameter", ["InputPrefix", "OutputPrefix"])
+@pytest.mark.parametrize("value", ["*/", "incoming*/", "in?/", "a/*/"])
+def test_prefix_parameters_refuse_iam_wildcards(template: dict[str, Any], parameter: str, value: str) -> None:
+    """OutputPrefix '*/' would make "bucket/${OutputPrefix}*" every key: PutObject on the input too."""
+    pattern = template["Parameters"][parameter]["AllowedPattern"]
+    assert re.fullmatch(pattern, value) is None, f"{parameter} admits {value!r}"
+    assert re.fullmatch(pattern, "incoming/") and re.fullmatch(pattern, "a/b.c_d/")  # plain prefixes still pass
+
+
+@pytest.mark.parametrize("key", ["INPUT_PREFIX", "OUTPUT_PREFIX"])
+@pytest.mark.parametrize("value", ["*/", "incoming*/", "in?/"])
+def test_settings_refuse_wildcard_prefixes(key: str, value: str) -> None:
+    other = {"INPUT_PREFIX": "in/", "OUTPUT_PREFIX": "out/"}
+    with pytest.raises(SettingsError, match=f"{key}=.*wildcards"):
+        Settings.from_env({**other, key: value})
 
 
 def test_s3_reads_the_input_prefix_and_writes_only_the_output_prefix(template: dict[str, Any]) -> None:
