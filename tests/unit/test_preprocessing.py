@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from handler.core.signature import TensorSpec
 from handler.preprocessing import CategoricalFeature, NumericFeature, Preprocessor
 
 COLUMNS = {
@@ -51,6 +52,13 @@ def test_transform_gives_training_dtype_and_shape() -> None:
     np.testing.assert_allclose(x[:, 5], COLUMNS["flag"])  # passthrough
 
 
+def test_each_feature_lands_in_its_own_columns() -> None:
+    one = {"plan": np.array(["team"], dtype=object), "tenure": np.array([27.0]), "score": np.array([2.0]),
+           "flag": np.array([1.0])}  # fmt: skip
+    # plan=team is the third one-hot column; tenure 27 is the mean (0); score 2 is 1/4 of 1..5; flag passes through.
+    assert _fit().transform(one).tolist() == [[0.0, 0.0, 1.0, 0.0, 0.25, 1.0]]
+
+
 def test_unseen_category_under_zeros_policy_encodes_as_no_column() -> None:
     cols = {**COLUMNS, "plan": np.array(["enterprise", "pro", "basic", "basic"], dtype=object)}
     x = _fit().transform(cols)
@@ -82,3 +90,30 @@ def test_preprocessing_imports_neither_tensorflow_nor_keras() -> None:
     code = "import sys, handler.preprocessing; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_feature_specs_say_what_a_client_sends() -> None:
+    pre = Preprocessor.fit(
+        COLUMNS,
+        numeric={"tenure": "standardize", "score": "minmax", "flag": "passthrough"},
+        categorical={"plan": "error"},
+        order=["plan", "tenure", "score", "flag"],
+    )
+    specs = pre.feature_specs()
+    # Numbers are float64 scalars whose NaN stand-in is a training value: the mean (27), else the mid-range.
+    assert specs == (
+        TensorSpec("plan", "string"),
+        TensorSpec("tenure", "float64", fill_value=27.0),
+        TensorSpec("score", "float64", fill_value=3.0),
+        TensorSpec("flag", "float64", fill_value=0.5),
+    )
+    assert specs[0].vocabulary == frozenset({"basic", "pro", "team"})  # oov="error": a strict vocabulary
+    assert _fit().feature_specs()[0].vocabulary is None  # oov="zeros": any category is taken
+
+
+def test_overflows_name_the_feature_whose_value_the_model_dtype_cannot_hold() -> None:
+    pre = _fit()
+    cols = {**COLUMNS, "tenure": np.array([1.0, 1e300, 2.0, 3.0]), "score": np.array([1.0, 2.0, 3.0, -1e300])}
+    x = pre.transform(cols)
+    assert pre.overflows(x) == {1: ["tenure"], 3: ["score"]}
+    assert pre.overflows(pre.transform(COLUMNS)) == {}
