@@ -1,108 +1,33 @@
-"""The fast CSV path gives exactly what csv.reader and the coercer give: values, row and line numbers, reasons."""
+"""csv_fast: lines cut exactly as TextIOWrapper cuts them, numbers parsed bit for bit as float(), plain blocks.
+
+Whole files through both paths are checked against a reference reader in test_csv_chunks.py.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import random
-from collections.abc import Iterator
 from itertools import islice
-from typing import Any, BinaryIO, cast
+from typing import BinaryIO, cast
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handler.core.coerce import CoercePolicy, Coercer
-from handler.preprocessing import CategoricalFeature, NumericFeature, Preprocessor
-from handler.sources import s3
+from handler.core.signature import Signature
 from handler.sources.csv_fast import BlockParser, LineSource, _parse_numbers
-from tests.conftest import ARTIFACTS
+from tests.support import zoo
 
-PRE = Preprocessor.load(ARTIFACTS / "preprocessing.json")
-NAMES = PRE.names
-NUMERIC = [f.name for f in PRE.features if isinstance(f, NumericFeature)]
-VOCAB = {f.name: f.vocabulary for f in PRE.features if isinstance(f, CategoricalFeature)}
-STRICT = [f.name for f in PRE.features if isinstance(f, CategoricalFeature) and f.oov == "error"]
-assert STRICT, "the reference model should have a strict-vocabulary feature for these tests"
-
+SIGNATURE = Signature.from_dict(zoo.manifest("churn")["signature"])
+FEATURES = SIGNATURE.features
+NAMES = SIGNATURE.feature_names
 NUMBER_CELLS = [
     "12", "-3.5", "+.5", "5.", "0", "-0", "007", "1e5", "2.5E-3", " 7 ", "\t8", "nan", "NaN", "-inf", "Infinity",
     "", " ", "abc", "1_000", "1__0", "\u0661\u0662", "12345678901234567890.5", "0.1234567890123456789012345",
     "9007199254740993", "9007199254740992", "1.2.3", "-", ".", "+-1", "0x10", "1e999", "3.14159265358979323846",
 ]  # fmt: skip
-CATEGORY_CELLS = ["", " one_year", "weekly", "été", "a,b", 'say "hi"', "two\nlines", "x" * 80]
-
-
-def _coercer(**policy: Any) -> Coercer:
-    return Coercer(PRE, CoercePolicy(numeric_strings="accept", **policy))
-
-
-def legacy_csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int) -> Iterator[s3.Chunk]:
-    """The S3 CSV path before the fast one (TextIOWrapper + csv.reader + text_rows_chunk): the oracle."""
-    text = io.TextIOWrapper(reader, encoding="utf-8-sig", newline="")
-    records = csv.reader(text)
-    try:
-        header = next(records, None)
-        if header is None:
-            return
-        index = s3._csv_header(header, coercer)
-        width = len(header)
-        last = records.line_num
-        row0 = 0
-        while True:
-            batch: list[list[str]] = []
-            ends: list[int] = []
-            for rec in islice(records, chunk_rows):
-                batch.append(rec)
-                ends.append(records.line_num)
-            if not batch:
-                return
-            starts = [last + 1, *(e + 1 for e in ends[:-1])]
-            last = ends[-1]
-            keep = [i for i, r in enumerate(batch) if len(r) > 1 or (r and (width == 1 or r[0].strip()))]
-            batch, starts = [batch[i] for i in keep], [starts[i] for i in keep]
-            if batch:
-                yield s3.text_rows_chunk(batch, starts, row0, index, width, coercer)
-                row0 += len(batch)
-    except UnicodeDecodeError:
-        raise s3.FileRejected("not UTF-8") from None
-    except csv.Error as exc:
-        raise s3.FileRejected(f"malformed CSV: {exc}", line=records.line_num) from None
-
-
-def _run(chunks: Iterator[s3.Chunk]) -> list[dict[str, Any]] | tuple[str, int | None]:
-    """Chunks as plain data to compare; a rejected file as (kind, line)."""
-    try:
-        out = []
-        for c in chunks:
-            out.append(
-                {
-                    "columns": {k: v.tolist() for k, v in c.columns.items()},
-                    "rows": c.rows.tolist(),
-                    "lines": None if c.lines is None else c.lines.tolist(),
-                    "errors": [e.to_json() for e in c.errors],
-                }
-            )
-        return out
-    except s3.FileRejected as exc:
-        return ("rejected: malformed" if exc.reason.startswith("malformed") else "rejected", exc.line)
-
-
-def _all_ways(body: bytes, coercer: Coercer, chunk_rows: int) -> dict[str, Any]:
-    return {
-        "legacy": _run(legacy_csv_chunks(io.BytesIO(body), coercer, chunk_rows)),
-        "slow": _run(s3.csv_chunks(io.BytesIO(body), coercer, chunk_rows, fast=False)),
-        "fast": _run(s3.csv_chunks(io.BytesIO(body), coercer, chunk_rows)),
-    }
-
-
-def _assert_same(ways: dict[str, Any]) -> None:
-    legacy = ways["legacy"]
-    for name in ("slow", "fast"):
-        assert ways[name] == legacy, f"the {name} path differs from csv.reader + the coercer"
 
 
 class _Trickle(io.RawIOBase):
@@ -211,129 +136,77 @@ def test_decimal_text_parses_bit_for_bit_like_float(cells: list[str]) -> None:
             assert value == want and np.signbit(value) == np.signbit(want), f"{cell!r}: {value!r} != {want!r}"
 
 
-# --- whole files ---------------------------------------------------------------------------
+# --- plain blocks --------------------------------------------------------------------------
 
-
-def _good_row(rng: random.Random) -> dict[str, str]:
-    row = {name: repr(round(rng.uniform(0, 500), rng.randint(0, 4))) for name in NUMERIC}
-    row.update({name: rng.choice(vocab) for name, vocab in VOCAB.items()})
-    return row
+ROW = {
+    "tenure_months": "12",
+    "monthly_charges": "70.5",
+    "total_charges": "846.25",
+    "support_calls": "1",
+    "age": "40",
+    "contract_type": "one_year",
+    "payment_method": "credit_card",
+    "internet_service": "dsl",
+    "data_usage_gb": "10.5",
+    "days_since_last_login": "3",
+    "satisfaction_score": "4",
+    "paperless_billing": "1",
+}
 
 
 def _line(row: dict[str, str], header: list[str], quote_all: bool = False) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="", quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerow(
-        [row.get(h, "x") for h in header]
+        [row[h] for h in header]
     )
     return buf.getvalue()
 
 
-def _file(rng: random.Random, n: int, oddity: float, header: list[str]) -> bytes:
-    """A CSV of n lines: mostly good rows, a share `oddity` of them unusual in one of many ways."""
-    lines = [",".join(header)]
-    for _ in range(n):
-        row = _good_row(rng)
-        if rng.random() >= oddity:
-            lines.append(_line(row, header))
-            continue
-        kind = rng.randrange(9)
-        if kind == 0:
-            row[rng.choice(NUMERIC)] = rng.choice(NUMBER_CELLS)
-            lines.append(_line(row, header))
-        elif kind == 1:
-            row[rng.choice(list(VOCAB))] = rng.choice(CATEGORY_CELLS)
-            lines.append(_line(row, header))
-        elif kind == 2:
-            lines.append(rng.choice(["", " ", "\t", ",,", "1"]))
-        elif kind == 3:
-            cells = _line(row, header).split(",")
-            lines.append(",".join(cells[: rng.randrange(len(cells))] if rng.random() < 0.5 else [*cells, "extra"]))
-        elif kind == 4:
-            lines.append(_line(row, header, quote_all=True))
-        elif kind == 5:
-            lines.append(_line(row, header) + "\r")  # becomes CRLF with the LF join below
-        elif kind == 6:
-            lines.append(_line(row, header).replace(",", "\r", 1))  # a lone CR ends a line for csv.reader
-        elif kind == 7:
-            row[rng.choice(NUMERIC)] = rng.choice(["nan", "inf", "-Infinity"])
-            lines.append(_line(row, header))
-        else:
-            row[rng.choice(STRICT)] = rng.choice(["weekly", "One_year", "été"])
-            lines.append(_line(row, header))
-    ending = rng.choice(["\n", "\r\n"])
-    text = ending.join(lines) + rng.choice(["", ending, ending * 2])
-    return (b"\xef\xbb\xbf" if rng.random() < 0.2 else b"") + text.encode()
+def _parser(header: list[str]) -> BlockParser:
+    return BlockParser(FEATURES, {name: header.index(name) for name in NAMES}, len(header))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 2**32),
-    n=st.integers(0, 60),
-    oddity=st.sampled_from([0.0, 0.05, 0.3, 1.0]),
-    chunk_rows=st.integers(1, 25),
-    non_finite=st.sampled_from(["reject", "impute"]),
-    extra_column=st.booleans(),
-)
-def test_fast_and_slow_paths_give_identical_chunks(
-    seed: int, n: int, oddity: float, chunk_rows: int, non_finite: str, extra_column: bool
-) -> None:
+def _rows(n: int, seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
-    header = [*NAMES, *(["comment"] if extra_column else [])]
-    rng.shuffle(header)
-    coercer = _coercer(non_finite=non_finite, unknown_features="ignore" if extra_column else "reject")
-    _assert_same(_all_ways(_file(rng, n, oddity, header), coercer, chunk_rows))
+    return [{**ROW, "age": str(rng.randint(18, 90)), "total_charges": f"{rng.uniform(0, 9000):.2f}"} for _ in range(n)]
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 8192])
-def test_a_large_mostly_clean_file_is_the_same_both_ways(chunk_rows: int) -> None:
-    rng = random.Random(chunk_rows)
-    body = _file(rng, 3000, 0.01, list(reversed(NAMES)))
-    ways = _all_ways(body, _coercer(), chunk_rows)
-    _assert_same(ways)
-    assert sum(len(c["rows"]) for c in ways["fast"]) > 2900
-
-
-@pytest.mark.parametrize(
-    ("body", "why"),
-    [
-        (b"\xff\xfe not utf-8\n", "invalid UTF-8 in the header"),
-        (b"\n".join([",".join(NAMES).encode(), b"1," * 11 + b"\xff"]) + b"\n", "invalid UTF-8 in a row"),
-        (
-            ",".join(NAMES).encode() + b"\n" + b"1," * 11 + b"x" * (csv.field_size_limit() + 1) + b"\n",
-            "a field over csv's size limit",
-        ),
-        (",".join(NAMES).encode() + b"\n1,2\x00,3\n", "a NUL byte"),
-        (b"", "an empty file"),
-        (",".join(NAMES).encode(), "a header and nothing else"),
-    ],
-)
-def test_files_the_reader_rejects_are_rejected_the_same_way(body: bytes, why: str) -> None:
-    _assert_same(_all_ways(body, _coercer(), 4))
-
-
-def test_a_plain_block_is_parsed_without_csv_reader() -> None:
-    rng = random.Random(1)
-    header = list(NAMES)
-    body = "\n".join(_line(_good_row(rng), header) for _ in range(50)) + "\n\n"
-    index = {name: header.index(name) for name in NAMES}
-    parsed = BlockParser(PRE, index, len(header)).parse(body.encode(), first_line=2)
+def test_a_plain_block_is_parsed_into_the_right_columns_without_csv_reader() -> None:
+    header = list(reversed(NAMES))
+    rows = _rows(50, 1)
+    body = "\n".join(_line(r, header) for r in rows) + "\n\n"
+    parsed = _parser(header).parse(body.encode(), first_line=2)
     assert parsed is not None, "a block of plain rows should not need csv.reader"
     assert parsed.lines.tolist() == list(range(2, 52))
     assert not parsed.suspect.any()
+    assert parsed.columns["age"].tolist() == [float(r["age"]) for r in rows]
+    assert parsed.columns["total_charges"].tolist() == [float(r["total_charges"]) for r in rows]
+    assert parsed.columns["tenure_months"].tolist() == [12.0] * 50
+    assert parsed.columns["contract_type"].tolist() == ["one_year"] * 50
+    assert parsed.raw_row(3)["age"] == rows[3]["age"]
 
 
 def test_a_block_with_every_field_quoted_is_parsed_without_csv_reader() -> None:
-    rng = random.Random(2)
-    rows = [_good_row(rng) for _ in range(20)]
+    rows = _rows(20, 2)
     body = "\r\n".join(_line(row, NAMES, quote_all=True) for row in rows) + "\r\n"
-    parsed = BlockParser(PRE, {name: i for i, name in enumerate(NAMES)}, len(NAMES)).parse(body.encode(), 2)
+    parsed = _parser(NAMES).parse(body.encode(), 2)
     assert parsed is not None, "plainly quoted fields should not need csv.reader"
-    assert parsed.columns["contract_type"].tolist() == [r["contract_type"] for r in rows]
+    assert parsed.columns["contract_type"].tolist() == ["one_year"] * 20
     assert parsed.columns["age"].tolist() == [float(r["age"]) for r in rows]
 
 
+def test_an_unknown_category_is_suspect_only_under_a_strict_vocabulary() -> None:
+    rows = [ROW, {**ROW, "contract_type": "weekly"}, {**ROW, "payment_method": "crypto"}, {**ROW, "age": "nan"}]
+    body = "\n".join(_line(r, NAMES) for r in rows) + "\n"
+    parsed = _parser(NAMES).parse(body.encode(), 2)
+    assert parsed is not None
+    # contract_type has a vocabulary in the signature (strict); payment_method has none (any category).
+    assert parsed.suspect.tolist() == [False, True, False, True]
+    assert parsed.columns["payment_method"].tolist() == ["credit_card", "credit_card", "crypto", "credit_card"]
+
+
 def _with(cell: str, at: int = 5) -> str:
-    row = _line(_good_row(random.Random(3)), NAMES).split(",")
+    row = _line(ROW, NAMES).split(",")
     row[at] = cell
     return ",".join(row)
 
@@ -344,25 +217,4 @@ def _with(cell: str, at: int = 5) -> str:
     ids=["escaped_quote", "comma_in_quotes", "quote_inside", "text_after_quote", "lone_quote", "lone_cr", "fields"],
 )
 def test_unusual_blocks_are_left_to_csv_reader(line: str) -> None:
-    index = {name: i for i, name in enumerate(NAMES)}
-    assert BlockParser(PRE, index, len(NAMES)).parse((line + "\n").encode(), first_line=2) is None
-
-
-def test_prediction_lines_are_the_bytes_the_per_row_format_gave() -> None:
-    rng = np.random.default_rng(0)
-    for outputs in (
-        rng.random((50, 1)).astype(np.float32),
-        rng.random((50, 3)).astype(np.float32) * 1e-5,
-        rng.random(50),
-        np.array([[0.5], [np.nan], [np.inf]]),
-    ):
-        rows, lines = np.arange(len(outputs)) + 10, np.arange(len(outputs)) + 12
-        as_text = str if np.isfinite(outputs).all() else json.dumps
-        want = "".join(
-            f'{{"row": {r}, "line": {ln}, "prediction": {as_text(p)}}}\n'
-            for r, ln, p in zip(rows.tolist(), lines.tolist(), outputs.tolist(), strict=True)
-        )
-        assert s3.prediction_lines(rows, lines, outputs) == want
-        pairs = zip(rows.tolist(), outputs.tolist(), strict=True)
-        want_npy = "".join(f'{{"row": {r}, "prediction": {as_text(p)}}}\n' for r, p in pairs)
-        assert s3.prediction_lines(rows, None, outputs) == want_npy
+    assert _parser(NAMES).parse((line + "\n").encode(), first_line=2) is None
