@@ -1,4 +1,5 @@
-"""Fixtures for the HTTP tests: the app module (built once, as one Lambda container would)."""
+"""Fixtures for the HTTP tests: the app module (built once, as one Lambda container would) and one
+Function per (model, runtime) for the reference models, built once per session."""
 
 from __future__ import annotations
 
@@ -6,9 +7,16 @@ from types import ModuleType
 
 import pytest
 
+from tests.http.functions import FUNCTIONS, Functions
+
 
 @pytest.fixture(scope="session")
 def app() -> ModuleType:
     import handler.app
 
     return handler.app
+
+
+@pytest.fixture(scope="session")
+def functions() -> Functions:
+    return FUNCTIONS

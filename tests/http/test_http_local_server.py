@@ -1,8 +1,10 @@
-"""`make run`: the local server builds HTTP API v2 events, answers golden cases over real HTTP, stops cleanly."""
+"""`make run`: the local server builds HTTP API v2 events, answers every golden case of churn and of a zoo model over
+real HTTP (v1 and OIP v2), answers errors with their exact status, and stops cleanly."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -13,13 +15,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from handler.core.golden import compare
 from handler.local_server import http_api_event, http_response
+from tests.http.golden_requests import v2_infer_body
+from tests.support import zoo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,11 +88,13 @@ def _free_port() -> int:
 
 
 class Server:
-    """`python -m handler serve` in a subprocess, with its output drained in the background."""
+    """`python -m handler serve` in a subprocess (MODEL_DIR set), with its output drained in the background."""
 
-    def __init__(self, port: int) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    def __init__(self, port: int, model: str, runtime: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "MODEL_DIR": str(zoo.model_dir(model))}
+        env["SERVING_RUNTIME"] = runtime
         self.port = port
+        self.model = model
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "handler", "serve", "--port", str(port)],
             cwd=ROOT,
@@ -126,7 +132,7 @@ class Server:
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=60) as resp:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()
@@ -143,9 +149,13 @@ class Server:
             self.proc.wait()
 
 
-@pytest.fixture
-def server() -> Any:
-    s = Server(_free_port())
+# churn on the default runtime choice (LiteRT where it passed at export), a zoo model on TensorFlow.
+SERVED = [("churn", "auto"), ("recommender", "tensorflow")]
+
+
+@contextlib.contextmanager
+def _serving(model: str, runtime: str) -> Iterator[Server]:
+    s = Server(_free_port(), model, runtime)
     try:
         s.wait_ready()
         yield s
@@ -153,32 +163,68 @@ def server() -> Any:
         s.kill()
 
 
-def test_served_api_answers_every_golden_case_over_http_and_stops_on_ctrl_c(
-    server: Server, golden: dict[str, Any]
-) -> None:
+@pytest.fixture(params=SERVED, ids=[m for m, _ in SERVED])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    with _serving(*request.param) as s:
+        yield s
+
+
+@pytest.fixture
+def recommender_server() -> Iterator[Server]:
+    with _serving("recommender", "auto") as s:
+        yield s
+
+
+def _error(status: int, body: bytes, want_status: int, want_code: str) -> dict[str, Any]:
+    assert status == want_status, f"expected {want_status}, got {status}: {body[:300]!r}"
+    answer: dict[str, Any] = json.loads(body)
+    assert answer["code"] == want_code and answer["error"], answer
+    return answer
+
+
+def test_served_api_answers_every_golden_case_over_http_and_stops_on_ctrl_c(server: Server) -> None:
+    model = server.model
     ready = "".join(server.lines)
     assert (
-        f"curl -s http://127.0.0.1:{server.port}/v1/models/churn:predict -H 'Content-Type: application/json'" in ready
-    )
-    tol = golden["tolerance"]
-    for i, case in enumerate(golden["cases"]):
-        path = "/v1/models/churn:predict" if i % 2 == 0 else "/predict"
-        status, headers, body = server.request("POST", path, case["request"])
-        assert status == 200, f"{case['name']}: {status} {body[:300]!r}"
-        assert headers["Content-Type"] == "application/json"
-        ok, diff, detail = compare(case["response"], json.loads(body), tol["atol"], tol["rtol"])
-        assert ok, f"{case['name']} over HTTP differs from training: {detail}"
+        f"curl -s http://127.0.0.1:{server.port}/v1/models/{model}:predict -H 'Content-Type: application/json'" in ready
+    ), ready
+    for case in zoo.cases(model):
+        for path in (f"/v1/models/{model}:predict", "/predict"):
+            status, headers, body = server.request("POST", path, case["request"])
+            assert status == 200, f"{case['name']} POST {path}: {status} {body[:300]!r}"
+            assert headers["Content-Type"] == "application/json"
+            zoo.check_v1(model, case, json.loads(body), f"local server POST {path}")
+        v2 = v2_infer_body(model, case)
+        if v2 is not None:
+            status, _, body = server.request("POST", f"/v2/models/{model}/infer", v2)
+            assert status == 200, f"{case['name']} v2: {status} {body[:300]!r}"
+            zoo.check_v2(model, case, json.loads(body), "local server v2 infer")
 
-    status, headers, body = server.request("GET", "/v1/models/churn:predict")
-    assert status == 405 and headers["Allow"] == "POST", body
+    status, headers, body = server.request("GET", f"/v1/models/{model}:predict")
+    _error(status, body, 405, "method_not_allowed")
+    assert headers["Allow"] == "POST"
     status, _, body = server.request("POST", "/predict", b'{"instances": [')
-    assert status == 400 and b"not valid JSON" in body
+    assert "not valid JSON" in _error(status, body, 400, "bad_request")["error"]
+    status, _, body = server.request("POST", "/predict", b"[]")
+    _error(status, body, 400, "bad_request")
+    status, _, body = server.request("POST", "/v1/models/fraud:predict", zoo.cases(model)[0]["request"])
+    _error(status, body, 404, "not_found")
+    status, _, body = server.request("POST", "/predict", {"instances": []})
+    _error(status, body, 422, "invalid_input")
     status, _, body = server.request("GET", "/v2/health/ready")
-    assert status == 200 and json.loads(body)["ready"] is True
+    assert status == 200 and json.loads(body)["ready"] is True, body
 
     assert server.stop(signal.SIGINT) == 0
     out = "".join(server.lines)
-    assert "skewless stopped" in out and "Traceback" not in out
+    assert "skewless stopped" in out and "Traceback" not in out, out[-2000:]
+
+
+def test_served_zoo_model_names_the_instance_and_input_of_a_bad_id(recommender_server: Server) -> None:
+    server = recommender_server
+    good = zoo.named_rows(zoo.cases("recommender")[0])[0]  # type: ignore[index]
+    status, _, body = server.request("POST", "/predict", {"instances": [good, {**good, "item_id": 200}]})
+    answer = _error(status, body, 422, "invalid_input")
+    assert [(d["instance"], d["feature"]) for d in answer["details"]] == [(1, "item_id")], answer
 
 
 def test_served_api_stops_cleanly_on_sigterm(server: Server) -> None:

@@ -1,0 +1,76 @@
+"""One `Function` per (model, runtime), built once per test session and shared by tests/http and tests/hostile.
+
+Building a Function is cheap (the model loads lazily); the first prediction loads the model, which takes a
+few seconds on TensorFlow. Both directories import this module as `tests.http.functions`, so one session
+builds each function once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from handler.app import Function
+from handler.settings import Settings
+from tests.conftest import LambdaContext
+from tests.http.http_events import http_event
+from tests.support import zoo
+
+RUNTIMES = ("tensorflow", "litert")
+Handler = Callable[[Any, Any], Any]
+
+
+class Functions:
+    """Functions by (model, runtime), each built on first use with the defaults of Settings otherwise."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[str, str], Function] = {}
+        self._handlers: dict[tuple[str, str], Handler] = {}
+
+    def get(self, model: str, runtime: str = "tensorflow") -> Function:
+        key = (model, runtime)
+        if key not in self._built:
+            function = Function(Settings(model_dir=zoo.model_dir(model), serving_runtime=runtime))
+            assert function.service is not None, f"{model} on {runtime} did not start: {function.startup_error}"
+            assert function.service.runtime == runtime, (model, runtime, function.service.runtime)
+            self._built[key] = function
+        return self._built[key]
+
+    def handler(self, model: str, runtime: str = "tensorflow") -> Handler:
+        """The function's `lambda_handler` (Powertools logger, metrics and trigger detection around it)."""
+        key = (model, runtime)
+        if key not in self._handlers:
+            self._handlers[key] = self.get(model, runtime).handler()
+        return self._handlers[key]
+
+    def http(
+        self,
+        model: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        runtime: str = "tensorflow",
+        trigger: str = "http",
+        headers: dict[str, str] | None = None,
+        base64_body: bool = False,
+    ) -> dict[str, Any]:
+        """One HTTP request to the model's function, as `trigger` sends it; `body` str is sent as is."""
+        event = http_event(trigger, method, path, body, headers=headers, base64_body=base64_body)
+        response: dict[str, Any] = self.handler(model, runtime)(event, LambdaContext())
+        return response
+
+    def direct(self, model: str, event: Any, *, runtime: str = "tensorflow") -> Any:
+        """A direct invoke: the event is the v1 body, the result what Lambda returns to the caller."""
+        return self.handler(model, runtime)(event, LambdaContext())
+
+
+FUNCTIONS = Functions()
+
+
+def predict_path(model: str) -> str:
+    return f"/v1/models/{model}:predict"
+
+
+def infer_path(model: str) -> str:
+    return f"/v2/models/{model}/infer"
