@@ -1,23 +1,23 @@
-"""The catalogue of named bad inputs: what each sends, and the status and message fragment it must get back."""
+"""The catalogue of named bad inputs: what each sends, and the exact status, code, message fragment and (for a
+422) the exact instances and inputs its answer must name. Churn's entries and the transport ones are here; every
+zoo model's are in catalogue_zoo.py; CATALOGUE holds them all."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from tests.conftest import ARTIFACTS
+from tests.hostile.bad_input import SECRET_NUMBER, SECRET_TEXT, BadInput, infer, tensor, v1, v2
+from tests.hostile.catalogue_zoo import ZOO_CATALOGUE
+from tests.support import zoo
 
 PREDICT = "/v1/models/churn:predict"
-INFER = "/v2/models/churn/infer"
+INFER = infer("churn")
 
-ROW: dict[str, Any] = json.loads((ARTIFACTS / "golden.json").read_text())["cases"][0]["request"]["instances"][0]
-ORDER = list(ROW)
-# Values planted in bad requests: none may come back in an answer or a log line.
-SECRET_TEXT = "s3cr3t-c4tegory-value"
-SECRET_NUMBER = 7391.0417
+ROW: dict[str, Any] = zoo.cases("churn")[0]["request"]["instances"][0]
+_DROP = object()
+ROW_ORDER = zoo.feature_names("churn")
 
 
 def row(**changes: Any) -> dict[str, Any]:
@@ -25,45 +25,14 @@ def row(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not _DROP}
 
 
-_DROP = object()
-
-
-def v1(*rows: Any) -> str:
-    return json.dumps({"instances": list(rows)})
-
-
-def tensor(name: str, shape: list[int], datatype: str, data: Any) -> dict[str, Any]:
-    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
-
-
-def v2(*tensors: dict[str, Any]) -> str:
-    return json.dumps({"inputs": list(tensors)})
-
-
-@dataclass(frozen=True)
-class BadInput:
-    """One named bad request and what it must be answered with."""
-
-    name: str
-    status: int
-    fragment: str
-    body: Callable[[], str | None] = lambda: None
-    method: str = "POST"
-    path: str = PREDICT
-    headers: dict[str, str] = field(default_factory=dict)
-    # The body is already base64 text: sent as is, with isBase64Encoded.
-    base64: bool = False
-    # Planted values the answer must not quote (the catalogue checks every answer for these).
-    secrets: tuple[str, ...] = ()
-
-
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
 
 MAX_BODY = 6 * 1024 * 1024
+AGE = ((0, "age"),)
 
-CATALOGUE: list[BadInput] = [
+CHURN_CATALOGUE: list[BadInput] = [
     # --- not a JSON object -------------------------------------------------------------------
     BadInput("empty_body", 400, "no body", lambda: ""),
     BadInput("no_body_at_all", 400, "no body", lambda: None),
@@ -102,7 +71,13 @@ CATALOGUE: list[BadInput] = [
         path=INFER,
     ),
     BadInput("million_instances", 422, "MAX_BATCH_SIZE=1024", lambda: json.dumps({"instances": [0] * 10**6})),
-    BadInput("million_element_feature", 422, "must be a number, got array", lambda: v1(row(age=[0] * 10**6))),
+    BadInput(
+        "million_element_feature",
+        422,
+        "must be a single value, got an array",
+        lambda: v1(row(age=[0] * 10**6)),
+        details=AGE,
+    ),
     BadInput(
         "million_element_v2_tensor",
         422,
@@ -120,21 +95,29 @@ CATALOGUE: list[BadInput] = [
         base64=True,
     ),
     # --- numbers -----------------------------------------------------------------------------
-    BadInput("float_1e400", 422, "finite number", lambda: v1(ROW).replace("28.0", "1e400")),
-    BadInput("int_10_pow_400", 422, "too large", lambda: v1(ROW).replace("28.0", str(10**400))),
+    BadInput("float_1e400", 422, "finite number", lambda: v1(ROW).replace("28.0", "1e400"), details=AGE),
+    BadInput("int_10_pow_400", 422, "too large", lambda: v1(ROW).replace("28.0", str(10**400)), details=AGE),
+    BadInput("numeric_string_10_pow_400", 422, "too large", lambda: v1(row(age="1" + "0" * 400)), details=AGE),
     BadInput("int_over_4300_digits", 400, "too many digits", lambda: v1(ROW).replace("28.0", "9" * 5000)),
-    BadInput("nan_literal", 422, "finite number", lambda: v1(ROW).replace("28.0", "NaN")),
-    BadInput("infinity_literal", 422, "finite number", lambda: v1(ROW).replace("28.0", "Infinity")),
-    BadInput("minus_infinity_literal", 422, "finite number", lambda: v1(ROW).replace("28.0", "-Infinity")),
+    BadInput("nan_literal", 422, "finite number", lambda: v1(ROW).replace("28.0", "NaN"), details=AGE),
+    BadInput("infinity_literal", 422, "finite number", lambda: v1(ROW).replace("28.0", "Infinity"), details=AGE),
+    BadInput("minus_infinity_literal", 422, "finite number", lambda: v1(ROW).replace("28.0", "-Infinity"), details=AGE),
     BadInput(
         "non_numeric_string",
         422,
         "must be a number, got a string",
         lambda: v1(row(age=SECRET_TEXT)),
         secrets=(SECRET_TEXT,),
+        details=AGE,
     ),
-    BadInput("null_feature_value", 422, "must be a number, got null", lambda: v1(row(age=None))),
-    BadInput("object_as_feature_value", 422, "must be a number, got object", lambda: v1(row(age={"v": 1}))),
+    BadInput("null_feature_value", 422, "must be a number, got null", lambda: v1(row(age=None)), details=AGE),
+    BadInput(
+        "object_as_feature_value",
+        422,
+        "must be a single value, got an object",
+        lambda: v1(row(age={"v": 1})),
+        details=AGE,
+    ),
     # --- strings -----------------------------------------------------------------------------
     BadInput(
         "nul_byte_in_category",
@@ -142,10 +125,23 @@ CATALOGUE: list[BadInput] = [
         "not a known category",
         lambda: v1(row(contract_type="one_year\u0000" + SECRET_TEXT)),
         secrets=(SECRET_TEXT,),
+        details=((0, "contract_type"),),
     ),
-    BadInput("nul_byte_in_feature_name", 422, "is not a feature", lambda: v1({**ROW, "age\u0000": 1.0})),
+    BadInput(
+        "nul_byte_in_feature_name",
+        422,
+        "is not an input of this model",
+        lambda: v1({**ROW, "age\u0000": 1.0}),
+        details=((0, "age\u0000"),),
+    ),
     BadInput("lone_surrogate_in_category", 422, "not a known category", lambda: v1(ROW).replace("one_year", "\\ud800")),
-    BadInput("unicode_feature_names", 422, "is not a feature", lambda: v1({**ROW, "âge": 1.0, "年齢": 2.0, "🙂": 3.0})),
+    BadInput(
+        "unicode_feature_names",
+        422,
+        "is not an input of this model",
+        lambda: v1({**ROW, "âge": 1.0, "年齢": 2.0, "🙂": 3.0}),
+        details=((0, "âge"), (0, "年齢"), (0, "🙂")),
+    ),
     BadInput("unicode_category_value", 422, "not a known category", lambda: v1(row(contract_type="ワン・イヤー"))),
     BadInput(
         "unknown_category_is_not_echoed",
@@ -154,8 +150,20 @@ CATALOGUE: list[BadInput] = [
         lambda: v1(row(contract_type=SECRET_TEXT)),
         secrets=(SECRET_TEXT,),
     ),
-    BadInput("bool_in_categorical", 422, "must be a string category, got boolean", lambda: v1(row(contract_type=True))),
-    BadInput("number_in_categorical", 422, "must be a string category, got number", lambda: v1(row(contract_type=3))),
+    BadInput(
+        "bool_in_categorical",
+        422,
+        'must be a string (or {"b64": ...} for bytes), got a boolean',
+        lambda: v1(row(contract_type=True)),
+        details=((0, "contract_type"),),
+    ),
+    BadInput(
+        "number_in_categorical",
+        422,
+        'must be a string (or {"b64": ...} for bytes), got a number',
+        lambda: v1(row(contract_type=3)),
+        details=((0, "contract_type"),),
+    ),
     # --- duplicate keys ----------------------------------------------------------------------
     BadInput(
         "duplicate_top_level_key",
@@ -188,21 +196,34 @@ CATALOGUE: list[BadInput] = [
     BadInput("instances_is_an_object", 422, "valid list", lambda: json.dumps({"instances": ROW})),
     BadInput("instances_is_a_string", 422, "valid list", lambda: json.dumps({"instances": "all"})),
     BadInput("instances_empty", 422, "is empty", lambda: v1()),
-    BadInput("instance_is_a_number", 422, "object of named features or an ordered array", lambda: v1(5)),
-    BadInput("row_too_short", 422, "has 3 values but the model takes 12", lambda: v1([1, 2, 3])),
-    BadInput("row_too_long", 422, "has 13 values", lambda: v1([*ROW.values(), 1.0])),
-    BadInput("missing_feature", 422, "is missing", lambda: v1(row(age=_DROP))),
+    BadInput(
+        "instance_is_a_number",
+        422,
+        "must be an object with one entry per input",
+        lambda: v1(ROW, 5),
+        details=((1, None),),
+    ),
+    BadInput("row_too_short", 422, "has 3 values but the model takes 12", lambda: v1([1, 2, 3]), details=((0, None),)),
+    BadInput("row_too_long", 422, "has 13 values", lambda: v1([*ROW.values(), 1.0]), details=((0, None),)),
+    BadInput("missing_feature", 422, "is missing", lambda: v1(ROW, row(age=_DROP)), details=((1, "age"),)),
+    BadInput(
+        "each_feature_null_in_its_own_row",
+        422,
+        "instance 0, feature 'tenure_months': must be a number, got null",
+        lambda: v1(*(row(**{f: None}) for f in ROW_ORDER)),
+        details=tuple(enumerate(ROW_ORDER)),
+    ),
     BadInput("unknown_top_level_key", 422, "unknown top-level key", lambda: json.dumps({"instances": [ROW], "x": 1})),
     BadInput(
         "columns_mix_scalars_and_arrays",
         422,
-        "mixes a scalar",
+        "is one example (float64 scalar) while other inputs are batches",
         lambda: json.dumps({"inputs": {**ROW, "age": [1.0, 2.0]}}),
     ),
     BadInput(
         "columns_of_different_lengths",
         422,
-        "different lengths",
+        "inputs have different batch sizes",
         lambda: json.dumps({"inputs": {k: [v, v] if k != "age" else [v] for k, v in ROW.items()}}),
     ),
     # --- routes ------------------------------------------------------------------------------
@@ -232,7 +253,7 @@ CATALOGUE: list[BadInput] = [
     BadInput(
         "v2_rank_3_feature_tensor",
         422,
-        "must be [n] or [n, 1]",
+        "must be [n]: the batch, then float64 scalar",
         lambda: v2(tensor("age", [1, 1, 1], "FP32", [[[1.0]]])),
         path=INFER,
     ),
@@ -288,3 +309,5 @@ CATALOGUE: list[BadInput] = [
         path=INFER,
     ),
 ]
+
+CATALOGUE: list[BadInput] = CHURN_CATALOGUE + ZOO_CATALOGUE

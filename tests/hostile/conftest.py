@@ -1,10 +1,13 @@
-"""Fixtures for hostile input: the app (built once), requests through lambda_handler, captured logs, leak checks."""
+"""Fixtures for hostile input: the functions (one per model and runtime, built once per session), requests through
+their Lambda handlers, captured logs, and the checks every error answer must pass: its exact status and code, our
+error shape, no stack trace or file path, none of the request's values (names may be echoed, values never)."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Iterator
 from types import ModuleType
@@ -12,16 +15,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, LambdaContext
-from tests.http.http_events import body_of, http_event
-
-PREDICT = "/v1/models/churn:predict"
-INFER = "/v2/models/churn/infer"
+from tests.conftest import ROOT
+from tests.hostile.bad_input import CODES
+from tests.http.functions import FUNCTIONS, Functions
+from tests.http.http_events import body_of
+from tests.support import zoo
 
 # What an answer or a log line must never show: a stack trace or a file path of the server.
 _LEAK = re.compile(
     r"Traceback|File \"|site-packages|\.py\b|/usr/(lib|local)|/opt/|/var/task|/tmp/|" + re.escape(str(ROOT))
 )
+# Keys whose string values are protocol names, not the client's data: an OIP tensor's name and datatype.
+_NAME_KEYS = ("name", "datatype")
+# The protocols' own field names (TF Serving v1, OIP v2), which a 422 may name.
+PROTOCOL_NAMES = {"instances", "inputs", "signature_name", "name", "shape", "datatype", "data", "parameters", "id"}
 
 
 def leaks(text: str) -> list[str]:
@@ -37,39 +44,94 @@ def app() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def golden_row(golden: dict[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = golden["cases"][0]["request"]["instances"][0]
-    return dict(row)
+def functions() -> Functions:
+    return FUNCTIONS
 
 
-def call(
-    app: ModuleType,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    trigger: str = "http",
-    headers: dict[str, str] | None = None,
-    base64_body: bool = False,
+def _walk(value: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]]:
+    stack: list[tuple[str | None, Any]] = [(key, value)]
+    while stack:
+        k, v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((str(kk), vv) for kk, vv in v.items())
+            yield k, None
+        elif isinstance(v, list):
+            stack.extend((k, vv) for vv in v)
+        else:
+            yield k, v
+
+
+def _names(model: str) -> set[str]:
+    sig = zoo.manifest(model)["signature"]
+    out = {s["name"] for side in ("features", "inputs", "outputs") for s in sig[side]}
+    for f in sig["features"]:
+        out.update(f.get("vocabulary") or ())  # the model's own categories may be listed as the valid ones
+    return out
+
+
+def request_values(text: str | None, model: str) -> set[str]:
+    """The request's distinctive values as they would be spelled if quoted back: strings of 6+ characters that
+    are not names of the model, floats with a fraction, integers of 5+ digits. Keys are names, not values."""
+    if not text:
+        return set()
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return set()
+    names = _names(model)
+    found: set[str] = set()
+    for key, v in _walk(body):
+        if isinstance(v, str) and len(v) >= 6 and v not in names and key not in _NAME_KEYS:
+            found.add(v)
+        elif isinstance(v, float) and math.isfinite(v) and not v.is_integer():
+            found.add(repr(v))
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10_000:
+            found.add(str(v))
+    return found
+
+
+def request_names(text: str | None) -> set[str]:
+    """Every key of the request's objects and every OIP tensor name: what an answer may echo."""
+    try:
+        body = json.loads(text or "")
+    except (ValueError, RecursionError):
+        return set()
+    keys: set[str] = set()
+    stack = [body]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            keys.update(str(k) for k in v)
+            if isinstance(v.get("name"), str):
+                keys.add(v["name"])
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return keys
+
+
+def check_error(
+    response: dict[str, Any], status: int, model: str, request_text: str | None, secrets: tuple[str, ...] = ()
 ) -> dict[str, Any]:
-    """One request through lambda_handler, as API Gateway would send it; `body` str is sent as is."""
-    event = http_event(trigger, method, path, body, headers=headers, base64_body=base64_body)
-    response: dict[str, Any] = app.lambda_handler(event, LambdaContext())
-    return response
-
-
-def assert_answer(response: dict[str, Any]) -> Any:
-    """A 2xx with predictions or outputs, or a 4xx in our error shape; never a 5xx. Returns the body."""
-    status = response["statusCode"]
-    assert status < 500, f"{status}: {response.get('body')}"
+    """An error answer of exactly `status`, in our shape, that leaks nothing and names only names."""
+    got = response["statusCode"]
+    assert got == status, f"expected {status}, got {got}: {response['body']!r:.600}"
+    raw = response["body"]
     body = body_of(response)
-    if status < 300:
-        assert isinstance(body, dict) and ("predictions" in body or "outputs" in body), body
-    else:
-        assert 400 <= status < 500 and isinstance(body, dict), (status, body)
-        assert isinstance(body.get("error"), str) and body["error"], body
-        assert isinstance(body.get("code"), str), body
-        assert not leaks(response["body"]), response["body"]
+    assert body["code"] == CODES[status] and isinstance(body["error"], str) and body["error"], body
+    allowed = {"error", "code"} | ({"details", "details_truncated"} if status == 422 else set())
+    assert set(body) <= allowed, body
+    assert not leaks(raw), f"the answer shows {leaks(raw)}: {raw[:600]}"
+    quoted = [v for v in (*secrets, *request_values(request_text, model)) if v in raw]
+    assert not quoted, f"the answer quotes the request's values {quoted!r:.300}: {raw[:600]}"
+    if status == 422:
+        names = _names(model) | request_names(request_text) | PROTOCOL_NAMES
+        for d in body["details"]:
+            assert set(d) == {"instance", "feature", "reason"}, d
+            assert d["instance"] is None or (type(d["instance"]) is int and d["instance"] >= 0), d
+            feature = d["feature"]
+            # A name of the model or of the request (a pydantic path is names and positions joined by dots).
+            assert feature is None or all(p in names or p.isdigit() for p in feature.split(".")), d
     return body
 
 
