@@ -81,7 +81,7 @@ def test_only_the_named_outputs_are_answered_in_the_given_order() -> None:
 
 def test_float32_values_are_widened_exactly_and_ints_stay_ints() -> None:
     # float32(0.1) is 0.100000001490116119384765625; its float64 repr is 0.10000000149011612.
-    out = {"p": np.array([[0.1]], dtype=np.float32), "n": np.array([[3], [7]], dtype=np.int64)[:1]}
+    out: dict[str, np.ndarray] = {"p": np.array([[0.1]], dtype=np.float32), "n": np.array([[3]], dtype=np.int64)}
     assert per_instance(out, ["p", "n"]) == [{"p": [0.10000000149011612], "n": [3]}]
     assert json.dumps(per_instance(out, ["p", "n"])) == '[{"p": [0.10000000149011612], "n": [3]}]'
 

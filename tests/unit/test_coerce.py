@@ -299,7 +299,7 @@ def test_coerce_rows_keeps_the_good_rows_with_their_values_and_numbers_the_bad_o
 def test_coerce_values_takes_arrays_a_reader_made() -> None:
     coercer = Coercer(TWO_INPUTS, CoercePolicy())
     values = {"user": np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float64), "item_id": np.array([5, 300])}
-    cols, errs, good = coercer.coerce_values(values, 2, first_index=100)
+    cols, errs, good = coercer.coerce_values(values, 2, first_index=100)  # type: ignore[arg-type]  # readers do
     assert good.tolist() == [0]
     assert cols["user"].tolist() == [[1.0, 2.0, 3.0]] and cols["item_id"].tolist() == [5]
     assert [(e.instance, e.feature) for e in errs] == [(101, "item_id")]
