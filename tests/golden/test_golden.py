@@ -1,33 +1,53 @@
-"""The serving core answers every golden request exactly as the training process did."""
+"""Every golden case of every reference model, through the serving core on both runtimes, answers as training did.
+
+The reference is the committed golden.json (what the training process computed), read by
+tests.support.zoo.check_v1, a checker of TF Serving's layout written apart from the server.
+"""
 
 from __future__ import annotations
 
-import json
-import os
+import copy
 import random
-import subprocess
-import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
-from handler.core.golden import compare, replay
 from handler.core.service import Service
-from tests.conftest import ARTIFACTS, ROOT
+from tests.golden.conftest import RUNTIMES
+from tests.support import zoo
+
+CASES = [(name, case["name"]) for name in zoo.MODELS for case in zoo.cases(name)]
 
 
-def _case(golden: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(c for c in golden["cases"] if c["name"] == name)
+def _case(name: str, case_name: str) -> dict[str, Any]:
+    return next(c for c in zoo.cases(name) if c["name"] == case_name)
 
 
-def test_golden_file_covers_every_way_clients_send_data(golden: dict[str, Any]) -> None:
-    names = {c["name"] for c in golden["cases"]}
+def _largest_row_case(name: str) -> dict[str, Any]:
+    rows = [c for c in zoo.cases(name) if "instances" in c["request"]]
+    return max(rows, key=lambda c: len(c["request"]["instances"]))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize(("name", "case_name"), CASES, ids=[f"{m}/{c}" for m, c in CASES])
+def test_every_golden_case_of_every_model_answers_as_training_did(
+    zoo_service: Callable[[str, str], Service], name: str, case_name: str, runtime: str
+) -> None:
+    case = _case(name, case_name)
+    answer = zoo_service(name, runtime).predict_v1(copy.deepcopy(case["request"]))
+    zoo.check_v1(name, case, answer, f"Service.predict_v1 on {runtime}")
+
+
+def test_the_churn_golden_file_covers_every_way_clients_send_data() -> None:
+    names = {c["name"] for c in zoo.cases("churn")}
     assert len(names) >= 30
     for required in (
         "named_features_shuffled_keys_0",
         "ordered_list_rows_0",
         "single_example_columnar_named",
+        "single_example_columnar_ordered",
         "ints_where_floats_expected_0",
         "numeric_strings",
         "unseen_payment_method",
@@ -35,25 +55,22 @@ def test_golden_file_covers_every_way_clients_send_data(golden: dict[str, Any]) 
         "batch_of_100",
     ):
         assert required in names
-    sizes = {len(c["request"]["instances"]) for c in golden["cases"] if "instances" in c["request"]}
+    sizes = {len(c["request"]["instances"]) for c in zoo.cases("churn") if "instances" in c["request"]}
     assert {1, 100} <= sizes
 
 
-@pytest.mark.parametrize("runtime", ["tensorflow", "litert"])
-def test_every_golden_case_passes_through_the_serving_core(
-    runtime: str, request: pytest.FixtureRequest, golden: dict[str, Any]
-) -> None:
-    service: Service = request.getfixturevalue("service" if runtime == "tensorflow" else "litert_service")
-    assert service.runtime == runtime
-    results = replay(golden, service.predict_v1)
-    failed = [f"{r.name}: {r.detail}" for r in results if not r.ok]
-    assert not failed, "cases differ from training:\n" + "\n".join(failed)
+@pytest.mark.parametrize("name", zoo.ZOO)
+def test_every_zoo_model_has_row_columnar_and_unbatched_golden_cases(name: str) -> None:
+    cases = zoo.cases(name)
+    assert any("instances" in c["request"] for c in cases)
+    assert any("inputs" in c["request"] and c["batched"] for c in cases)
+    assert any(not c["batched"] for c in cases), "a single example without the batch dimension"
+    assert max(len(c["request"].get("instances", [])) for c in cases) >= 8
 
 
-def test_float64_int_and_shuffled_key_inputs_give_the_golden_outputs(service: Service, golden: dict[str, Any]) -> None:
-    case = _case(golden, "batch_of_100")
+def test_churn_answers_the_same_to_shuffled_keys_float64_and_integral_ints(service: Service) -> None:
+    case = _case("churn", "batch_of_100")
     rows = case["request"]["instances"]
-    tol = golden["tolerance"]
     rnd = random.Random(3)
 
     def shuffled(r: dict[str, Any]) -> dict[str, Any]:
@@ -68,59 +85,33 @@ def test_float64_int_and_shuffled_key_inputs_give_the_golden_outputs(service: Se
         return {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in r.items()}
 
     for variant in (shuffled, as_float64, integral_as_int):
-        answer = service.predict_v1({"instances": [variant(r) for r in rows]})
-        ok, diff, detail = compare(case["response"], answer, tol["atol"], tol["rtol"])
-        assert ok, f"{variant.__name__}: {detail}"
+        body = {"instances": [variant(r) for r in rows]}
+        zoo.check_v1("churn", case, service.predict_v1(body), variant.__name__)
 
 
-def test_outputs_do_not_depend_on_the_batch_a_row_arrives_in(service: Service, golden: dict[str, Any]) -> None:
-    case = _case(golden, "batch_of_100")
-    expected = np.asarray(case["response"]["predictions"])
-    one_by_one = np.asarray(
-        [service.predict_v1({"instances": [r]})["predictions"][0] for r in case["request"]["instances"]]
-    )
-    np.testing.assert_allclose(one_by_one, expected, atol=golden["tolerance"]["atol"], rtol=golden["tolerance"]["rtol"])
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("name", zoo.MODELS)
+def test_outputs_do_not_depend_on_the_batch_a_row_arrives_in(
+    zoo_service: Callable[[str, str], Service], name: str, runtime: str
+) -> None:
+    case = _largest_row_case(name)
+    service = zoo_service(name, runtime)
+    for i, row in enumerate(case["request"]["instances"]):
+        alone = {
+            "name": f"{case['name']}[{i}] alone",
+            "request": {"instances": [row]},
+            "batched": True,
+            "expected": {out: [batch[i]] for out, batch in case["expected"].items()},
+        }
+        zoo.check_v1(name, alone, service.predict_v1(copy.deepcopy(alone["request"])), f"one by one on {runtime}")
 
 
-def test_no_batch_size_retraces_the_model(service: Service, golden: dict[str, Any]) -> None:
-    rows = _case(golden, "batch_of_100")["request"]["instances"]
-    for n in (1, 2, 7, 33, 100):
-        service.predict_v1({"instances": rows[:n]})
+@pytest.mark.parametrize("name", zoo.MODELS)
+def test_no_batch_size_retraces_the_tensorflow_function(zoo_service: Callable[[str, str], Service], name: str) -> None:
+    service = zoo_service(name, "tensorflow")
+    case = _largest_row_case(name)
+    rows = case["request"]["instances"]
+    for n in (1, 2, 3, 7, len(rows)):
+        service.predict_v1(copy.deepcopy({"instances": rows[:n]}))
     forward = service.model.load()
     assert forward.tracing_count() == 1  # type: ignore[attr-defined]
-
-
-def test_verify_command_passes_and_predict_command_prints_the_v1_response(golden: dict[str, Any]) -> None:
-    env = {**os.environ, "MODEL_DIR": str(ARTIFACTS)}
-    run = subprocess.run([sys.executable, "-m", "handler", "verify"], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert f"all {len(golden['cases'])} golden cases of 'churn' match training on litert" in run.stdout
-    for runtime in ("tensorflow", "litert"):
-        run = subprocess.run(
-            [sys.executable, "-m", "handler", "verify", "--runtime", runtime],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert run.returncode == 0 and f"match training on {runtime}" in run.stdout, run.stdout + run.stderr
-
-    case = _case(golden, "named_features_shuffled_keys_1")
-    run = subprocess.run(
-        [sys.executable, "-m", "handler", "predict", json.dumps(case["request"])],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stderr
-    ok, _, detail = compare(case["response"], json.loads(run.stdout), 1e-5, 1e-5)
-    assert ok, detail
-
-
-@pytest.mark.parametrize("body", ["{not json", '{"instances": [{"age": 3}]}'])
-def test_predict_command_explains_a_bad_body(body: str) -> None:
-    run = subprocess.run([sys.executable, "-m", "handler", "predict", body], cwd=ROOT, capture_output=True, text=True)
-    assert run.returncode == 2
-    assert "error" in json.loads(run.stdout)
-    assert "Traceback" not in run.stdout + run.stderr

@@ -21,7 +21,10 @@ from handler.core.artifacts import Artifacts
 from handler.core.model import LazyModel, load_tensorflow_forward
 from handler.errors import ArtifactError, ModelLoadError
 from handler.settings import Settings
-from tests.conftest import ARTIFACTS, ROOT
+from tests.support import zoo
+
+ROOT = zoo.ROOT
+ARTIFACTS = zoo.model_dir("churn")
 
 
 @contextmanager
@@ -50,11 +53,11 @@ print(json.dumps({"before": before, "after": "tensorflow" in sys.modules}))
 """
 
 
-def _probe(env: dict[str, str]) -> dict[str, bool]:
+def _probe(env: dict[str, str], name: str = "churn") -> dict[str, bool]:
     run = subprocess.run(
-        [sys.executable, "-c", PROBE, str(ARTIFACTS / "golden.json")],
+        [sys.executable, "-c", PROBE, str(zoo.model_dir(name) / "golden.json")],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, "MODEL_DIR": str(zoo.model_dir(name)), **env},
         capture_output=True,
         text=True,
         check=True,
@@ -71,11 +74,20 @@ def test_preload_model_loads_during_init() -> None:
     assert _probe({"PRELOAD_MODEL": "true", "SERVING_RUNTIME": "tensorflow"}) == {"before": True, "after": True}
 
 
-def test_the_litert_runtime_never_imports_tensorflow() -> None:
-    assert _probe({"PRELOAD_MODEL": "true", "SERVING_RUNTIME": "litert"}) == {"before": False, "after": False}
+@pytest.mark.parametrize("name", zoo.MODELS)
+def test_the_litert_runtime_never_imports_tensorflow(name: str) -> None:
+    probe = _probe({"PRELOAD_MODEL": "true", "SERVING_RUNTIME": "litert"}, name)
+    assert probe == {"before": False, "after": False}
 
 
-def test_concurrent_first_calls_load_the_model_once(golden: dict[str, Any]) -> None:
+def _zeros(artifacts: Artifacts, n: int) -> dict[str, np.ndarray]:
+    (spec,) = artifacts.signature.inputs
+    (width,) = spec.shape
+    assert width is not None
+    return {spec.name: np.zeros((n, width), dtype=np.float32)}
+
+
+def test_concurrent_first_calls_load_the_model_once() -> None:
     artifacts = Artifacts.open(ARTIFACTS)
     calls = []
 
@@ -84,13 +96,13 @@ def test_concurrent_first_calls_load_the_model_once(golden: dict[str, Any]) -> N
         return load_tensorflow_forward(a)
 
     model = LazyModel(artifacts, loader=counting_loader)
-    x = np.zeros((3, artifacts.preprocessor.output_width), dtype=np.float32)
+    x = _zeros(artifacts, 3)
     barrier = threading.Barrier(8)
     outputs: list[np.ndarray] = []
 
     def first_call() -> None:
         barrier.wait()
-        outputs.append(model.predict(x))
+        outputs.append(model.load()(x)["output_0"])
 
     threads = [threading.Thread(target=first_call) for _ in range(8)]
     for t in threads:
@@ -99,6 +111,7 @@ def test_concurrent_first_calls_load_the_model_once(golden: dict[str, Any]) -> N
         t.join()
     assert len(calls) == 1 and model.loads == 1
     assert len(outputs) == 8 and all(np.array_equal(o, outputs[0]) for o in outputs)
+    assert outputs[0].shape == (3, 1)
 
 
 def test_a_failed_load_leaves_the_next_call_able_to_load() -> None:
@@ -115,7 +128,7 @@ def test_a_failed_load_leaves_the_next_call_able_to_load() -> None:
     with pytest.raises(TimeoutError):
         model.load()
     assert not model.loaded
-    assert model.predict(np.zeros((1, artifacts.preprocessor.output_width), dtype=np.float32)).shape == (1, 1)
+    assert model.load()(_zeros(artifacts, 1))["output_0"].shape == (1, 1)
 
 
 def test_a_tampered_artifact_is_refused_with_its_name(artifacts_copy: Path) -> None:
