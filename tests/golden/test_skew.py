@@ -1,11 +1,14 @@
-"""The three training/serving skew failures, each reproduced and shown caught."""
+"""The seed's three training/serving skews, each reproduced and shown caught; and hand-written preprocessing.
+
+1. A model trained on globally normalised data ((x - X.mean()) / X.std() over the whole matrix),
+   exported with a per-column `Preprocessor.fit`: export refuses, naming the cases.
+2. A custom layer whose get_config() forgets a constructor argument: export refuses.
+3. float32 training with float64 clients: values with many digits serve exactly what training computes.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,130 +16,165 @@ import keras
 import numpy as np
 import pytest
 
-from handler.core.artifacts import sha256_of
+from handler.bootstrap import open_service
 from handler.errors import ExportError
 from handler.export import export_model
-from handler.preprocessing import CategoricalFeature, NumericFeature, Preprocessor
-from tests.conftest import ROOT
+from handler.preprocessing import NumericFeature, Preprocessor
+from handler.settings import Settings
+from tests.golden import layers
+from tests.golden.conftest import copy_model, rehash, run_handler
 
-THIS_MODULE = __name__
-
-
-def _rehash(model_dir: Path, fname: str) -> None:
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    manifest["files"][fname] = sha256_of(model_dir / fname)
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+COLUMNS = ("visits", "ratio", "spend")
 
 
-def _verify(model_dir: Path, runtime: str = "auto") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MODEL_DIR": str(model_dir)}
-    cmd = [sys.executable, "-m", "handler", "verify", "--runtime", runtime]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-
-
-def test_serving_without_the_fitted_preprocessing_is_rejected_by_verify(artifacts_copy: Path) -> None:
+def test_serving_without_the_fitted_preprocessing_is_rejected_by_verify(tmp_path: Path) -> None:
     """A server that re-wrote preprocessing by hand (here: no scaling at all) must not pass."""
-    fitted = Preprocessor.load(artifacts_copy / "preprocessing.json")
+    model_dir = copy_model("churn", tmp_path / "churn")
+    fitted = Preprocessor.load(model_dir / "preprocessing.json")
     unfitted = Preprocessor(
         features=tuple(
             NumericFeature(name=f.name, op="passthrough") if isinstance(f, NumericFeature) else f
             for f in fitted.features
         )
     )
-    unfitted.save(artifacts_copy / "preprocessing.json")
-    _rehash(artifacts_copy, "preprocessing.json")  # as if shipped on purpose: integrity alone cannot catch it
-
+    unfitted.save(model_dir / "preprocessing.json")
+    rehash(model_dir, "preprocessing.json")  # as if shipped on purpose: integrity alone cannot catch it
     for runtime in ("tensorflow", "litert"):
-        run = _verify(artifacts_copy, runtime)
-        assert run.returncode == 1
+        run = run_handler("verify", "--runtime", runtime, env={"MODEL_DIR": str(model_dir)})
+        assert run.returncode == 1, run.stdout + run.stderr
         assert "DIFFER from training" in run.stdout
-    assert "batch_of_100" in run.stdout and "expected" in run.stdout
+        assert "batch_of_100" in run.stdout and "expected" in run.stdout
 
 
-# --- custom layers ---------------------------------------------------------------------------
+# --- 1. global normalisation fitted per column ------------------------------------------------
 
 
-@keras.saving.register_keras_serializable(package="skewless-tests")
-class ForgetfulScale(keras.layers.Layer):
-    """A custom layer whose get_config() forgets its constructor argument: the classic trap."""
+def _globally_normalised() -> tuple[Any, np.ndarray, dict[str, Any], dict[str, Any]]:
+    """An (untrained) model, its training matrix, sample requests, and what the training pipeline computes."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(50, 10, 300), rng.normal(0.5, 0.1, 300), rng.normal(1000, 300, 300)])
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input(shape=(3,), name="features")
+    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(8, activation="relu")(inputs)))
 
-    def __init__(self, factor: float = 1.0, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.factor = factor
+    def training_pipeline(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(((rows - x.mean()) / x.std()).astype(np.float32), verbose=0))
 
-    def call(self, inputs: Any) -> Any:
-        return inputs * self.factor
-
-    def get_config(self) -> dict[str, Any]:
-        return super().get_config()  # overriding turns off Keras' automatic config: 'factor' is lost
-
-
-@keras.saving.register_keras_serializable(package="skewless-tests")
-class CarefulScale(ForgetfulScale):
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "factor": self.factor}
-
-
-class UnregisteredScale(CarefulScale):
-    pass
+    held_out = x[:5] * 1.01
+    samples = {
+        "one_row": {"instances": [dict(zip(COLUMNS, held_out[0].tolist(), strict=True))]},
+        "two_rows": {"instances": [dict(zip(COLUMNS, r.tolist(), strict=True)) for r in held_out[1:3]]},
+        "ordered_row": {"instances": [held_out[3].tolist()]},
+    }
+    expected = {
+        "one_row": training_pipeline(held_out[:1]),
+        "two_rows": training_pipeline(held_out[1:3]),
+        "ordered_row": training_pipeline(held_out[3:4]),
+    }
+    return model, x, samples, expected
 
 
-def _tiny(layer: keras.layers.Layer) -> tuple[Any, Preprocessor, dict[str, Any]]:
-    pre = Preprocessor(
-        features=(
-            NumericFeature(name="x", op="standardize", mean=1.0, std=2.0),
-            CategoricalFeature(name="c", vocabulary=("a", "b")),
-        )
+@pytest.mark.slow
+def test_a_per_column_preprocessor_for_a_globally_normalised_model_is_refused_with_a_table(tmp_path: Path) -> None:
+    model, x, samples, expected = _globally_normalised()
+    per_column = Preprocessor.fit(dict(zip(COLUMNS, x.T, strict=True)), {c: "standardize" for c in COLUMNS}, {})
+    out = tmp_path / "out"
+    with pytest.raises(ExportError) as info:
+        export_model(model, per_column, samples, out, name="m", version="1", expected=expected, litert_runtime=False)
+    message = info.value.message
+    assert message.startswith("3 of 3 sample requests are answered otherwise by the serving path")
+    assert "statistics fitted per column where training normalised globally" in message
+    table = message.splitlines()
+    assert table[1].split()[:2] == ["case", "result"]
+    assert {line.split()[0] for line in table if "DIFFERS" in line} == {"one_row", "two_rows", "ordered_row"}
+    assert not out.exists(), "a refused export leaves no artifacts behind"
+
+
+@pytest.mark.slow
+def test_the_preprocessor_that_matches_the_training_pipeline_exports_and_serves_it(tmp_path: Path) -> None:
+    model, x, samples, expected = _globally_normalised()
+    mean, std = float(x.mean()), float(x.std())
+    matching = Preprocessor(features=tuple(NumericFeature(c, "standardize", mean=mean, std=std) for c in COLUMNS))
+    out = tmp_path / "out"
+    export_model(model, matching, samples, out, name="m", version="1", expected=expected, litert_runtime=False)
+    golden = json.loads((out / "golden.json").read_text())
+    for case in golden["cases"]:
+        np.testing.assert_array_equal(case["expected"]["output_0"], expected[case["name"]])
+    fresh = np.array([[44.0, 0.61, 1234.5]])
+    served = open_service(Settings(model_dir=out), runtime="tensorflow").predict_v1(
+        {"instances": [dict(zip(COLUMNS, fresh[0].tolist(), strict=True))]}
     )
-    inputs = keras.Input(shape=(pre.output_width,))
-    model = keras.Model(inputs, layer(keras.layers.Dense(1, kernel_initializer="ones")(inputs)))
-    samples = {"one": {"instances": [{"x": 3.0, "c": "a"}]}, "two": {"instances": [[5, "b"], [0, "a"]]}}
-    return model, pre, samples
+    want = model.predict(((fresh - x.mean()) / x.std()).astype(np.float32), verbose=0)
+    np.testing.assert_allclose(served["predictions"], want, rtol=1e-5, atol=1e-6)
 
 
-def test_custom_layer_argument_missing_from_get_config_is_refused_at_export(tmp_path: Path) -> None:
-    model, pre, samples = _tiny(ForgetfulScale(factor=3.0))
-    with pytest.raises(ExportError, match="get_config"):
-        export_model(model, pre, samples, tmp_path / "out", name="m", version="1", custom_object_modules=(THIS_MODULE,))
-    assert not (tmp_path / "out").exists(), "a refused export must not leave artifacts behind"
+# --- 2. a custom layer whose get_config() forgets an argument -----------------------------------
 
 
-def test_complete_custom_layer_exports_and_round_trips(tmp_path: Path) -> None:
-    model, pre, samples = _tiny(CarefulScale(factor=3.0))
+def _scaled(layer: keras.layers.Layer) -> Any:
+    inputs = keras.Input(shape=(3,), name="x")
+    return keras.Model(inputs, layer(keras.layers.Dense(1, kernel_initializer="ones")(inputs)))
+
+
+SAMPLES = {"one": {"instances": [[1.0, 2.0, 3.0]]}, "two": {"instances": [[0.5, 0.5, 0.5], [-1.0, 0.0, 4.0]]}}
+
+
+@pytest.mark.slow
+def test_a_custom_layer_argument_missing_from_get_config_is_refused_at_export(tmp_path: Path) -> None:
+    model = _scaled(layers.ForgetfulScale(factor=3.0))
+    with pytest.raises(ExportError) as info:
+        export_model(
+            model, None, SAMPLES, tmp_path / "out", name="m", version="1", custom_object_modules=(layers.MODULE,)
+        )
+    assert "get_config() probably misses a constructor argument" in info.value.message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_complete_custom_layer_exports_with_the_training_answers(tmp_path: Path) -> None:
+    model = _scaled(layers.CarefulScale(factor=3.0))
     manifest = export_model(
-        model, pre, samples, tmp_path / "out", name="m", version="1", custom_object_modules=(THIS_MODULE,)
+        model, None, SAMPLES, tmp_path / "out", name="m", version="1", custom_object_modules=(layers.MODULE,)
     )
     assert manifest["custom_objects"] == ["skewless-tests>CarefulScale"]
+    assert manifest["custom_object_modules"] == ["tests.golden.layers"]
     golden = json.loads((tmp_path / "out" / "golden.json").read_text())
-    # x=3 standardizes to 1.0, plus one-hot a=1: dense(ones) = 2.0, times the factor 3.
-    np.testing.assert_allclose(golden["cases"][0]["response"]["predictions"], [[6.0]], rtol=1e-6)
-
-
-def test_unregistered_custom_layer_is_refused_at_export(tmp_path: Path) -> None:
-    model, pre, samples = _tiny(UnregisteredScale(factor=2.0))
-    with pytest.raises(ExportError, match="not registered"):
-        export_model(model, pre, samples, tmp_path / "out", name="m", version="1", custom_object_modules=(THIS_MODULE,))
-
-
-def test_custom_layer_outside_the_served_modules_is_refused_at_export(tmp_path: Path) -> None:
-    model, pre, samples = _tiny(CarefulScale(factor=2.0))
-    with pytest.raises(ExportError, match="handler.custom_objects"):
-        export_model(model, pre, samples, tmp_path / "out", name="m", version="1")
-
-
-def test_served_model_with_an_unregistered_custom_object_is_refused_at_load(artifacts_copy: Path) -> None:
-    manifest = json.loads((artifacts_copy / "manifest.json").read_text())
-    manifest["custom_objects"].append("skewless>Vanished")
-    (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
-    run = _verify(artifacts_copy, "tensorflow")
-    assert run.returncode == 1
-    assert "skewless>Vanished" in run.stderr and "handler/custom_objects.py" in run.stderr
-    assert "Traceback" not in run.stderr
+    # Dense(ones) sums the row; the layer multiplies by 3: 1+2+3 -> 18; 1.5 -> 4.5; 3 -> 9.
+    assert [c["expected"]["output_0"] for c in golden["cases"]] == [[[18.0]], [[4.5], [9.0]]]
 
 
 def test_changing_the_custom_layer_argument_changes_the_outputs() -> None:
-    """Guards the trap itself: if the argument did not matter, the tests above would prove nothing."""
+    """Guards the trap itself: if the argument did not matter, the test above would prove nothing."""
     from handler.custom_objects import Temperature
 
     logits = np.array([[2.0]], dtype="float32")
     assert float(Temperature(1.7)(logits)[0, 0]) != pytest.approx(float(Temperature(1.0)(logits)[0, 0]))
+
+
+# --- 3. float32 training, float64 clients -----------------------------------------------------
+
+LONG_DIGITS = [
+    [0.12345678901234568, 0.9876543210987654, -0.009876543210987654, 1 / 3],
+    [2 / 3, -0.7000000000000001, 1e-7 + 1e-15, -0.31415926535897931],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("runtime", ["tensorflow", "litert"])
+def test_float64_values_with_many_digits_serve_what_the_float32_model_computes(tmp_path: Path, runtime: str) -> None:
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input(shape=(4,), name="x")
+    model = keras.Model(
+        inputs, keras.layers.Dense(2, kernel_initializer=keras.initializers.RandomNormal(0, 100))(inputs)
+    )
+    export_model(model, None, {"digits": {"instances": LONG_DIGITS}}, tmp_path / "out", name="m", version="1")
+    training = model.predict(np.array(LONG_DIGITS, dtype=np.float32), verbose=0)
+    rounded = model.predict(np.array(LONG_DIGITS, dtype=np.float32).round(5), verbose=0)
+    assert np.abs(training - rounded).max() > 1e-4, "the digits past the fifth must matter, or this proves nothing"
+
+    served = open_service(Settings(model_dir=tmp_path / "out"), runtime=runtime).predict_v1({"instances": LONG_DIGITS})
+    got = np.asarray(served["predictions"], dtype=np.float32)
+    if runtime == "tensorflow":
+        np.testing.assert_array_equal(got, training)
+    else:
+        np.testing.assert_allclose(got, training, rtol=1e-6, atol=3e-5)
