@@ -21,6 +21,7 @@ from handler.core.artifacts import Artifacts
 from handler.core.model import LazyModel, load_tensorflow_forward
 from handler.errors import ArtifactError, ModelLoadError
 from handler.settings import Settings
+from tests.golden.conftest import copy_model
 from tests.support import zoo
 
 ROOT = zoo.ROOT
@@ -80,6 +81,12 @@ def test_the_litert_runtime_never_imports_tensorflow(name: str) -> None:
     assert probe == {"before": False, "after": False}
 
 
+@pytest.fixture
+def churn_copy(tmp_path: Path) -> Path:
+    """A private copy of model_artifacts/churn that a test may break."""
+    return copy_model("churn", tmp_path / "churn")
+
+
 def _zeros(artifacts: Artifacts, n: int) -> dict[str, np.ndarray]:
     (spec,) = artifacts.signature.inputs
     (width,) = spec.shape
@@ -131,15 +138,15 @@ def test_a_failed_load_leaves_the_next_call_able_to_load() -> None:
     assert model.load()(_zeros(artifacts, 1))["output_0"].shape == (1, 1)
 
 
-def test_a_tampered_artifact_is_refused_with_its_name(artifacts_copy: Path) -> None:
-    with (artifacts_copy / "model.keras").open("ab") as fh:
+def test_a_tampered_artifact_is_refused_with_its_name(churn_copy: Path) -> None:
+    with (churn_copy / "model.keras").open("ab") as fh:
         fh.write(b"\0")
     with pytest.raises(ArtifactError, match=r"artifact model.keras does not match manifest.json"):
-        open_service(Settings(model_dir=artifacts_copy))
+        open_service(Settings(model_dir=churn_copy))
     run = subprocess.run(
         [sys.executable, "-m", "handler", "verify"],
         cwd=ROOT,
-        env={**os.environ, "MODEL_DIR": str(artifacts_copy)},
+        env={**os.environ, "MODEL_DIR": str(churn_copy)},
         capture_output=True,
         text=True,
     )
@@ -147,10 +154,10 @@ def test_a_tampered_artifact_is_refused_with_its_name(artifacts_copy: Path) -> N
     assert "model.keras does not match" in run.stderr and "Traceback" not in run.stderr
 
 
-def test_a_missing_artifact_is_refused_with_its_name(artifacts_copy: Path) -> None:
-    (artifacts_copy / "preprocessing.json").unlink()
+def test_a_missing_artifact_is_refused_with_its_name(churn_copy: Path) -> None:
+    (churn_copy / "preprocessing.json").unlink()
     with pytest.raises(ArtifactError, match="preprocessing.json .* is missing"):
-        open_service(Settings(model_dir=artifacts_copy))
+        open_service(Settings(model_dir=churn_copy))
 
 
 def test_a_missing_manifest_says_how_to_make_one(tmp_path: Path) -> None:
@@ -159,28 +166,28 @@ def test_a_missing_manifest_says_how_to_make_one(tmp_path: Path) -> None:
 
 
 def test_a_library_version_differing_from_export_is_a_warning_logged_once(
-    artifacts_copy: Path, caplog: pytest.LogCaptureFixture
+    churn_copy: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    manifest = json.loads((artifacts_copy / "manifest.json").read_text())
+    manifest = json.loads((churn_copy / "manifest.json").read_text())
     manifest["versions"]["numpy"] = "1.26.0"
-    (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
+    (churn_copy / "manifest.json").write_text(json.dumps(manifest))
     with caplog.at_level(logging.WARNING, logger="skewless"), _captured("skewless", caplog):
-        service = open_service(Settings(model_dir=artifacts_copy))
+        service = open_service(Settings(model_dir=churn_copy))
         service.predict_v1(json.loads((ARTIFACTS / "golden.json").read_text())["cases"][0]["request"])
     warnings = [r.getMessage() for r in caplog.records if "numpy" in r.getMessage()]
     assert warnings == ["library version differs from export: numpy 2.4.6 installed, model exported with 1.26.0"]
 
 
 def test_auto_runtime_serves_litert_only_when_it_passed_the_golden_cases(
-    artifacts_copy: Path, caplog: pytest.LogCaptureFixture
+    churn_copy: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert open_service(Settings(model_dir=artifacts_copy)).runtime == "litert"
-    manifest = json.loads((artifacts_copy / "manifest.json").read_text())
+    assert open_service(Settings(model_dir=churn_copy)).runtime == "litert"
+    manifest = json.loads((churn_copy / "manifest.json").read_text())
     manifest["runtimes"]["litert"] = {"golden_passed": False, "reason": "conversion failed: op FancyOp unsupported"}
-    (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
+    (churn_copy / "manifest.json").write_text(json.dumps(manifest))
     with caplog.at_level(logging.INFO, logger="skewless"), _captured("skewless", caplog):
-        assert open_service(Settings(model_dir=artifacts_copy)).runtime == "tensorflow"
+        assert open_service(Settings(model_dir=churn_copy)).runtime == "tensorflow"
     [line] = {r.getMessage() for r in caplog.records if "serving runtime: tensorflow" in r.getMessage()}
     assert "FancyOp" in line
     with pytest.raises(ModelLoadError, match="FancyOp"):
-        open_service(Settings(model_dir=artifacts_copy), runtime="litert")
+        open_service(Settings(model_dir=churn_copy), runtime="litert")
