@@ -104,6 +104,7 @@ def test_a_sample_request_the_model_cannot_take_names_the_case_and_what_the_serv
     assert "Traceback" not in message and "\n" not in message
 
 
+@pytest.mark.filterwarnings("ignore:When providing `inputs` as a dict:UserWarning")  # again when export reloads it
 def test_a_dict_input_whose_key_is_not_the_input_name_is_refused(tmp_path: Path) -> None:
     tensor = keras.Input(shape=(2,), name="amount")
     with pytest.warns(UserWarning, match="must match the names"):  # Keras only warns
