@@ -11,6 +11,7 @@ they took.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -150,9 +151,12 @@ def _test_template(work: Path, base: str) -> Path:
     text = (ROOT / "template.yaml").read_text()
     assert text.count(AWS_BASE_IMAGE_LINE) == 1, f"template.yaml should set {AWS_BASE_IMAGE_LINE!r} once"
     text = text.replace(AWS_BASE_IMAGE_LINE, f"BASE_IMAGE: {base}")
-    model_dir_line = "          MODEL_DIR: /var/task/model_artifacts\n"
-    assert text.count(model_dir_line) == 1
-    text = text.replace(model_dir_line, model_dir_line + '          AWS_ENDPOINT_URL: ""\n')
+    # Declared beside MODEL_DIR, whatever value the template gives that.
+    found = re.findall(r"^ +MODEL_DIR: .*\n", text, flags=re.MULTILINE)
+    assert len(found) == 1, f"template.yaml should declare MODEL_DIR once, not {found}"
+    model_dir_line = found[0]
+    indent = model_dir_line[: len(model_dir_line) - len(model_dir_line.lstrip())]
+    text = text.replace(model_dir_line, model_dir_line + f'{indent}AWS_ENDPOINT_URL: ""\n')
     path = work / "template.yaml"
     path.write_text(text)
     return path
