@@ -24,6 +24,11 @@ FORMAT_VERSION = 1
 NumericOp = Literal["standardize", "minmax", "passthrough"]
 OovPolicy = Literal["error", "zeros"]
 
+# A scaled value further than this from the training data (in standard deviations, or in training ranges
+# for minmax) is not a measurement: float32 arithmetic on it gives one answer on one runtime and NaN on
+# another. The server refuses it naming the feature; the golden "values_outside_training_range" is ~4.
+PLAUSIBLE_SCALE = 1e4
+
 # Raw columns as coerce produces them: float64 for numeric features, str objects for categories.
 Columns = Mapping[str, np.ndarray]
 
@@ -161,6 +166,24 @@ class Preprocessor:
             names = out.setdefault(int(row), [])
             if owner[col] not in names:
                 names.append(owner[col])
+        return out
+
+    def implausible(self, x: np.ndarray) -> dict[int, list[str]]:
+        """Rows of a transformed batch with a scaled feature beyond PLAUSIBLE_SCALE: row -> feature names."""
+        plan = self._plan
+        scaled = [
+            (name, int(at))
+            for name, at in zip(plan.numeric, plan.numeric_at.tolist(), strict=True)
+            if self.feature(name).op != "passthrough"  # type: ignore[union-attr]
+        ]
+        if not scaled:
+            return {}
+        cols = np.array([at for _, at in scaled])
+        with np.errstate(invalid="ignore"):
+            far = np.abs(x[:, cols]) > PLAUSIBLE_SCALE
+        out: dict[int, list[str]] = {}
+        for row, j in zip(*np.nonzero(far), strict=True):
+            out.setdefault(int(row), []).append(scaled[j][0])
         return out
 
     def feature_specs(self) -> tuple[TensorSpec, ...]:

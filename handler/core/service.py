@@ -17,6 +17,7 @@ from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.golden import replay
 from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel
 from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput
+from handler.preprocessing import PLAUSIBLE_SCALE
 
 log = logging.getLogger("skewless.service")
 
@@ -144,6 +145,18 @@ def prepare(artifacts: Artifacts, columns: Mapping[str, np.ndarray]) -> tuple[Ar
                 problems.setdefault(row, []).append(
                     FieldError(
                         row, f.name, f"is too large for the model: {model_input.dtype} holds at most ±{limit:.3g}"
+                    )
+                )
+    for row, names in pre.implausible(x).items():
+        for name in names:
+            if not any(e.feature == name for e in problems.get(row, [])):
+                problems.setdefault(row, []).append(
+                    FieldError(
+                        row,
+                        name,
+                        f"is more than {PLAUSIBLE_SCALE:.0e} training standard deviations (or ranges) from the "
+                        f"training data: not a plausible value, and the model's {model_input.dtype} arithmetic "
+                        f"is not reliable there",
                     )
                 )
     for row, names in pre.overflows(x).items():

@@ -205,6 +205,7 @@ def _summarise(reasons: list[str]) -> list[str]:
 def _positions(spec: TensorSpec, value: Any, reasons: list[str]) -> Iterator[tuple[str, Any]]:
     """Walk a nested value along the spec's shape: yield (position, leaf); add a reason per shape problem."""
     stack: list[tuple[str, Any, int]] = [("", value, 0)]
+    free: dict[int, int] = {}  # the length first seen on each free axis: an example is never ragged
     while stack:
         where, item, depth = stack.pop()
         if depth == spec.rank:
@@ -218,7 +219,9 @@ def _positions(spec: TensorSpec, value: Any, reasons: list[str]) -> Iterator[tup
             dims = "×".join("n" if d is None else str(d) for d in spec.shape[depth:])
             reasons.append(f"{_at(where)}must be an array of {dims} values, got {kind_of(item)}")
             continue
-        if want is not None and len(item) != want:
+        if want is None:
+            want = free.setdefault(depth, len(item))
+        if len(item) != want:
             reasons.append(f"{_at(where)}has {len(item)} entries on axis {depth + 1}, expected {want}")
             continue
         stack.extend((f"{where}[{j}]", child, depth + 1) for j, child in reversed(list(enumerate(item))))
@@ -265,7 +268,7 @@ def _leaf(spec: TensorSpec, v: Any, policy: ValuePolicy, reasons: list[str], whe
     x = _number(v, policy, reasons, at)
     if x is None:
         return None
-    if not math.isfinite(x):
+    if isinstance(x, float) and not math.isfinite(x):  # an int is finite, however long (math.isfinite would overflow)
         if policy.non_finite == "impute" and spec.fill_value is not None:
             return spec.fill_value
         reasons.append(f"{at}must be a finite number, got NaN or infinity")

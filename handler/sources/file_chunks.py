@@ -66,6 +66,8 @@ def coerced_chunk(
     errors: Sequence[RowError] = (),
 ) -> Chunk:
     """Per feature, one value per row -> a Chunk: rows the coercer refuses join `errors`, in row order."""
+    if not len(rows):  # every row of the chunk was refused already (a wrong field count, say)
+        return Chunk({}, rows, lines, list(errors))
     columns, field_errors, good = coercer.coerce_values(values, len(rows))
     by_row: dict[int, RowError] = {}
     for e in field_errors:
