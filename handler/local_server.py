@@ -142,6 +142,9 @@ def make_request_handler(handler: Handler) -> type[BaseHTTPRequestHandler]:
     class RequestHandler(BaseHTTPRequestHandler):
         server_version = "skewless-local"
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm on, a keep-alive client waits
+        # for the delayed ACK (about 40 ms) before the body arrives.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
