@@ -1,4 +1,4 @@
-"""Command line: `python -m handler verify | predict BODY | invoke EVENT_FILE | serve`."""
+"""Command line: `skewless verify | predict BODY | invoke EVENT_FILE | serve` (or `python -m handler ...`)."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handler", description=__doc__)
+    parser = argparse.ArgumentParser(prog="skewless", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", help="replay every golden case through coerce -> preprocess -> model")
     v.add_argument("-v", "--verbose", action="store_true", help="list every case, not only failures")
