@@ -22,10 +22,11 @@ import numpy as np
 
 from handler.core.signature import Signature
 from handler.core.values import Problems, ValuePolicy, kind_of, to_batch
-from handler.errors import FieldError, InvalidInput
+from handler.errors import BadRequest, FieldError, InvalidInput
 
 RequestFormat = Literal["instances", "inputs"]
 TOP_LEVEL_KEYS = ("instances", "inputs", "signature_name")
+SIGNATURE_NAME = "serving_default"  # TF Serving's name for the one signature a Keras model exports
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Coercer:
             raise InvalidInput(
                 [FieldError(None, None, "the body needs exactly one of 'instances' (rows) or 'inputs' (columns)")]
             )
+        signature = body.get("signature_name")
+        if signature not in (None, "", SIGNATURE_NAME):
+            raise BadRequest(f"signature_name must be {SIGNATURE_NAME!r} (or left out): this model has one signature")
         extra = sorted(k for k in body if k not in TOP_LEVEL_KEYS)
         if extra:
             raise InvalidInput([FieldError(None, k, "unknown top-level key") for k in extra])

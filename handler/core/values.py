@@ -318,6 +318,11 @@ def _string(spec: TensorSpec, v: Any, reasons: list[str], at: str) -> str | byte
             reasons.append(f"{at}is not a known category; expected one of {', '.join(sorted(spec.vocabulary))}")
             return None
         return v
+    if isinstance(v, bytes):  # from binary tensor data (OIP); a strict vocabulary holds text
+        if spec.vocabulary is not None and v.decode("utf-8", "replace") not in spec.vocabulary:
+            reasons.append(f"{at}is not a known category; expected one of {', '.join(sorted(spec.vocabulary))}")
+            return None
+        return v
     if _is_b64(v):
         try:
             return base64.b64decode(v["b64"], validate=True)

@@ -22,7 +22,7 @@ from handler.core.answer import jsonable
 from handler.core.coerce import CoercedRequest
 from handler.core.service import Service
 from handler.core.signature import OIP_DTYPES, TensorSpec
-from handler.errors import FieldError, InvalidInput
+from handler.errors import BadRequest, FieldError, InvalidInput
 
 NUMERIC_DATATYPES = tuple(t for t in OIP_DTYPES if t != "BYTES")
 
@@ -124,15 +124,18 @@ class V2Protocol:
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             errors.append(FieldError(None, name, "shape must be a list of non-negative integers"))
             return None
-        if not isinstance(data, list):
+        if isinstance(data, np.ndarray):  # binary tensor data: already of its datatype, flat
+            flat: Any = data
+        elif isinstance(data, list):
+            flat = _flatten(data)
+        else:
             errors.append(FieldError(None, name, "data must be an array"))
             return None
-        flat = _flatten(data)
         if len(flat) != math.prod(shape):
             errors.append(
                 FieldError(None, name, f"data has {len(flat)} values but shape {shape} needs {math.prod(shape)}")
             )
-        elif datatype in OIP_DTYPES and (reason := _value_error(str(datatype), flat)) is not None:
+        elif isinstance(flat, list) and datatype in OIP_DTYPES and (reason := _value_error(str(datatype), flat)):
             errors.append(FieldError(None, name, reason))
         return (shape, flat) if len(errors) == before else None
 
@@ -158,7 +161,8 @@ class V2Protocol:
         n = shape[0]
         per_example = [n, *(d for d in dims)] if spec.rank else [n]
         if datatype == "BYTES":
-            arr: Any = np.array(flat, dtype=object).reshape(per_example)
+            # Binary BYTES elements arrive as bytes: text where it is UTF-8, as JSON BYTES would be.
+            arr: Any = np.array([_text(v) for v in flat], dtype=object).reshape(per_example)
         else:
             arr = np.asarray(flat).reshape(per_example)
         return n, arr
@@ -186,23 +190,47 @@ class V2Protocol:
 
     # --- responses and metadata ----------------------------------------------------------
 
-    def response(self, outputs: Mapping[str, np.ndarray], request_id: str | None) -> dict[str, Any]:
-        """Model outputs -> an OIP v2 infer response: one tensor per output."""
+    def response(self, outputs: Mapping[str, np.ndarray], body: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+        """Model outputs -> an OIP v2 infer response, and the outputs the client asked to get as binary data.
+
+        `outputs` in the request selects outputs (an unknown name is a 400); `binary_data` on a
+        requested output, or `binary_data_output` in the request's parameters, asks for binary data.
+        Each tensor keeps its array under "array" for the binary encoder; `data` holds it as JSON.
+        """
         m = self.service.artifacts.manifest
-        return {
+        known = {spec.name: spec for spec in self.signature.outputs}
+        requested = body.get("outputs")
+        default_binary = bool((body.get("parameters") or {}).get("binary_data_output", False))
+        if requested is None:
+            chosen = [(spec, default_binary) for spec in self.signature.outputs]
+        else:
+            if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
+                raise BadRequest("'outputs' must be an array of objects, each naming an output")
+            unknown = [str(o.get("name")) for o in requested if o.get("name") not in known]
+            if unknown:
+                raise BadRequest(
+                    f"output(s) {', '.join(unknown)} are not outputs of this model: it has {', '.join(known)}"
+                )
+            chosen = [
+                (known[o["name"]], bool((o.get("parameters") or {}).get("binary_data", default_binary)))
+                for o in requested
+            ]
+        tensors = []
+        for spec, binary in chosen:
+            arr = outputs[spec.name]
+            tensor: dict[str, Any] = {"name": spec.name, "shape": list(arr.shape), "datatype": spec.oip_datatype}
+            if not binary:
+                tensor["data"] = jsonable(arr.reshape(-1))
+            tensor["array"] = arr
+            tensors.append(tensor)
+        rid = body.get("id")
+        answer = {
             "model_name": m.name,
             "model_version": m.version,
-            "id": request_id or str(uuid.uuid4()),
-            "outputs": [
-                {
-                    "name": spec.name,
-                    "shape": list(outputs[spec.name].shape),
-                    "datatype": spec.oip_datatype,
-                    "data": jsonable(outputs[spec.name].reshape(-1)),
-                }
-                for spec in self.signature.outputs
-            ],
+            "id": rid if isinstance(rid, str) else str(uuid.uuid4()),
+            "outputs": tensors,
         }
+        return answer, {spec.name for spec, binary in chosen if binary}
 
     def metadata(self) -> dict[str, Any]:
         """OIP v2 model metadata: one input tensor per feature, one output tensor per output."""
@@ -225,6 +253,20 @@ class V2Protocol:
                 "feature_order": list(self.features),
             }
         return body
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
+
+def without_arrays(answer: dict[str, Any]) -> dict[str, Any]:
+    """The JSON form of a response from `V2Protocol.response` (every tensor's data as JSON)."""
+    return {**answer, "outputs": [{k: v for k, v in t.items() if k != "array"} for t in answer["outputs"]]}
 
 
 def _dims(shape: Sequence[int | None]) -> list[int]:

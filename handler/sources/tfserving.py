@@ -36,3 +36,15 @@ def metadata(name: str, version: str, signature: Signature) -> dict[str, Any]:
         "model_spec": {"name": name, "signature_name": "", "version": version},
         "metadata": {"signature_def": {"signature_def": {SIGNATURE_NAME: signature_def}}},
     }
+
+
+def classify_result(scores: Any, classes: list[str]) -> list[list[list[Any]]]:
+    """Per example, [[class, score], ...] as TF Serving's classify answers (a sigmoid's one score is [1-p, p])."""
+    import numpy as np
+
+    arr = np.asarray(scores, dtype=np.float64).reshape(len(scores), -1)
+    if arr.shape[1] == 1 and len(classes) == 2:
+        arr = np.concatenate([1.0 - arr, arr], axis=1)
+    if arr.shape[1] != len(classes):
+        raise ValueError(f"{arr.shape[1]} scores per example for {len(classes)} class names")
+    return [[[c, float(s)] for c, s in zip(classes, row, strict=True)] for row in arr.tolist()]

@@ -1,0 +1,81 @@
+"""The request and response bodies as the OpenAPI document describes them (GET /openapi.json).
+
+They document; they do not validate. The coercer checks every body, with messages that name the
+instance, the input and the reason; validating twice cost more than the model itself on the
+warm path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PredictRequest(BaseModel):
+    """A TF-Serving v1 predict body: rows in `instances`, or columns (or one example) in `inputs`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    signature_name: str | None = Field(None, description="serving_default (the one signature), or left out")
+    instances: list[Any] | None = Field(
+        None, description="rows: each an object of named features (any key order) or an array in training order"
+    )
+    inputs: dict[str, Any] | list[Any] | None = Field(
+        None, description="columns: feature -> array (a batch) or feature -> value (one example), or ordered rows"
+    )
+
+
+class PredictResponse(BaseModel):
+    """TF-Serving v1 answer: `predictions` for `instances` requests, `outputs` for `inputs` requests."""
+
+    predictions: list[Any] | None = None
+    outputs: list[Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: what is wrong and the fix, a stable code, and for a 422 every offending field."""
+
+    error: str
+    code: str
+    details: list[dict[str, Any]] | None = Field(None, description="422 only: {instance, feature, reason} each")
+    request_id: str | None = Field(None, description="5xx only: find the request in the logs")
+
+
+def responses(ok: str, model: type[BaseModel] | None = None, *statuses: int) -> dict[int, OpenAPIResponse]:
+    """OpenAPI responses of a route: its 200 and our error shape for each error status it can answer."""
+    described = {
+        400: "not JSON, not a JSON object, an unknown signature or output, or bad binary framing",
+        404: "no model of that name is served here",
+        405: "the path takes another method (see the Allow header)",
+        413: "the body is over MAX_BODY_BYTES",
+        422: "the body does not fit the model's input spec: every offending instance and feature",
+        500: "a fault of the service (no stack trace; the request id finds it in the logs)",
+        503: "the artifacts failed verification or the model cannot load",
+    }
+    out: dict[int, OpenAPIResponse] = {200: {"description": ok}}
+    if model is not None:
+        out[200]["content"] = {"application/json": {"model": model}}
+    for status in statuses or tuple(described):
+        out[status] = {"description": described[status], "content": {"application/json": {"model": ErrorBody}}}
+    return out
+
+
+class InferTensor(BaseModel):
+    """One OIP v2 input tensor."""
+
+    name: str
+    shape: list[int]
+    datatype: str = Field(description="BOOL, UINT8..UINT64, INT8..INT64, FP16, FP32, FP64 or BYTES")
+    data: list[Any] | None = Field(None, description="row-major, flat or nested; absent with binary_data_size")
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """An Open Inference Protocol v2 infer body."""
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[InferTensor]
+    outputs: list[dict[str, Any]] | None = Field(None, description="the outputs to answer with (default: all)")

@@ -1,0 +1,35 @@
+"""Every HTTP error answer in one shape: what is wrong and the fix, a stable code, and for a 422 each field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+from handler.errors import SkewlessError
+from handler.observability import count_rejection, logger
+
+
+class MethodNotAllowed(SkewlessError):
+    """The path exists but not with this method; `allow` lists the methods it takes."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, path: str, allow: list[str]) -> None:
+        super().__init__(f"{method} is not allowed on {path}: use {' or '.join(allow)}")
+        self.allow = allow
+
+
+def error_response(exc: SkewlessError, request_id: str) -> Response[Any]:
+    """Our error shape for every status; a 5xx carries the request id and never a stack trace."""
+    body = exc.to_body()
+    headers: dict[str, str] = {}
+    if exc.status >= 500:
+        body["request_id"] = request_id
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = ", ".join(exc.allow)
+    # The code and status, never the message: a 422's reasons name inputs, and logs keep no request content.
+    logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
+    count_rejection(exc)
+    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
