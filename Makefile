@@ -9,11 +9,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 SAM_VENV ?= .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
+# Client libraries written by others (Triton's) have their own venv too: tritonclient pins an older ml-dtypes.
+CLIENTS_VENV ?= .venv-clients
+CLIENTS := $(CLIENTS_VENV)/.installed
 BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
 RUNTIME ?= tensorflow
 IMAGE ?= skewless:$(RUNTIME)
 
-.PHONY: install run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse
+.PHONY: install clients run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse
 
 $(STAMP): pyproject.toml
 	@echo "installing Python dependencies into $(VENV) (first run or a changed pyproject.toml; about 1-2 minutes)"
@@ -32,10 +35,18 @@ $(SAM): scripts/requirements-sam.txt
 
 sam-cli: $(SAM)
 
+$(CLIENTS): scripts/requirements-clients.txt
+	@echo "installing the client libraries the tests use (tritonclient) into $(CLIENTS_VENV) (first run only, about 10 s)"
+	test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install -q -r scripts/requirements-clients.txt
+	touch $@
+
+clients: $(CLIENTS)
+
 run: install  ## serve the model on http://127.0.0.1:3000 (no AWS account, no Docker)
 	$(PY) -m handler serve
 
-test: install sam-cli  ## every test, as CI runs them (the sam ones start their own Docker engine)
+test: install sam-cli clients  ## every test, as CI runs them (the sam ones start their own Docker engine)
 	$(PY) -m pytest
 
 test-sam: install sam-cli  ## only the `sam build` / `sam local` tests
@@ -51,7 +62,7 @@ wheelhouse: install  ## fill build-inputs/wheelhouse/ so that `make image` insta
 	mkdir -p .work && $(PY) scripts/serving_requirements.py pyproject.toml --with awslambdaric > .work/requirements-serve.txt
 	$(PY) -m pip download -q --only-binary=:all: -d build-inputs/wheelhouse -r .work/requirements-serve.txt
 
-test-fast: install  ## skip the slow ones while iterating
+test-fast: install clients  ## skip the slow ones while iterating
 	$(PY) -m pytest -m "not slow and not sam"
 
 verify: install  ## replay the golden cases through the serving path
@@ -80,4 +91,4 @@ clean:
 # The stdlib-only module runs on the system Python: the venvs go last.
 clean-test-state:  ## undo what the tests installed and started: their dockerd, its data, docker0, the apt packages they added, the venvs
 	$(PYTHON) -m tests.support.docker_engine clean
-	rm -rf $(VENV) $(SAM_VENV)
+	rm -rf $(VENV) $(SAM_VENV) $(CLIENTS_VENV)

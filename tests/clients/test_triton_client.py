@@ -1,0 +1,75 @@
+"""The Triton HTTP client (tritonclient[http], written by others) against `python -m handler serve`.
+
+With its defaults it sends and asks for binary tensor data (the OIP binary extension); with
+binary_data=False it speaks JSON. Both must give every golden case of every model, the health
+and metadata calls must say what the spec says, and the version we serve must be ready.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.support import zoo
+from tests.support.clients import clients_python, serving
+from tests.support.samcli import ROOT
+
+SCRIPT = ROOT / "tests" / "clients" / "triton_script.py"
+# (binary inputs, binary outputs): the client's defaults, all JSON, and each mixed way.
+MODES = [(True, None), (False, False), (True, False), (False, True)]
+
+
+def _cases(name: str) -> list[dict[str, Any]]:
+    """Golden cases with named rows, as the v2 tensors a client builds from them."""
+    out = []
+    for case in zoo.cases(name):
+        rows = zoo.named_rows(case)
+        body = zoo.v2_body(name, rows) if rows else None
+        if body is not None:
+            out.append({"case": case, "inputs": body["inputs"]})
+    return out
+
+
+def _run_client(url: str, name: str, cases: list[dict[str, Any]]) -> dict[str, Any]:
+    job = {
+        "url": url,
+        "model": name,
+        "version": zoo.manifest(name)["model"]["version"],
+        "cases": [
+            {"name": f"{c['case']['name']}|{bi}|{bo}", "inputs": c["inputs"], "binary_in": bi, "binary_out": bo}
+            for c in cases
+            for bi, bo in MODES
+        ],
+    }
+    done = subprocess.run(
+        [str(clients_python()), str(SCRIPT)], input=json.dumps(job), capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"the Triton client failed:\n{done.stderr[-3000:]}"
+    seen: dict[str, Any] = json.loads(done.stdout)
+    return seen
+
+
+@pytest.mark.parametrize("name", zoo.MODELS)
+def test_the_triton_client_gets_golden_answers_binary_and_json(name: str) -> None:
+    cases = _cases(name)
+    assert cases, f"{name} has no golden case with named rows to send"
+    with serving(zoo.model_dir(name)) as url:
+        seen = _run_client(url, name, cases)
+    assert seen["live"] is True and seen["ready"] is True
+    assert seen["server"]["name"] == "skewless" and "binary_tensor_data" in seen["server"]["extensions"]
+    assert seen["model_ready"] is True, "the version we serve is not ready for the client"
+    assert seen["model_ready_unknown_version"] is False
+    assert seen["metadata"]["name"] == name and seen["metadata"]["versions"] == [zoo.manifest(name)["model"]["version"]]
+    assert [o["name"] for o in seen["metadata"]["outputs"]] == zoo.output_names(name)
+    for c in cases:
+        case = c["case"]
+        for bi, bo in MODES:
+            got = seen["cases"][f"{case['name']}|{bi}|{bo}"]
+            tensors = [{"name": n, "shape": t["shape"], "data": t["data"]} for n, t in got.items()]
+            zoo.check_v2(name, case, {"outputs": tensors}, f"tritonclient (binary in {bi}, out {bo})")
+            for n, t in got.items():
+                assert np.isfinite(t["data"]).all(), f"{name}/{case['name']}: {n} not finite"
