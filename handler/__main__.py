@@ -66,7 +66,11 @@ def _invoke(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr):
         from handler.app import lambda_handler  # builds the service, as a Lambda init would
 
-        result = lambda_handler(event, LocalContext())
+        try:
+            result = lambda_handler(event, LocalContext())
+        except Exception as exc:  # what Lambda answers for a failed invocation (DIRECT_ERRORS=raise)
+            print(json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}, indent=2))
+            return 1
     print(json.dumps(result, indent=2))
     return 0
 

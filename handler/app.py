@@ -88,7 +88,7 @@ class Function:
                 from handler.sources import sqs
 
                 return sqs.handle_event(event, context, self.require_service(), self.settings)
-            return direct.handle_event(event, context, service, self.startup_error)
+            return direct.handle_event(event, context, service, self.startup_error, self.settings.direct_errors)
         finally:
             if service is not None and service.model.loads > loads_before and service.model.load_seconds is not None:
                 metrics.add_metric(
@@ -104,7 +104,14 @@ class Function:
         def handle(event: Any, context: Any) -> Any:
             return self.dispatch(trigger or event_trigger(event), event, context)
 
-        return handle
+        def entry(event: Any, context: Any) -> Any:
+            result = handle(event, context)
+            if isinstance(result, direct.Failure):
+                # Raised here, past the decorators: the runtime reports this one frame, nothing below it.
+                raise result.error from None
+            return result
+
+        return entry
 
 
 def _open(settings: Settings) -> tuple[Service | None, SkewlessError | None]:

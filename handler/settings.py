@@ -92,6 +92,8 @@ class Settings:
     s3_part_bytes: int = 8 * 1024 * 1024
     log_request_values: bool = False
     serving_runtime: str = "auto"
+    # A direct invoke that cannot be answered: raise a typed error (Step Functions' Retry/Catch see it) or return it.
+    direct_errors: str = "raise"
     # TF Serving version labels (/v1/models/{name}/labels/{label}) that name the served version.
     model_labels: tuple[str, ...] = ("stable",)
 
@@ -120,6 +122,7 @@ class Settings:
             s3_part_bytes=_int(env, "S3_PART_BYTES", cls.s3_part_bytes, minimum=5 * 1024 * 1024),
             log_request_values=_bool(env, "LOG_REQUEST_VALUES", False),
             serving_runtime=_choice(env, "SERVING_RUNTIME", "auto", ("auto", "tensorflow", "litert")),
+            direct_errors=_choice(env, "DIRECT_ERRORS", "raise", ("raise", "return")),
             model_labels=tuple(x.strip() for x in (env.get("MODEL_LABELS") or "stable").split(",") if x.strip()),
         )
         if s.model_s3_uri is not None and not s.model_s3_uri.startswith("s3://"):

@@ -1,7 +1,20 @@
-"""Direct invoke (`aws lambda invoke`, `sam local invoke`, Step Functions): the event is a v1 body."""
+"""Direct invoke (`aws lambda invoke`, `sam local invoke`, Step Functions): the event is a v1 body.
+
+A request that cannot be answered fails the invocation with a typed error, so that Step
+Functions' `Retry` and `Catch` see it (DIRECT_ERRORS=raise, the default): `InvalidInput` (the
+request's fault: 400, 413 or 422; retrying cannot help), `ModelUnavailable` (503: retry),
+`InternalError` (a fault of ours). The error's message is the JSON error body, with its status.
+DIRECT_ERRORS=return answers the same body as the invocation's result instead.
+
+The error is handed back to the entry point as a `Failure` and raised there, outside Powertools'
+decorators: Lambda's Python runtime then reports one frame, the entry point's, and nothing of
+ours below it; a fault of ours is logged here with its trace and never sent to the caller.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -11,18 +24,55 @@ from handler.errors import SkewlessError
 from handler.observability import count_rejection, logger, metrics
 
 
-def handle_event(event: Any, context: Any, service: Service | None, startup_error: SkewlessError | None) -> Any:
-    """A v1 request body -> its v1 response body, or an error object; a bad body never raises."""
+class InvalidInput(Exception):
+    """The request cannot be answered as sent (400, 413, 422): fix it; retrying cannot help."""
+
+
+class ModelUnavailable(Exception):
+    """The model or its artifacts are unavailable (503): a fault of the deployment; retry or alarm."""
+
+
+class InternalError(Exception):
+    """A fault of ours (500): the trace is in the function's log under the request id."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An invocation to fail with `error`, raised by the entry point after logs and metrics are flushed."""
+
+    error: Exception
+
+
+def _typed(status: int) -> type[Exception]:
+    if status == 503:
+        return ModelUnavailable
+    return InvalidInput if status < 500 else InternalError
+
+
+def handle_event(
+    event: Any, context: Any, service: Service | None, startup_error: SkewlessError | None, mode: str = "raise"
+) -> Any:
+    """A v1 request body -> its v1 response body; otherwise an error body (returned, or raised as a Failure)."""
+    request_id = getattr(context, "aws_request_id", None)
     try:
         if service is None:
             raise startup_error or SkewlessError("the service is not available")
         answer = service.predict_v1(event)
     except SkewlessError as exc:
         # Direct callers get no HTTP status, so the status travels in the body.
-        body = {**exc.to_body(), "status": exc.status, "request_id": getattr(context, "aws_request_id", None)}
+        body = {**exc.to_body(), "status": exc.status, "request_id": request_id}
         logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
         count_rejection(exc)
-        return body
+        return body if mode == "return" else Failure(_typed(exc.status)(json.dumps(body)))
+    except Exception:
+        logger.exception("unexpected error while answering a direct invoke")
+        body = {
+            "error": "internal error: this is a fault of the service, not of the request",
+            "code": "internal_error",
+            "status": 500,
+            "request_id": request_id,
+        }
+        return body if mode == "return" else Failure(InternalError(json.dumps(body)))
     metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3)
     metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)
     return answer

@@ -20,6 +20,7 @@ from handler.core.artifacts import Artifacts
 from handler.core.model import load_tensorflow_forward
 from handler.errors import ModelLoadError
 from handler.settings import Settings
+from handler.sources.direct import InternalError, ModelUnavailable
 from tests.conftest import ARTIFACTS
 from tests.faults.conftest import rehash
 from tests.http.http_events import body_of, http_event
@@ -48,8 +49,10 @@ def assert_down(app: Any, ctx: Any, golden: dict[str, Any], reason: str, code: s
     status, body = call(app, ctx, "GET", "/v2/health/ready")
     assert status == 503 and body["ready"] is False and reason in body["reason"], body
     assert call(app, ctx, "GET", "/v2/health/live") == (200, {"live": True})
-    direct = app.lambda_handler(case, ctx)
-    assert direct["status"] == 503 and reason in direct["error"] and "predictions" not in direct
+    with pytest.raises(ModelUnavailable) as raised:  # a direct invoke fails, so Step Functions can Retry it
+        app.lambda_handler(case, ctx)
+    direct = json.loads(str(raised.value))
+    assert direct["status"] == 503 and direct["code"] == code and reason in direct["error"]
 
 
 def assert_serves_golden(app: Any, ctx: Any, golden: dict[str, Any]) -> None:
@@ -252,3 +255,24 @@ def test_a_model_that_cannot_load_never_answers_with_predictions_from_another(
         assert status == 503 and "predictions" not in body, body
     with pytest.raises(ModelLoadError):
         app.service.model.load()
+
+
+def test_an_internal_fault_in_a_direct_invoke_leaks_nothing_to_the_caller(
+    start_app: Any, golden: dict[str, Any], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault of ours (here: a bug raising with a secret in its message) fails the invocation as
+    InternalError with a generic JSON body and the request id; its message and trace stay in the log."""
+    app = start_app(local(ARTIFACTS))
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret detail at /var/task/handler/core/secret.py")
+
+    monkeypatch.setattr(app.service, "predict_v1", broken)
+    with pytest.raises(InternalError) as raised:
+        app.lambda_handler(golden["cases"][0]["request"], lambda_context)
+    body = json.loads(str(raised.value))
+    assert (body["status"], body["code"], body["request_id"]) == (500, "internal_error", lambda_context.aws_request_id)
+    assert "secret" not in str(raised.value) and raised.value.__cause__ is None and raised.value.__context__ is None
+    # Of our code, the runtime would see only the entry point's frame (the first frame is this test's call).
+    frames = [entry.path for entry in raised.traceback][1:]
+    assert [Path(p).name for p in frames] == ["app.py"], frames

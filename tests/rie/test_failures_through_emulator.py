@@ -25,7 +25,9 @@ def test_tampered_artifact_is_refused_and_named(rie: Path, artifacts_copy: Path,
     with _start(rie, tmp_path, {"MODEL_DIR": str(artifacts_copy)}) as emulator:
         direct = emulator.invoke(REQUEST)
         assert direct.status == 200, emulator.log()
-        assert "predictions" not in direct.body and "preprocessing.json" in json.dumps(direct.body), direct.body
+        assert direct.body["errorType"] == "ModelUnavailable", direct.body
+        assert json.loads(direct.body["errorMessage"])["status"] == 503
+        assert "preprocessing.json" in direct.body["errorMessage"], direct.body
         api = emulator.invoke(http_api_event(REQUEST)).body
         assert api["statusCode"] == 503, api
         assert "preprocessing.json" in api["body"], api["body"]
@@ -54,3 +56,30 @@ def test_cold_model_load_past_the_timeout_times_out_then_recovers(rie: Path, tmp
         health = emulator.invoke(http_api_event(None, path="/v2/health/live", method="GET"))
         assert health.status == 200 and health.body["statusCode"] == 200, f"{health.body}\n{emulator.log()}"
         assert emulator.log().count("INIT START") == 2, "the call after a timeout should start a fresh runtime"
+
+
+def test_an_invalid_direct_invoke_fails_the_invocation_with_a_typed_error_and_no_internals(
+    rie: Path, tmp_path: Path
+) -> None:
+    """Step Functions' Catch and Retry see a failed invocation by its errorType; the caller sees the reason
+    as JSON, and of the stack only the entry point's one frame (Lambda's Python runtime always adds it)."""
+    bad = {"instances": [{**REQUEST["instances"][0], "contract_type": "lifetime"}]}
+    with _start(rie, tmp_path, {}) as emulator:
+        answer = emulator.invoke(bad)
+        assert answer.status == 200, emulator.log()
+        assert answer.body["errorType"] == "InvalidInput", answer.body
+        error = json.loads(answer.body["errorMessage"])
+        assert (error["status"], error["code"]) == (422, "invalid_input")
+        assert error["details"][0]["feature"] == "contract_type" and "lifetime" not in answer.body["errorMessage"]
+        trace = "".join(answer.body.get("stackTrace") or [])
+        assert trace.count("File ") <= 1 and "handler/core" not in trace and "site-packages" not in trace, trace
+        returned = emulator.invoke(REQUEST)  # the next, valid invoke is answered as usual
+        assert "predictions" in returned.body, returned.body
+
+
+def test_direct_errors_return_answers_the_error_body_instead(rie: Path, tmp_path: Path) -> None:
+    bad = {"instances": [{**REQUEST["instances"][0], "contract_type": "lifetime"}]}
+    with _start(rie, tmp_path, {"DIRECT_ERRORS": "return"}) as emulator:
+        answer = emulator.invoke(bad)
+        assert answer.body["status"] == 422 and answer.body["code"] == "invalid_input", answer.body
+        assert "errorType" not in answer.body
