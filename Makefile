@@ -65,12 +65,14 @@ wheelhouse: install  ## fill build-inputs/wheelhouse/ so that `make image` insta
 test-fast: install clients  ## skip the slow ones while iterating
 	$(PY) -m pytest -m "not slow and not sam"
 
-verify: install  ## replay the golden cases through the serving path
-	$(PY) -m handler verify
+verify: install  ## replay every model's golden cases through the serving path, on both runtimes
+	@for dir in model_artifacts/*/; do \
+	  for runtime in tensorflow litert; do MODEL_DIR=$$dir $(PY) -m handler verify --runtime $$runtime || exit 1; done; \
+	done
 
-artifacts: install  ## retrain the reference model and rewrite model_artifacts/
-	$(PY) -m training.train --out model_artifacts
-	$(PY) -m handler verify
+artifacts: install  ## retrain the reference models; a golden output that changed keeps the committed one (ACCEPT=1 takes it)
+	$(PY) -m training.train --out model_artifacts $(if $(ACCEPT),--accept-changes)
+	$(MAKE) --no-print-directory verify
 
 bench: install  ## cold start, warm latency, S3 throughput: writes benchmarks/RESULTS.md
 	$(PY) -m pip install -q -e '.[bench]'
