@@ -16,7 +16,7 @@ BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
 RUNTIME ?= tensorflow
 IMAGE ?= skewless:$(RUNTIME)
 
-.PHONY: install clients run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse
+.PHONY: install clients mutation run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse
 
 $(STAMP): pyproject.toml
 	@echo "installing Python dependencies into $(VENV) (first run or a changed pyproject.toml; about 1-2 minutes)"
@@ -77,6 +77,9 @@ artifacts: install  ## retrain the reference models; a golden output that change
 bench: install  ## cold start, warm latency, S3 throughput: writes benchmarks/RESULTS.md
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m benchmarks.run
+
+mutation: install  ## plant each realistic bug of scripts/mutants.py in a copy of the tree; every one must be caught
+	$(PY) scripts/mutation_check.py --json .work/mutation.json
 
 lint: install
 	$(VENV)/bin/ruff check handler training tests

@@ -1,0 +1,211 @@
+"""Realistic bugs, each a one-place change to the code, and the tests that must catch it (`make mutation`).
+
+Each mutant replaces `find` (which must occur exactly once in `path`) with `replace`. They are the
+bugs this project exists to prevent: columns read in the wrong order, a fraction truncated, an
+answer laid out per output, a row lost from a file, a tampered file served, an IAM grant widened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    area: str
+    path: str
+    find: str
+    replace: str
+    tests: tuple[str, ...]
+
+
+UNIT = "tests/unit"
+GOLDEN = "tests/golden/test_golden.py"
+S3 = "tests/integration/test_s3_source.py"
+EVERY = "tests/integration/test_every_model.py"
+SQS = "tests/integration/test_sqs_source.py"
+
+MUTANTS: tuple[Mutant, ...] = (
+    # --- coercion ---------------------------------------------------------------------------
+    Mutant(
+        "ordered rows read in name order, not training order",
+        "coercion",
+        "handler/core/coerce.py",
+        "return dict(zip(self.names, row, strict=True))",
+        "return dict(zip(sorted(self.names), row, strict=True))",
+        (UNIT + "/test_coerce.py", GOLDEN),
+    ),
+    Mutant(
+        "a fraction for an int input is truncated on the fast path",
+        "coercion",
+        "handler/core/values.py",
+        'if spec.kind == "int" and (not (arr == np.floor(arr)).all() or (np.abs(arr) > _EXACT_INT).any()):',
+        'if spec.kind == "int" and (np.abs(arr) > _EXACT_INT).any():',
+        (UNIT + "/test_values.py",),
+    ),
+    Mutant(
+        "an id equal to the Embedding's input_dim is accepted (off by one)",
+        "coercion",
+        "handler/core/values.py",
+        "min(hi, spec.index_range[1] - 1)",
+        "min(hi, spec.index_range[1])",
+        (UNIT + "/test_values.py",),
+    ),
+    Mutant(
+        "NaN passes the fast path",
+        "coercion",
+        "handler/core/values.py",
+        "        if not np.isfinite(arr).all():\n            return None\n",
+        "",
+        (UNIT + "/test_values.py",),
+    ),
+    # --- preprocessing ----------------------------------------------------------------------
+    Mutant(
+        "minmax divides by the maximum, not the range",
+        "preprocessing",
+        "handler/preprocessing.py",
+        "return self.min, self.max - self.min",
+        "return self.min, self.max",
+        (GOLDEN,),
+    ),
+    Mutant(
+        "one-hot column shifted by one within its feature",
+        "preprocessing",
+        "handler/preprocessing.py",
+        "out[known, offset + idx[known]] = 1.0",
+        "out[known, offset + (idx[known] + 1) % f.width] = 1.0",
+        (GOLDEN,),
+    ),
+    Mutant(
+        "an unseen category is encoded as the first known one instead of zeros",
+        "preprocessing",
+        "handler/preprocessing.py",
+        "known = np.nonzero(idx >= 0)[0]",
+        "idx = np.maximum(idx, 0)\n            known = np.nonzero(idx >= 0)[0]",
+        (GOLDEN,),
+    ),
+    # --- answer shape -----------------------------------------------------------------------
+    Mutant(
+        "several outputs answered stacked by output, not per instance",
+        "answer shape",
+        "handler/core/answer.py",
+        "return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]",
+        "return columns",
+        (GOLDEN, UNIT + "/test_answer.py"),
+    ),
+    Mutant(
+        "one example without the batch axis is answered with it",
+        "answer shape",
+        "handler/core/answer.py",
+        'return {"outputs": batch if req.batched else batch[0]}',
+        'return {"outputs": batch}',
+        (GOLDEN,),
+    ),
+    # --- S3 ---------------------------------------------------------------------------------
+    Mutant(
+        "prediction lines numbered from 1",
+        "S3",
+        "handler/sources/s3.py",
+        'return "".join(map(line, rows.tolist(), lines.tolist(), texts))',
+        'return "".join(map(line, (rows + 1).tolist(), lines.tolist(), texts))',
+        (S3,),
+    ),
+    Mutant(
+        "rejected rows are not written to the errors object",
+        "S3",
+        "handler/sources/s3.py",
+        "    if errors:\n        errs.write(",
+        "    if False:\n        errs.write(",
+        (S3, EVERY),
+    ),
+    Mutant(
+        "rows the model answered NaN for are published as predictions",
+        "S3",
+        "handler/sources/s3.py",
+        "        problems = prediction.problems\n",
+        "        problems = {}\n",
+        (EVERY,),
+    ),
+    # --- SQS --------------------------------------------------------------------------------
+    Mutant(
+        "a client's bad message is retried (and dead-lettered) instead of answered with the reason",
+        "SQS",
+        "handler/sources/sqs.py",
+        "if exc.status >= 500:",
+        "if exc.status >= 400:",
+        (SQS,),
+    ),
+    Mutant(
+        "results filed under the SQS message id, not the request id",
+        "SQS",
+        "handler/sources/sqs.py",
+        "    deliver(result, request_id, settings)",
+        "    deliver(result, message_id, settings)",
+        (SQS,),
+    ),
+    # --- integrity --------------------------------------------------------------------------
+    Mutant(
+        "an artifact file the manifest does not list is accepted",
+        "integrity",
+        "handler/core/artifacts.py",
+        "if (model_dir / fname).exists() and fname not in self.files:",
+        "if False and (model_dir / fname).exists() and fname not in self.files:",
+        (UNIT + "/test_artifacts.py",),
+    ),
+    Mutant(
+        "model.tflite's hash is not checked",
+        "integrity",
+        "handler/core/artifacts.py",
+        "            if actual != expected:",
+        '            if actual != expected and fname != "model.tflite":',
+        (UNIT + "/test_artifacts.py",),
+    ),
+    Mutant(
+        "a manifest may name a file outside its folder",
+        "integrity",
+        "handler/sources/model_store.py",
+        'if not name or "/" in name or "\\\\" in name or name in (".", "..") or name == MANIFEST_FILE:',
+        "if not name or name == MANIFEST_FILE:",
+        ("tests/security/test_artifact_integrity.py",),
+    ),
+    # --- IAM --------------------------------------------------------------------------------
+    Mutant(
+        "OutputPrefix admits '*' again",
+        "IAM",
+        "template.yaml",
+        "AllowedPattern: \"^[A-Za-z0-9!_.'()-][A-Za-z0-9!_.'()/-]*/$\"\n    Description: Predictions",
+        "AllowedPattern: \"^[A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*/$\"\n    Description: Predictions",
+        ("tests/security/test_template_privileges.py",),
+    ),
+    Mutant(
+        "PutObject on every key of the bucket",
+        "IAM",
+        "template.yaml",
+        "Action: [s3:PutObject, s3:AbortMultipartUpload]\n"
+        '                Resource: !Sub "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::Region}-${AWS::AccountId}'
+        '/${OutputPrefix}*"',
+        "Action: [s3:PutObject, s3:AbortMultipartUpload]\n"
+        '                Resource: !Sub "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::Region}-'
+        '${AWS::AccountId}/*"',
+        ("tests/security/test_template_privileges.py",),
+    ),
+    # --- runtimes and protocols ---------------------------------------------------------------
+    Mutant(
+        "LiteRT inputs bound by position, not by name",
+        "runtime",
+        "handler/core/model.py",
+        'self._inputs = {s.name: (inputs[s.name]["index"], numpy_dtype(s.dtype)) for s in signature.inputs}',
+        "self._inputs = {s.name: (d['index'], numpy_dtype(s.dtype)) "
+        "for s, d in zip(signature.inputs, inputs.values(), strict=True)}",
+        (GOLDEN,),
+    ),
+    Mutant(
+        "a direct invoke that cannot be answered returns an error object as a success",
+        "protocols",
+        "handler/sources/direct.py",
+        'return body if mode == "return" else Failure(_typed(exc.status)(json.dumps(body)))',
+        "return body",
+        ("tests/faults/test_model_loading_faults.py",),
+    ),
+)
