@@ -19,7 +19,8 @@ from handler.core.service import Service
 from handler.errors import SkewlessError
 from handler.observability import capture_lambda_handler, logger, metrics
 from handler.settings import Settings
-from handler.sources import direct
+from handler.sources import capture as data_capture
+from handler.sources import direct, drift_metrics
 from handler.sources.api import HttpApi
 
 Trigger = Literal["rest", "http", "function_url", "alb", "s3", "eventbridge_s3", "sqs", "direct"]
@@ -67,6 +68,9 @@ class Function:
         self.settings = settings
         self.service, self.startup_error = _open(settings)
         self.http_api = HttpApi(self.service, settings, self.startup_error)
+        # Both watch every batch the service serves, whatever the trigger.
+        self.drift = drift_metrics.attach(self.service, settings) if self.service is not None else None
+        self.capture = data_capture.attach(self.service, settings) if self.service is not None else None
 
     def require_service(self) -> Service:
         if self.service is None:
@@ -77,6 +81,8 @@ class Function:
         """Hand the event to the adapter of its trigger, and record the model load if this request paid for it."""
         service = self.service
         loads_before = service.model.loads if service is not None else 0
+        if self.capture is not None:
+            self.capture.begin(getattr(context, "aws_request_id", None), trigger)
         try:
             if trigger in HTTP_TRIGGERS:
                 return self.http_api.handle(trigger, event, context)  # type: ignore[arg-type]
@@ -94,6 +100,8 @@ class Function:
                 metrics.add_metric(
                     name="ModelLoadTime", unit=MetricUnit.Milliseconds, value=service.model.load_seconds * 1e3
                 )
+            if self.capture is not None:
+                self.capture.flush()  # before the answer: a frozen container must not hold acknowledged rows
 
     def handler(self, trigger: Trigger | None = None) -> Callable[[Any, Any], Any]:
         """A Lambda handler with Powertools' logger, tracer and metrics around `dispatch`."""

@@ -44,6 +44,19 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 1) -> in
     return value
 
 
+def _float(env: Mapping[str, str], key: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r} is not a number") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{key}={value} must lie in [{lo}, {hi}]")
+    return value
+
+
 def _choice(env: Mapping[str, str], key: str, default: str, choices: tuple[str, ...]) -> str:
     raw = env.get(key) or default
     if raw not in choices:
@@ -96,6 +109,12 @@ class Settings:
     direct_errors: str = "raise"
     # TF Serving version labels (/v1/models/{name}/labels/{label}) that name the served version.
     model_labels: tuple[str, ...] = ("stable",)
+    # Rows per drift window (0: no drift watch); the PSI above which a feature is reported as drifted.
+    drift_window: int = 1000
+    drift_threshold: float = 0.1
+    # s3://bucket/prefix/ that sampled requests and answers are written to; None: nothing is captured.
+    capture_s3_uri: str | None = None
+    capture_sample_rate: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -124,7 +143,15 @@ class Settings:
             serving_runtime=_choice(env, "SERVING_RUNTIME", "auto", ("auto", "tensorflow", "litert")),
             direct_errors=_choice(env, "DIRECT_ERRORS", "raise", ("raise", "return")),
             model_labels=tuple(x.strip() for x in (env.get("MODEL_LABELS") or "stable").split(",") if x.strip()),
+            drift_window=_int(env, "DRIFT_WINDOW", cls.drift_window, minimum=0),
+            drift_threshold=_float(env, "DRIFT_THRESHOLD", cls.drift_threshold, 1e-6, 100.0),
+            capture_s3_uri=env.get("CAPTURE_S3_URI") or None,
+            capture_sample_rate=_float(env, "CAPTURE_SAMPLE_RATE", cls.capture_sample_rate, 0.0, 1.0),
         )
+        if 0 < s.drift_window < 100:
+            # PSI's noise floor is about (bins - 1) / rows: under 100 rows it reaches the alarm threshold.
+            raise SettingsError(f"DRIFT_WINDOW={s.drift_window}: use at least 100 rows (or 0 to turn the watch off)")
+        s.check_capture(env)
         if s.model_s3_uri is not None and not s.model_s3_uri.startswith("s3://"):
             raise SettingsError(f"MODEL_S3_URI={s.model_s3_uri!r} must look like s3://bucket/prefix/")
         for key, prefix in (("INPUT_PREFIX", s.input_prefix), ("OUTPUT_PREFIX", s.output_prefix)):
@@ -139,6 +166,24 @@ class Settings:
                 f"the function would trigger itself on its own outputs"
             )
         return s
+
+    def check_capture(self, env: Mapping[str, str]) -> None:
+        """CAPTURE_S3_URI must be an S3 URI outside INPUT_PREFIX; a sample rate alone is a mistake."""
+        if self.capture_s3_uri is None:
+            if env.get("CAPTURE_SAMPLE_RATE"):
+                raise SettingsError(
+                    "CAPTURE_SAMPLE_RATE is set but CAPTURE_S3_URI is not: set both to capture requests"
+                )
+            return
+        bucket, _, prefix = self.capture_s3_uri.removeprefix("s3://").partition("/")
+        if not self.capture_s3_uri.startswith("s3://") or not bucket:
+            raise SettingsError(f"CAPTURE_S3_URI={self.capture_s3_uri!r} must look like s3://bucket/prefix/")
+        same_bucket = self.output_bucket is None or bucket == self.output_bucket
+        if same_bucket and (prefix.startswith(self.input_prefix) or self.input_prefix.startswith(prefix)):
+            raise SettingsError(
+                f"CAPTURE_S3_URI={self.capture_s3_uri!r} overlaps INPUT_PREFIX={self.input_prefix!r}: the function "
+                f"would trigger itself on what it captures"
+            )
 
     def coerce_policy(self) -> CoercePolicy:
         return CoercePolicy(

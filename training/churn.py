@@ -54,4 +54,5 @@ def train(seed: int = 42, n_train: int = 6000, epochs: int = 12) -> Trained:
         preprocessor=pre,
         expected=expected,
         custom_object_modules=("handler.custom_objects",),
+        training_data=columns,
     )

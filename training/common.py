@@ -38,6 +38,8 @@ class Trained:
     # Per sample request, what the training pipeline computed (required with a numpy preprocessor).
     expected: dict[str, Any] | None = None
     custom_object_modules: tuple[str, ...] | None = None
+    # The raw training features as a client sends them: export describes them in baseline.json.
+    training_data: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -88,4 +88,5 @@ def train(seed: int = 42, n_train: int = 4000, epochs: int = 3) -> Trained:
         description=f"Reference image classifier: uint8 28x28x1, Rescaling in the graph (synthetic, seed {seed})",
         model=model,
         sample_requests=sample_requests(held_out),
+        training_data={"image": images},
     )

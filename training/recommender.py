@@ -82,4 +82,5 @@ def train(seed: int = 42, n_train: int = 6000, epochs: int = 4) -> Trained:
         description=f"Reference recommender: two named inputs and outputs, an Embedding (synthetic, seed {seed})",
         model=model,
         sample_requests=sample_requests(held_out),
+        training_data=cols,
     )

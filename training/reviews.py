@@ -95,4 +95,5 @@ def train(seed: int = 42, n_train: int = 4000, epochs: int = 4) -> Trained:
         description=f"Reference text model: StringLookup and Normalization in the graph (synthetic, seed {seed})",
         model=model,
         sample_requests=sample_requests(held_out),
+        training_data=cols,
     )

@@ -65,4 +65,5 @@ def train(seed: int = 42, n_train: int = 3000, epochs: int = 4) -> Trained:
         description=f"Reference sequence model: an LSTM over [20, 3] readings, unrolled (synthetic, seed {seed})",
         model=model,
         sample_requests=sample_requests(held_out),
+        training_data={"readings": x},
     )

@@ -65,6 +65,7 @@ def export(trained: Trained, out: Path) -> dict[str, Any]:
         expected=trained.expected,
         description=trained.description,
         custom_object_modules=trained.custom_object_modules,
+        training_data=trained.training_data,
     )
 
 

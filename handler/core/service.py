@@ -55,6 +55,10 @@ class Prediction:
             raise NonFiniteOutput([e for i in sorted(self.output_problems) for e in self.output_problems[i]])
 
 
+# Sees every served batch (coerced features, and its Prediction): the drift watch, data capture.
+BatchObserver = Callable[[Mapping[str, np.ndarray], Prediction], None]
+
+
 @dataclass
 class Service:
     """The model behind every protocol and trigger."""
@@ -66,6 +70,7 @@ class Service:
     warnings: list[str] = field(default_factory=list)
     coercer: Coercer = field(init=False)
     last: Timings = field(default_factory=Timings)
+    observers: list[BatchObserver] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.coercer = Coercer(self.artifacts.signature, self.policy)
@@ -118,7 +123,10 @@ class Service:
         self.last = Timings(batch_size=n, inference_seconds=time.perf_counter() - start)
         # A row refused for its input is not also reported for the NaN the model made of it.
         output_problems = {i: e for i, e in non_finite_outputs(outputs).items() if i not in input_problems}
-        return Prediction(outputs, input_problems, output_problems)
+        prediction = Prediction(outputs, input_problems, output_problems)
+        for observe in self.observers:  # every trigger comes through here, S3 chunks and SQS messages included
+            observe(columns, prediction)
+        return prediction
 
     def predict_v1(self, body: Any, forward: Forward | None = None) -> dict[str, Any]:
         """A parsed TF-Serving v1 body -> its v1 response body (raises InvalidInput, NonFiniteOutput)."""

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from handler.core.artifacts import (
+    BASELINE_FILE,
     GOLDEN_FILE,
     LITERT_FILE,
     MANIFEST_FILE,
@@ -41,6 +42,7 @@ from handler.core.service import Service, prepare
 from handler.core.signature import Signature
 from handler.errors import ExportError, SkewlessError
 from handler.export import litert
+from handler.export.baseline import write_baseline
 from handler.export.keras_model import custom_objects, signature_of
 from handler.export.reference import by_output_name, is_batched, jsonable, predicted
 from handler.preprocessing import Preprocessor
@@ -67,6 +69,7 @@ def export_model(
     description: str = "",
     custom_object_modules: tuple[str, ...] | None = None,
     litert_runtime: bool = True,
+    training_data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the artifacts into `out_dir` (replaced whole, only once all are right); return the manifest.
 
@@ -75,7 +78,9 @@ def export_model(
     on the inputs as training built them: an array, or a dict/list of arrays by output). It is
     required with a `preprocessor`; without one, the reference is `model.predict` on the request
     read into Keras' own input structure. `custom_object_modules`: the modules the server imports
-    (CUSTOM_OBJECT_MODULES); None accepts the modules the custom layers live in.
+    (CUSTOM_OBJECT_MODULES); None accepts the modules the custom layers live in. `training_data`: the
+    raw training features exactly as a client sends them, {feature: array with the batch axis first};
+    when given, `baseline.json` describes them and the model's answers to them (the drift watch's reference).
     """
     tol = tolerance or Tolerance()
     out = Path(out_dir)
@@ -109,6 +114,8 @@ def export_model(
         cases = [_golden_case(model, case, body, signature, expected) for case, body in cases_in]
         golden = {"format": GOLDEN_FORMAT, "model": name, "version": version, "tolerance": asdict(tol), "cases": cases}
         (staging / GOLDEN_FILE).write_text(json.dumps(golden, indent=1) + "\n")
+        if training_data is not None:
+            write_baseline(staging, model, signature, preprocessor, training_data)
         manifest = _manifest(staging, name, version, description, signature, custom, modules)
         manifest["runtimes"] = {"tensorflow": {"golden_passed": True}}
         _write_manifest(staging, manifest)
@@ -190,7 +197,7 @@ def _manifest(
 
 def _write_manifest(staging: Path, manifest: dict[str, Any]) -> None:
     """Hash every artifact present, then write the manifest (itself unhashed: it holds the hashes)."""
-    names = (MODEL_FILE, PREPROCESSING_FILE, GOLDEN_FILE, LITERT_FILE)
+    names = (MODEL_FILE, PREPROCESSING_FILE, GOLDEN_FILE, LITERT_FILE, BASELINE_FILE)
     manifest["files"] = {f: sha256_of(staging / f) for f in names if (staging / f).is_file()}
     (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
 

@@ -1,0 +1,104 @@
+"""The drift watch's adapter: a DriftMonitor on the service, its reports as EMF metrics and one log line.
+
+Per window, one EMF line per feature and per output, each with one dimension value, so CloudWatch
+keeps one series per feature:
+- `FeatureDrift` (dimension `feature`): the PSI of the window against training, with
+  `OutOfRangeRate`, `OutOfVocabularyRate` and `ImputedRate` where the feature has them;
+- `PredictionDrift` (dimension `output`);
+- `FeatureDriftMax`, `PredictionDriftMax` and `DriftedFeatures`, with no extra dimension: a CloudWatch
+  alarm watches one series with fixed dimensions, and these are the "any feature" series it alarms on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from handler.core.artifacts import BASELINE_FILE
+from handler.core.drift import Baseline, Drift, DriftReport
+from handler.core.drift_monitor import DriftMonitor
+from handler.core.service import Service
+from handler.observability import SERVICE, logger, metrics
+from handler.settings import Settings
+
+RATES = (("out_of_range", "OutOfRangeRate"), ("out_of_vocabulary", "OutOfVocabularyRate"), ("imputed", "ImputedRate"))
+
+
+def attach(service: Service, settings: Settings) -> DriftMonitor | None:
+    """Watch the service's batches for drift, if the export wrote a baseline; say once why not otherwise."""
+    if settings.drift_window == 0:
+        logger.info("drift watch off (DRIFT_WINDOW=0)")
+        return None
+    artifacts = service.artifacts
+    if BASELINE_FILE not in artifacts.manifest.files:
+        logger.info(
+            f"drift watch off: the model's artifacts have no {BASELINE_FILE} "
+            f"(export_model(..., training_data=...) writes it)"
+        )
+        return None
+    try:
+        baseline = Baseline.load(artifacts.model_dir / BASELINE_FILE)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # The file passed its hash check, so an export wrote it: a format this server does not read.
+        logger.warning(f"drift watch off: {BASELINE_FILE} cannot be read ({exc}); re-export the model to watch drift")
+        return None
+    monitor = DriftMonitor(baseline, settings.drift_window, settings.drift_threshold, on_report=emit)
+    service.observers.append(monitor.observe)
+    logger.info(
+        "drift watch on",
+        extra={
+            "window": settings.drift_window,
+            "threshold": settings.drift_threshold,
+            "features": len(baseline.features),
+        },
+    )
+    return monitor
+
+
+def emit(report: DriftReport) -> None:
+    """One window's report as EMF lines (printed now, within the invocation) and, if anything drifted, a warning."""
+    for drift in report.features.values():
+        _line("feature", drift, "FeatureDrift")
+    for drift in report.outputs.values():
+        _line("output", drift, "PredictionDrift")
+    summary = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
+    feature_scores = [d.score for d in report.features.values() if not math.isnan(d.score)]
+    output_scores = [d.score for d in report.outputs.values() if not math.isnan(d.score)]
+    if feature_scores:
+        summary.add_metric(name="FeatureDriftMax", unit=MetricUnit.NoUnit, value=max(feature_scores))
+    if output_scores:
+        summary.add_metric(name="PredictionDriftMax", unit=MetricUnit.NoUnit, value=max(output_scores))
+    summary.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(report.drifted_names()))
+    summary.flush_metrics()
+    drifted, predictions = report.drifted_names(), report.drifted_names("outputs")
+    if drifted or predictions:
+        logger.warning(
+            "served data drifted from training",
+            extra={
+                "rows": report.rows,
+                "threshold": report.threshold,
+                "drifted_features": {n: round(report.features[n].score, 4) for n in drifted},
+                "drifted_outputs": {n: round(report.outputs[n].score, 4) for n in predictions},
+            },
+        )
+
+
+def _line(dimension: str, drift: Drift, name: str) -> None:
+    if math.isnan(drift.score):
+        return  # nothing of it was served in the window (every row refused): no value to report
+    line = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
+    line.add_dimension(name=dimension, value=drift.name)
+    line.add_metric(name=name, unit=MetricUnit.NoUnit, value=drift.score)
+    for attr, metric in RATES:
+        value = getattr(drift, attr)
+        if value is not None:
+            line.add_metric(name=metric, unit=MetricUnit.NoUnit, value=value)
+    line.flush_metrics()
+
+
+def _namespace() -> str:
+    # The namespace of the function's own metrics: alarms find both in one place.
+    namespace: Any = getattr(metrics, "namespace", None)
+    return str(namespace) if namespace else "skewless"
