@@ -1,4 +1,4 @@
-"""Command line: `skewless verify | predict BODY | invoke EVENT_FILE | serve` (or `python -m handler ...`)."""
+"""Command line: `skewless verify | predict BODY | invoke EVENT | serve | drift SOURCE` (or `python -m handler ...`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -91,6 +92,21 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(lambda_handler, port=args.port, host=args.host, ready_hint=hint)
 
 
+def _drift(args: argparse.Namespace) -> int:
+    from handler.bootstrap import model_dir
+    from handler.core.artifacts import Artifacts
+    from handler.drift.report import run
+
+    settings = Settings.from_env()
+    try:
+        artifacts = Artifacts.open(args.model_dir or model_dir(settings))
+    except SkewlessError as exc:  # exit 1 means "drifted": a model that cannot be read is 2
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    threshold = args.threshold if args.threshold is not None else settings.drift_threshold
+    return run(args.source, artifacts, threshold, html=args.html)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skewless", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,8 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="serve the API locally: each request becomes an HTTP API (v2) event")
     s.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 3000), help="default: $PORT or 3000")
     s.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    d = sub.add_parser(
+        "drift",
+        help="compare served requests with the training baseline; exit 1 if anything drifted",
+        description="Print a JSON drift report of a .csv, .jsonl or .parquet file (or of every object under "
+        "s3://bucket/prefix/, data capture included) against the model's baseline.json. Exit status: "
+        "0 nothing drifted, 1 something drifted, 2 the input or the model cannot be read.",
+    )
+    d.add_argument("source", help="a file, or s3://bucket/prefix/")
+    d.add_argument("--html", type=Path, help="also write a self-contained page with one plot per feature")
+    d.add_argument("--threshold", type=float, help="PSI above which a feature drifted (default: DRIFT_THRESHOLD)")
+    d.add_argument("--model-dir", type=Path, help="the model's artifacts (default: MODEL_DIR or MODEL_S3_URI)")
     args = parser.parse_args(argv)
-    commands = {"verify": _verify, "predict": _predict, "invoke": _invoke, "serve": _serve}
+    commands = {"verify": _verify, "predict": _predict, "invoke": _invoke, "serve": _serve, "drift": _drift}
     try:
         return commands[args.command](args)
     except SkewlessError as exc:

@@ -130,10 +130,6 @@ def _text(v: Any) -> str:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
-def _excess(share: float | None, training_share: float) -> float | None:
-    return None if share is None else max(0.0, share - training_share)
-
-
 def psi(counts: np.ndarray, fractions: np.ndarray, floor: float = FLOOR) -> float:
     """Population stability index of served bin counts against training fractions (NaN when nothing was served)."""
     total = counts.sum()
@@ -227,7 +223,7 @@ class Reference:
         positions = v.shape[0] // max(len(x), 1)
         histograms = tuple(numeric_bins(c, uniform=positions > 1) for c in cols)
         if spec.fill_value is not None:
-            # A fill value that real data also takes (3.0 of a 1..5 score) is counted beyond its training share.
+            # A fill value real data also takes (3.0 of a 1..5 score) cannot tell imputed values from real ones.
             described["fill_share"] = float(np.mean(cols[0] == spec.fill_value))
         return cls(spec.name, kind, spec.shape, count, missing, histograms, described, False, spec.fill_value)
 
@@ -273,9 +269,7 @@ class Reference:
             served=tuple((t.counts[worst] / max(t.counts[worst].sum(), 1)).tolist()),
             out_of_range=rate(t.out_of_range) if numbers else None,
             out_of_vocabulary=rate(t.out_of_vocabulary) if not numbers and self.complete else None,
-            imputed=_excess(rate(t.imputed), self.stats.get("fill_share", 0.0))
-            if self.fill_value is not None
-            else None,
+            imputed=rate(t.imputed) if self.fill_value is not None and not self.stats.get("fill_share") else None,
             mean=t.total / n_values if numbers and n_values and math.isfinite(t.total) else None,
         )
 
@@ -319,7 +313,7 @@ class Drift:
     served: tuple[float, ...]  # fractions per bin of that channel (the training ones are in the baseline)
     out_of_range: float | None = None  # numbers outside training [min, max]
     out_of_vocabulary: float | None = None  # strings training never had (when it had few enough to list)
-    # Values equal to what NON_FINITE=impute puts in place of NaN, beyond their share in training.
+    # Values equal to what NON_FINITE=impute puts in place of NaN (when training never had that value exactly).
     imputed: float | None = None
     mean: float | None = None
 

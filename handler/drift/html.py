@@ -1,0 +1,144 @@
+"""The drift report as one self-contained HTML page: a small plot per feature, training against served.
+
+No script, no stylesheet or font from elsewhere: inline SVG bar charts (training grey, served
+blue, or red when the feature drifted), drifted features first, then by distance. Each bar
+has a tooltip with its bin and both fractions.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import TYPE_CHECKING
+
+from handler.core.drift import Drift, Reference
+
+if TYPE_CHECKING:
+    from handler.drift.report import Outcome
+
+WIDTH, HEIGHT, PAD_BOTTOM, PAD_TOP = 340, 150, 34, 8
+TRAINING, SERVED, DRIFTED = "#9aa0a6", "#1a73e8", "#d93025"
+
+STYLE = (
+    """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#202124;background:#fff}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
+.summary{color:#5f6368;margin:0 0 8px}.grid{display:flex;flex-wrap:wrap;gap:12px}
+figure{margin:0;padding:8px;border:1px solid #dadce0;border-radius:6px;width:"""
+    + str(WIDTH)
+    + """px}
+figure.drifted{border-color:#d93025;background:#fce8e6}
+figcaption{font-size:13px;margin-bottom:4px}.name{font-weight:600}.badge{color:#fff;background:#d93025;
+border-radius:3px;padding:0 4px;font-size:11px;margin-left:4px}.rates{color:#5f6368;font-size:12px}
+.legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
+.legend span:first-child{margin-left:0}
+"""
+)
+
+
+def render(outcome: Outcome) -> str:
+    """The whole page for one report."""
+    report, baseline = outcome.report, outcome.baseline
+    drifted = report.drifted_names()
+    title = f"Drift report: {escape(outcome.model)} v{escape(outcome.version)}"
+    verdict = (
+        f"<strong>{len(drifted)} feature(s) drifted:</strong> {escape(', '.join(drifted))}"
+        if drifted
+        else "<strong>No feature drifted.</strong>"
+    )
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<link rel="icon" href="data:,">',  # no favicon request, so no console error for it
+        f"<title>{title}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f'<p class="summary">{escape(outcome.source)}: {report.rows} rows read, {outcome.rejected_rows} rejected. '
+        f"Distance: population stability index (PSI) over the training bins; drifted above {report.threshold:g}.</p>",
+        f'<p id="verdict">{verdict}</p>',
+        f'<p class="legend"><span style="background:{TRAINING}"></span>training'
+        f'<span style="background:{SERVED}"></span>served<span style="background:{DRIFTED}"></span>served, drifted</p>',
+        "<h2>Features</h2>",
+        _grid(report.features, baseline.features, "feature-plot"),
+    ]
+    if report.outputs:
+        parts += ["<h2>Predictions</h2>", _grid(report.outputs, baseline.outputs, "output-plot")]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _order(drifts: dict[str, Drift]) -> list[Drift]:
+    def key(d: Drift) -> tuple[int, float]:
+        return (0 if d.drifted else 1, -(d.score if not math.isnan(d.score) else -1.0))
+
+    return sorted(drifts.values(), key=key)
+
+
+def _grid(drifts: dict[str, Drift], refs: dict[str, Reference], css: str) -> str:
+    return '<div class="grid">' + "".join(_figure(d, refs[d.name], css) for d in _order(drifts)) + "</div>"
+
+
+def _figure(d: Drift, ref: Reference, css: str) -> str:
+    score = "no value served" if math.isnan(d.score) else f"PSI {d.score:.3f}"
+    where = f", channel {d.channel}" if d.channel is not None else ""
+    badge = '<span class="badge">drifted</span>' if d.drifted else ""
+    rates = [
+        f"{label} {value:.1%}"
+        for label, value in (
+            ("out of range", d.out_of_range),
+            ("out of vocabulary", d.out_of_vocabulary),
+            ("imputed", d.imputed),
+        )
+        if value
+    ]
+    caption = (
+        f'<figcaption><span class="name">{escape(d.name)}</span> <span class="kind">({d.kind}{where})</span> '
+        f'<span class="score">{score}</span>{badge}'
+        + (f'<div class="rates">{escape(", ".join(rates))}</div>' if rates else "")
+        + "</figcaption>"
+    )
+    cls = "drifted" if d.drifted else ""
+    return f'<figure class="{cls}" data-name="{escape(d.name)}">{caption}{_bars(d, ref, css)}</figure>'
+
+
+def _bars(d: Drift, ref: Reference, css: str) -> str:
+    """Grouped bars: per bin, the training fraction and the served one."""
+    bins = ref.bins[d.channel or 0]
+    training = bins.fractions.tolist()
+    served = list(d.served) if len(d.served) == len(training) else [0.0] * len(training)
+    labels = bins.labels()
+    k = len(training)
+    top = max(max(training), max(served), 1e-9)
+    slot = (WIDTH - 16) / k
+    bar = max(slot * 0.4, 1.0)
+    plot_h = HEIGHT - PAD_BOTTOM - PAD_TOP
+    colour = DRIFTED if d.drifted else SERVED
+    shapes = [f'<line x1="8" y1="{HEIGHT - PAD_BOTTOM}" x2="{WIDTH - 8}" y2="{HEIGHT - PAD_BOTTOM}" stroke="#dadce0"/>']
+    for i, (label, t, s) in enumerate(zip(labels, training, served, strict=True)):
+        x = 8 + i * slot + (slot - 2 * bar) / 2
+        tip = escape(f"{label}: training {t:.1%}, served {s:.1%}")
+        for j, (value, fill) in enumerate(((t, TRAINING), (s, colour))):
+            h = plot_h * value / top
+            shapes.append(
+                f'<rect x="{x + j * bar:.1f}" y="{HEIGHT - PAD_BOTTOM - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{fill}"><title>{tip}</title></rect>'
+            )
+    named = range(k) if k <= 5 else sorted({0, k // 2, k - 1})  # every bin's name, or the first, middle, last
+    room = max(int((slot if k <= 5 else WIDTH / 3) / 6), 4)  # characters that fit under a bin at 10px
+    for i in named:
+        x = 8 + (i + 0.5) * slot
+        anchor = "middle"
+        if k > 5 and i == 0:
+            x, anchor = 8, "start"
+        elif k > 5 and i == k - 1:
+            x, anchor = WIDTH - 8, "end"
+        text = escape(labels[i] if len(labels[i]) <= room else labels[i][: room - 1] + "…")
+        shapes.append(
+            f'<text x="{x:.1f}" y="{HEIGHT - PAD_BOTTOM + 14}" font-size="10" fill="#5f6368" '
+            f'text-anchor="{anchor}">{text}</text>'
+        )
+    return (
+        f'<svg class="plot {css}" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(d.name)}: training and served">'
+        + "".join(shapes)
+        + "</svg>"
+    )

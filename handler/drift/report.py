@@ -1,0 +1,140 @@
+"""`python -m handler drift FILE_OR_S3_URI [--html report.html]`: served requests against the training baseline.
+
+Reads every row (see `readers`), counts it into the bins of the model's `baseline.json` (the
+same code as the drift watch in the server), and prints a JSON report:
+
+    {"model": "churn", "rows": 1000, "threshold": 0.1, "distance": "psi",
+     "features": {"monthly_charges": {"score": 8.28, "drifted": true, "out_of_range": 1.0, ...}, ...},
+     "drifted": ["monthly_charges"], ...}
+
+Exit status: 0 nothing drifted, 1 something drifted, 2 the input or the model cannot be read.
+The model is not loaded: only its manifest, its baseline and the coercion rules are needed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from handler.core.artifacts import BASELINE_FILE, Artifacts
+from handler.core.coerce import CoercePolicy, Coercer
+from handler.core.drift import BINS, Baseline, DriftReport, Tally
+from handler.drift.readers import DriftInputError, read, sources
+
+# Rows under which PSI's noise floor, about (bins - 1) / rows, nears the threshold: said in the report.
+MIN_ROWS = 1000
+EXAMPLES = 5
+
+
+@dataclass
+class Outcome:
+    """A report and what was read to make it."""
+
+    report: DriftReport
+    baseline: Baseline
+    model: str
+    version: str
+    source: str
+    files: list[str] = field(default_factory=list)
+    rejected_rows: int = 0
+    rejected_examples: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "model": self.model,
+            "version": self.version,
+            "source": self.source,
+            "files": len(self.files),
+            "rejected_rows": self.rejected_rows,
+        }
+        if self.rejected_examples:
+            out["rejected_examples"] = self.rejected_examples
+        body = self.report.to_dict()
+        if not self.report.outputs:
+            body.pop("outputs")
+            body.pop("predictions_drifted")
+        out.update(body)
+        if self.report.rows < MIN_ROWS:
+            out["warning"] = (
+                f"only {self.report.rows} rows: with {BINS} bins PSI is about {(BINS - 1) / self.report.rows:.3f} "
+                f"from sampling noise alone; judge with {MIN_ROWS} rows or more"
+            )
+        return out
+
+
+def load_baseline(artifacts: Artifacts) -> Baseline:
+    if BASELINE_FILE not in artifacts.manifest.files:
+        raise DriftInputError(
+            f"{artifacts.model_dir} has no {BASELINE_FILE}: re-export the model with export_model(..., "
+            f"training_data=...) to compare served data with training"
+        )
+    try:
+        return Baseline.load(artifacts.model_dir / BASELINE_FILE)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DriftInputError(f"{artifacts.model_dir / BASELINE_FILE} cannot be read: {exc}") from None
+
+
+def compare(target: str, artifacts: Artifacts, threshold: float, s3: Any = None) -> Outcome:
+    """Every row of the file (or of every object under the S3 prefix) against the baseline."""
+    baseline = load_baseline(artifacts)
+    policy = CoercePolicy(numeric_strings="accept", unknown_features="ignore", max_batch_size=1 << 30)
+    coercer = Coercer(artifacts.signature, policy)
+    if s3 is None and target.startswith("s3://"):
+        from handler.sources import aws  # lazily: a local file needs no boto3
+
+        s3 = aws.client("s3")
+    files = sources(target, s3)
+    tallies: dict[str, Tally] = {}
+    rows, rejected = 0, 0
+    examples: list[str] = []
+    for source in files:
+        for batch in read(source, coercer, s3):
+            rejected += len(batch.rejected)
+            examples += [f"{source.name}: {r}" for r in batch.rejected[: EXAMPLES - len(examples)]]
+            if not batch.rows:
+                continue
+            rows += batch.rows
+            _add(tallies, baseline.tally(batch.columns, batch.outputs))
+    if not rows:
+        why = f"; e.g. {examples[0]}" if examples else ""
+        raise DriftInputError(f"{target}: no row could be read ({rejected} rejected{why})")
+    report = baseline.compare(tallies, rows, threshold)
+    if any(f"outputs/{n}" not in tallies for n in baseline.outputs):
+        report = replace(report, outputs={})  # outputs only when every row came with them (capture records)
+    m = artifacts.manifest
+    return Outcome(report, baseline, m.name, m.version, target, [f.name for f in files], rejected, examples)
+
+
+def _add(total: dict[str, Tally], more: Mapping[str, Tally]) -> None:
+    for key, tally in more.items():
+        if key in total:
+            total[key].add(tally)
+        else:
+            total[key] = tally
+
+
+def run(
+    target: str, artifacts: Artifacts, threshold: float, html: Path | None = None, out: TextIO | None = None
+) -> int:
+    """Print the JSON report (and write the page); 1 if anything drifted, 2 if something cannot be read."""
+    stream = out or sys.stdout
+    try:
+        outcome = compare(target, artifacts, threshold)
+    except DriftInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(outcome.to_dict(), indent=1), file=stream)
+    if html is not None:
+        from handler.drift.html import render
+
+        try:
+            html.write_text(render(outcome))
+        except OSError as exc:
+            print(f"error: {html}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
+            return 2
+    report = outcome.report
+    return 1 if report.drifted_names() or report.drifted_names("outputs") else 0
