@@ -109,7 +109,8 @@ def numeric_bins(x: np.ndarray, bins: int = BINS, uniform: bool = False) -> Bins
     alone put every stroke of a dark-background image into one top bin (a darker image would go
     unseen).
     """
-    cuts = np.quantile(x, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    # Cut points are training values (not interpolated), so a discrete feature's bins fall on its values.
+    cuts = np.quantile(x, np.linspace(0.0, 1.0, bins + 1)[1:-1], method="inverted_cdf")
     if uniform:
         cuts = np.concatenate([cuts, np.linspace(x.min(), x.max(), bins + 1)[1:-1]])
     edges = np.unique(cuts)

@@ -23,6 +23,9 @@ OPTIONS = {
         "PreloadModel=true",
         "EnableTracing=true",
         "LogLevel=DEBUG",
+        "DriftAlarmEmail=ops@example.com",
+        "CaptureSampleRate=0.05",
+        "DriftWindow=500",
     ],
     "public_function_url": ["EnableFunctionUrl=true"],
     "iam_auth": ["ApiAuth=AWS_IAM"],
@@ -201,3 +204,40 @@ def test_language_extensions_run_before_sams_transform() -> None:
     """CloudFormation applies transforms in order: SAM's alone refuses the APIs' `!If` Auth (the
     local translation above applies the language extensions whatever the order, so check it here)."""
     assert _raw_template()["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
+
+
+@pytest.mark.parametrize("alarm", ["FeatureDriftAlarm", "PredictionDriftAlarm"])
+def test_drift_alarms_watch_the_dimensionless_max_series_at_the_threshold_parameter(
+    translated: dict[str, Any], alarm: str
+) -> None:
+    """An alarm reads one series with fixed dimensions: the per-window maximum over every feature (or output)."""
+    props = translated["Resources"][alarm]["Properties"]
+    env = translated["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
+    metric = {"FeatureDriftAlarm": "FeatureDriftMax", "PredictionDriftAlarm": "PredictionDriftMax"}[alarm]
+    assert (props["Namespace"], props["MetricName"]) == (env["POWERTOOLS_METRICS_NAMESPACE"], metric)
+    assert props["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}]
+    default = float(_raw_template()["Parameters"]["DriftThreshold"]["Default"])
+    assert float(props["Threshold"]) == default == float(env["DRIFT_THRESHOLD"])
+    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["TreatMissingData"] == "notBreaching"
+    assert "AlarmActions" not in props, "without DriftAlarmEmail the alarms notify no one"
+
+
+def test_drift_alarms_notify_the_sns_topic_only_when_an_email_is_given(sam: Path) -> None:
+    template = _translate(["DriftAlarmEmail=ops@example.com"])
+    topic = template["Resources"]["DriftAlarmTopic"]
+    assert topic["Condition"] == "HasDriftAlarmTopic"
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": "ops@example.com"}]
+    for alarm in ("FeatureDriftAlarm", "PredictionDriftAlarm"):
+        assert template["Resources"][alarm]["Properties"]["AlarmActions"] == [{"Ref": "DriftAlarmTopic"}]
+
+
+def test_capture_is_off_by_default_and_writes_under_the_output_prefix_when_on(
+    sam: Path, translated: dict[str, Any]
+) -> None:
+    variables = translated["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
+    assert "CAPTURE_S3_URI" not in variables and "CAPTURE_SAMPLE_RATE" not in variables
+    on = _translate(["CaptureSampleRate=0.05"])["Resources"]["InferenceFunction"]["Properties"]["Environment"]
+    uri = json.dumps(on["Variables"]["CAPTURE_S3_URI"])
+    # The role already writes under the output prefix, and objects there never trigger the function.
+    assert uri.endswith(f'/{_prefix("OutputPrefix")}capture/"'), uri
+    assert on["Variables"]["CAPTURE_SAMPLE_RATE"] == "0.05"
