@@ -7,6 +7,7 @@ builds each function once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,9 @@ from tests.http.http_events import http_event
 from tests.support import zoo
 
 RUNTIMES = ("tensorflow", "litert")
+# The error a failed direct invoke raises, by the status in its body (README, "Direct invoke").
+DIRECT_ERROR_TYPES = {400: "InvalidInput", 413: "InvalidInput", 422: "InvalidInput", 500: "InternalError"}
+DIRECT_ERROR_TYPES[503] = "ModelUnavailable"
 Handler = Callable[[Any, Any], Any]
 
 
@@ -61,8 +65,20 @@ class Functions:
         return response
 
     def direct(self, model: str, event: Any, *, runtime: str = "tensorflow") -> Any:
-        """A direct invoke: the event is the v1 body, the result what Lambda returns to the caller."""
+        """A direct invoke: the event is the v1 body, the result what Lambda returns to the caller.
+
+        A request that cannot be answered fails the invocation (DIRECT_ERRORS=raise): see `direct_error`.
+        """
         return self.handler(model, runtime)(event, LambdaContext())
+
+    def direct_error(self, model: str, event: Any, *, runtime: str = "tensorflow") -> tuple[str, dict[str, Any]]:
+        """A direct invoke that must fail: the raised error's type name and the JSON error body it carries."""
+        try:
+            answer = self.direct(model, event, runtime=runtime)
+        except Exception as exc:  # the typed errors of handler.sources.direct
+            body: dict[str, Any] = json.loads(str(exc))
+            return type(exc).__name__, body
+        raise AssertionError(f"the invocation did not fail: it answered {answer!r:.300}")
 
 
 FUNCTIONS = Functions()

@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
+from handler.app import Function
+from handler.settings import Settings
+from tests.conftest import LambdaContext
 from tests.http.functions import Functions, infer_path, predict_path
-from tests.http.http_events import HTTP_TRIGGERS
+from tests.http.http_events import HTTP_TRIGGERS, body_of
 from tests.http.test_http_errors import error
 from tests.support import zoo
 
@@ -82,14 +85,37 @@ def test_zoo_422_names_the_instance_and_the_input(
     assert reason in err["details"][0]["reason"], err
 
 
-def test_pydantic_validation_errors_are_422_in_our_shape(functions: Functions) -> None:
+def test_bodies_that_are_not_requests_are_422_in_our_shape(functions: Functions) -> None:
     response = functions.http("churn", "POST", PREDICT, {"instances": "all of them"})
     body = error(response, 422, "invalid_input")
-    assert body["details"] == [{"instance": None, "feature": "instances", "reason": "Input should be a valid list"}]
+    assert body["details"] == [{"instance": None, "feature": "instances", "reason": "must be an array, got a string"}]
     assert "statusCode" not in body and "detail" not in body  # not Powertools' default shape
 
     body = error(functions.http("churn", "POST", INFER, {"inputs": [{"name": "age"}]}), 422, "invalid_input")
-    assert details(body) == {(None, "inputs.0.shape"), (None, "inputs.0.datatype"), (None, "inputs.0.data")}, body
+    assert details(body) == {(None, "age")} and len(body["details"]) == 2, body
+    for bad in ({"inputs": "x"}, {"x": 1}, {"inputs": [1]}, {"inputs": []}):
+        body = error(functions.http("churn", "POST", INFER, bad), 422, "invalid_input")
+        assert body["details"] == [
+            {"instance": None, "feature": "inputs", "reason": "must be a non-empty array of tensor objects"}
+        ], (bad, body)
+
+
+@pytest.mark.parametrize("name", ["other", "predict", 5, ["serving_default"]])
+def test_a_signature_name_other_than_serving_default_is_400(name: Any, functions: Functions) -> None:
+    request = {**zoo.cases("digits")[0]["request"], "signature_name": name}
+    body = error(functions.http("digits", "POST", predict_path("digits"), request), 400, "bad_request")
+    assert body["error"] == "signature_name must be 'serving_default' (or left out): this model has one signature"
+    kind, answer = functions.direct_error("digits", request)
+    assert (kind, answer["status"], answer["code"]) == ("InvalidInput", 400, "bad_request"), answer
+
+
+@pytest.mark.parametrize("name", [None, "", "serving_default"])
+def test_signature_name_serving_default_or_left_out_is_answered(name: Any, functions: Functions) -> None:
+    case = zoo.cases("digits")[0]
+    request = {**case["request"], "signature_name": name}
+    response = functions.http("digits", "POST", predict_path("digits"), request)
+    assert response["statusCode"] == 200, response["body"]
+    zoo.check_v1("digits", case, body_of(response), f"signature_name={name!r}")
 
 
 def test_v2_errors_name_the_tensor(functions: Functions) -> None:
@@ -162,30 +188,33 @@ def test_v2_tensor_of_the_wrong_datatype_or_shape_is_422_naming_it(
     assert len(body["details"]) == 1 or instance is not None
 
 
-@pytest.mark.parametrize(
-    "event",
-    [
-        {"instances": []},
-        {"instances": [[1, 2, 3]]},
-        {"rows": [1]},
-        {},
-        [1, 2, 3],
-        "predict please",
-        None,
-    ],
-)
-def test_invalid_direct_invoke_returns_an_error_object_and_does_not_raise(event: Any, functions: Functions) -> None:
-    answer = functions.direct("churn", event)
+DIRECT_BAD = [{"instances": []}, {"instances": [[1, 2, 3]]}, {"rows": [1]}, {}, [1, 2, 3], "predict please", None]
+
+
+@pytest.mark.parametrize("event", DIRECT_BAD)
+def test_an_invalid_direct_invoke_fails_with_invalid_input_carrying_the_error_body(
+    event: Any, functions: Functions
+) -> None:
+    """README: a request that cannot be answered fails the invocation; the message is the JSON error body."""
+    kind, body = functions.direct_error("churn", event)
+    assert kind == "InvalidInput", kind
+    assert set(body) == {"error", "code", "details", "status", "request_id"}, body
+    assert (body["status"], body["code"]) == (422, "invalid_input") and body["error"] and body["details"], body
+
+
+@pytest.mark.parametrize("event", DIRECT_BAD)
+def test_direct_errors_return_answers_the_same_error_object(event: Any) -> None:
+    function = Function(Settings(model_dir=zoo.model_dir("churn"), direct_errors="return"))
+    answer = function.handler()(event, LambdaContext())
     assert isinstance(answer, dict) and set(answer) == {"error", "code", "details", "status", "request_id"}, answer
-    assert answer["code"] == "invalid_input" and answer["status"] == 422, answer
-    assert answer["error"] and isinstance(answer["details"], list) and answer["details"], answer
+    assert (answer["status"], answer["code"]) == (422, "invalid_input"), answer
 
 
 @pytest.mark.parametrize(("model", "change", "feature", "reason"), ZOO_BAD_ROWS, ids=lambda v: str(v)[:20])
-def test_invalid_zoo_direct_invoke_is_an_error_object_naming_the_instance_and_input(
+def test_an_invalid_zoo_direct_invoke_names_the_instance_and_input(
     model: str, change: dict[str, Any], feature: str, reason: str, functions: Functions
 ) -> None:
     good = zoo.named_rows(next(c for c in zoo.cases(model) if zoo.named_rows(c)))[0]  # type: ignore[index]
-    answer = functions.direct(model, {"instances": [good, {**good, **change}]})
-    assert (answer["status"], answer["code"]) == (422, "invalid_input"), answer
+    kind, answer = functions.direct_error(model, {"instances": [good, {**good, **change}]})
+    assert (kind, answer["status"], answer["code"]) == ("InvalidInput", 422, "invalid_input"), answer
     assert details(answer) == {(1, feature)} and reason in answer["details"][0]["reason"], answer

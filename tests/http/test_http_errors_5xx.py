@@ -106,7 +106,7 @@ def test_a_model_that_cannot_load_is_503_on_v1_and_v2_and_not_ready(model: str) 
     for path in (f"/v2/models/{model}/ready", "/v2/health/ready"):
         ready = api.handle("http", http_event("http", "GET", path), LambdaContext())
         assert ready["statusCode"] == 503, ready
-    answer = direct.handle_event(case["request"], LambdaContext(), api.service, None)
+    answer = direct.handle_event(case["request"], LambdaContext(), api.service, None, "return")
     assert (answer["status"], answer["code"]) == (503, "model_unavailable"), answer
 
 
@@ -129,7 +129,7 @@ def test_a_model_that_answers_nan_is_422_non_finite_output_never_an_answer(capsy
         body = error(response, 422, "non_finite_output")
         assert [(d["instance"], d["feature"]) for d in body["details"]] == [(1, "output_0")], body
         assert "NaN or infinite" in body["details"][0]["reason"], body
-    answer = direct.handle_event(case["request"], LambdaContext(), api.service, None)
+    answer = direct.handle_event(case["request"], LambdaContext(), api.service, None, "return")
     assert (answer["status"], answer["code"]) == (422, "non_finite_output"), answer
     # One request with one instance answered whole is still an answer.
     one = {"instances": case["request"]["instances"][:1]}

@@ -2,20 +2,21 @@
 
 `tenure_months: 1e39`, `total_charges: 3e38` or `1e300` once answered 200 with `null`. Each is sent as the
 second instance of a batch whose first instance is a golden row, through every HTTP trigger on both v1
-routes, by direct invoke (an error object carrying "status": 422), and through OIP v2 (one tensor per
-feature, and churn's rows tensor), on both runtimes. The expected answer is written by hand from the issue:
-a 422 `invalid_input` whose only detail is (instance 1, that feature). Every path is tried before the test
-judges, so a failure lists what each path answered.
+routes, by direct invoke (the invocation fails; its error carries the error body, "status": 422), and
+through OIP v2 (one tensor per feature, and churn's rows tensor), on both runtimes. The expected answer is
+written by hand from the issue: a 422 `invalid_input` whose only detail is (instance 1, that feature). Every
+path is tried before the test judges, so a failure lists what each path answered.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 
-from tests.http.functions import RUNTIMES, Functions, infer_path, predict_path
+from tests.http.functions import DIRECT_ERROR_TYPES, RUNTIMES, Functions, infer_path, predict_path
 from tests.http.golden_requests import churn_rows_tensor
 from tests.http.http_events import HTTP_TRIGGERS, body_of
 from tests.support import zoo
@@ -66,10 +67,14 @@ def test_an_overflowing_number_is_422_naming_the_instance_and_feature_on_every_p
     r = functions.http("churn", "POST", infer_path("churn"), churn_rows_tensor(rows_case), runtime=runtime)
     outcomes["http v2 rows tensor"] = _outcome(r["statusCode"], body_of(r))
 
-    answer = functions.direct("churn", {"instances": rows}, runtime=runtime)
-    assert isinstance(answer, dict)
-    # Direct callers get no HTTP status: an error object carries it.
-    outcomes["direct invoke"] = _outcome(answer.get("status", 200), answer)
+    # Direct callers get no HTTP status: the failed invocation's error carries the error body with its status.
+    try:
+        answer = functions.direct("churn", {"instances": rows}, runtime=runtime)
+        outcomes["direct invoke"] = _outcome(200, answer)
+    except Exception as exc:
+        body = json.loads(str(exc))
+        outcomes["direct invoke"] = _outcome(body["status"], body)
+        assert type(exc).__name__ == DIRECT_ERROR_TYPES[body["status"]], (type(exc), body)
 
     expected = (422, "invalid_input", [(1, feature)])
     wrong = {path: got for path, got in outcomes.items() if got != expected}

@@ -4,6 +4,7 @@ per-trigger entry points; metrics."""
 from __future__ import annotations
 
 import json
+import re
 from types import ModuleType
 from typing import Any
 
@@ -105,7 +106,7 @@ def test_openapi_document_is_valid_and_lists_every_route(trigger: str, app: Modu
     doc = json.loads(response["body"])
     validate(doc)
     listed = {(method.upper(), path) for path, ops in doc["paths"].items() for method in ops}
-    expected = {(m, r.replace("<name>", "{name}")) for m, r in ROUTES if r != "/openapi.json"}
+    expected = {(m, re.sub(r"<(\w+)>", r"{\1}", r)) for m, r in ROUTES if r != "/openapi.json"}
     assert listed == expected, f"missing {expected - listed}, extra {listed - expected}"
     # Written out: the routes the README and DESIGN.md promise.
     assert {
