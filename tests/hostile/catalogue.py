@@ -36,7 +36,7 @@ CHURN_CATALOGUE: list[BadInput] = [
     # --- not a JSON object -------------------------------------------------------------------
     BadInput("empty_body", 400, "no body", lambda: ""),
     BadInput("no_body_at_all", 400, "no body", lambda: None),
-    BadInput("whitespace_only", 400, "not valid JSON", lambda: "   \n\t "),
+    BadInput("whitespace_only", 400, "no body", lambda: "   \n\t "),
     BadInput("json_null", 400, "got null", lambda: "null"),
     BadInput("empty_array", 400, "JSON object", lambda: "[]"),
     BadInput("bare_string", 400, "JSON object", lambda: '"predict this"'),
@@ -173,28 +173,54 @@ CHURN_CATALOGUE: list[BadInput] = [
     ),
     BadInput("duplicate_feature_key", 400, "'age' twice", lambda: v1(ROW)[:-3] + ', "age": 99.0}]}'),
     # --- transport -----------------------------------------------------------------------------
-    BadInput("content_type_text_plain", 400, "is not JSON", lambda: v1(ROW), headers={"content-type": "text/plain"}),
+    # A body that parses as JSON is taken whatever its Content-Type (TF Serving's examples use curl -d);
+    # one that does not is a 400 naming the type it came as.
+    BadInput(
+        "content_type_text_plain",
+        400,
+        "not valid JSON (sent as Content-Type 'text/plain')",
+        lambda: "instances: all",
+        headers={"content-type": "text/plain"},
+    ),
     BadInput(
         "content_type_form_urlencoded",
         400,
-        "is not JSON",
+        "not valid JSON (sent as Content-Type 'application/x-www-form-urlencoded')",
         lambda: "instances=1",
         headers={"content-type": "application/x-www-form-urlencoded"},
     ),
     BadInput(
         "content_type_multipart",
         400,
-        "is not JSON",
+        "not valid JSON (sent as Content-Type 'multipart/form-data; boundary=x')",
         lambda: "--x\r\n\r\n--x--",
         headers={"content-type": "multipart/form-data; boundary=x"},
+    ),
+    BadInput(
+        "unknown_signature_name",
+        400,
+        "signature_name must be 'serving_default'",
+        lambda: json.dumps({"instances": [ROW], "signature_name": "classify_x"}),
     ),
     BadInput("invalid_base64", 400, "not valid base64", lambda: "not base64!!", base64=True),
     BadInput("base64_of_non_utf8_bytes", 400, "not UTF-8", lambda: _b64(b"\xff\xfe{\x00}"), base64=True),
     # --- shape of a v1 body ------------------------------------------------------------------
     BadInput("empty_object", 422, "exactly one of 'instances'", lambda: "{}"),
     BadInput("instances_and_inputs", 422, "exactly one of", lambda: json.dumps({"instances": [ROW], "inputs": {}})),
-    BadInput("instances_is_an_object", 422, "valid list", lambda: json.dumps({"instances": ROW})),
-    BadInput("instances_is_a_string", 422, "valid list", lambda: json.dumps({"instances": "all"})),
+    BadInput(
+        "instances_is_an_object",
+        422,
+        "must be an array, got an object",
+        lambda: json.dumps({"instances": ROW}),
+        details=((None, "instances"),),
+    ),
+    BadInput(
+        "instances_is_a_string",
+        422,
+        "must be an array, got a string",
+        lambda: json.dumps({"instances": "all"}),
+        details=((None, "instances"),),
+    ),
     BadInput("instances_empty", 422, "is empty", lambda: v1()),
     BadInput(
         "instance_is_a_number",

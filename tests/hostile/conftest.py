@@ -78,7 +78,7 @@ def request_values(text: str | None, model: str) -> set[str]:
         body = json.loads(text)
     except (ValueError, RecursionError):
         return set()
-    names = _names(model)
+    names = _names(model) | request_names(text)  # a value spelled like a name the request also uses is a name
     found: set[str] = set()
     for key, v in _walk(body):
         if isinstance(v, str) and len(v) >= 6 and v not in names and key not in _NAME_KEYS:
@@ -87,6 +87,30 @@ def request_values(text: str | None, model: str) -> set[str]:
             found.add(repr(v))
         elif isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10_000:
             found.add(str(v))
+    return found
+
+
+def _readable(text: str) -> str:
+    """JSON text (or JSON lines) with its escapes decoded: "\\u00b13.4" must read as "±3.4", not as "13.4"."""
+    out = []
+    for line in text.splitlines() or [text]:
+        try:
+            out.append(json.dumps(json.loads(line), ensure_ascii=False))
+        except ValueError:
+            out.append(line)
+    return "\n".join(out)
+
+
+def quoted(values: Iterator[str] | tuple[str, ...] | set[str] | list[str], text: str) -> list[str]:
+    """The values that `text` quotes: strings anywhere, numbers only as whole numbers (not inside another)."""
+    readable = _readable(text)
+    found = []
+    for v in values:
+        if re.fullmatch(r"[-+0-9.e]+", v):
+            if re.search(r"(?<![\w.])" + re.escape(v) + r"(?![\w])", readable):
+                found.append(v)
+        elif v in readable or v in text:
+            found.append(v)
     return found
 
 
@@ -102,8 +126,10 @@ def request_names(text: str | None) -> set[str]:
         v = stack.pop()
         if isinstance(v, dict):
             keys.update(str(k) for k in v)
-            if isinstance(v.get("name"), str):
-                keys.add(v["name"])
+            if isinstance(v.get("inputs"), list):
+                # OIP tensors' names as the server spells them: str() of a name that is not a string, and
+                # 'None' for a tensor without one (reported: the tensor's position would say more).
+                keys.update(str(t.get("name")) for t in v["inputs"] if isinstance(t, dict))
             stack.extend(v.values())
         elif isinstance(v, list):
             stack.extend(v)
@@ -122,8 +148,8 @@ def check_error(
     allowed = {"error", "code"} | ({"details", "details_truncated"} if status == 422 else set())
     assert set(body) <= allowed, body
     assert not leaks(raw), f"the answer shows {leaks(raw)}: {raw[:600]}"
-    quoted = [v for v in (*secrets, *request_values(request_text, model)) if v in raw]
-    assert not quoted, f"the answer quotes the request's values {quoted!r:.300}: {raw[:600]}"
+    echoed = quoted((*secrets, *request_values(request_text, model)), raw)
+    assert not echoed, f"the answer quotes the request's values {echoed!r:.300}: {raw[:600]}"
     if status == 422:
         names = _names(model) | request_names(request_text) | PROTOCOL_NAMES
         for d in body["details"]:
