@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -72,3 +74,23 @@ def drift_scores(lines: list[dict[str, Any]], metric: str = "FeatureDrift", dime
 def capture_stdout(capsys: pytest.CaptureFixture[str]) -> Callable[[], str]:
     capsys.readouterr()
     return lambda: capsys.readouterr().out
+
+
+@pytest.fixture
+def logs() -> Iterator[io.StringIO]:
+    """What the service logs (Powertools JSON lines) while the test runs."""
+    from handler.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    target = logging.getLogger(logger.name)
+    target.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        target.removeHandler(handler)
+
+
+def log_messages(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
