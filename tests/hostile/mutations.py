@@ -201,7 +201,8 @@ def near_valid(draw: st.DrawFn, model: str, structural: bool = True) -> Body:
                 (body.v2_late if effect.late else body.v2_breaks).add(spec.name)
         if structural and draw(st.integers(0, 4)) == 0:
             untouched = [s.name for s in all_specs if s not in chosen]
-            if untouched and draw(st.booleans()):
+            drop: bool = draw(st.booleans())
+            if untouched and drop:
                 name = draw(st.sampled_from(untouched))
                 del row[name]
                 body.effects.append(f"{name}: dropped")

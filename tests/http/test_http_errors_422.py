@@ -93,7 +93,8 @@ def test_bodies_that_are_not_requests_are_422_in_our_shape(functions: Functions)
 
     body = error(functions.http("churn", "POST", INFER, {"inputs": [{"name": "age"}]}), 422, "invalid_input")
     assert details(body) == {(None, "age")} and len(body["details"]) == 2, body
-    for bad in ({"inputs": "x"}, {"x": 1}, {"inputs": [1]}, {"inputs": []}):
+    bodies: list[dict[str, Any]] = [{"inputs": "x"}, {"x": 1}, {"inputs": [1]}, {"inputs": []}]
+    for bad in bodies:
         body = error(functions.http("churn", "POST", INFER, bad), 422, "invalid_input")
         assert body["details"] == [
             {"instance": None, "feature": "inputs", "reason": "must be a non-empty array of tensor objects"}
