@@ -1,5 +1,5 @@
 """422: a body that is JSON but does not fit the model's signature names every offending instance and input,
-under every HTTP trigger, through OIP v2, and (as an error object with its status) by direct invoke."""
+under every HTTP trigger, through OIP v2, and by direct invoke (a failed invocation carrying the error body)."""
 
 from __future__ import annotations
 
