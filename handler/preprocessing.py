@@ -109,6 +109,7 @@ class _Plan:
     shift: np.ndarray
     divisor: np.ndarray
     categorical: list[tuple[CategoricalFeature, int]]
+    scaled_at: np.ndarray  # columns of standardize/minmax features: checked against PLAUSIBLE_SCALE
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,12 @@ class Preprocessor:
                 names.append(owner[col])
         return out
 
+    def in_bounds(self, x: np.ndarray) -> bool:
+        """Every value of a transformed batch finite and every scaled one within PLAUSIBLE_SCALE."""
+        at = self._plan.scaled_at
+        with np.errstate(invalid="ignore"):
+            return bool(np.isfinite(x).all() and (not at.size or np.abs(x[:, at]).max() <= PLAUSIBLE_SCALE))
+
     def implausible(self, x: np.ndarray) -> dict[int, list[str]]:
         """Rows of a transformed batch with a scaled feature beyond PLAUSIBLE_SCALE: row -> feature names."""
         plan = self._plan
@@ -199,19 +206,28 @@ class Preprocessor:
 
     @cached_property
     def _plan(self) -> _Plan:
-        numeric, at, shift, divisor, categorical = [], [], [], [], []
+        numeric, at, shift, divisor, categorical, scaled = [], [], [], [], [], []
         offset = 0
         for f in self.features:
             if isinstance(f, NumericFeature):
                 numeric.append(f.name)
                 at.append(offset)
+                if f.op != "passthrough":
+                    scaled.append(offset)
                 sh, div = f.shift_and_divisor
                 shift.append(sh)
                 divisor.append(div)
             else:
                 categorical.append((f, offset))
             offset += f.width
-        return _Plan(numeric, np.array(at, dtype=np.int64), np.array(shift), np.array(divisor), categorical)
+        return _Plan(
+            numeric,
+            np.array(at, dtype=np.int64),
+            np.array(shift),
+            np.array(divisor),
+            categorical,
+            np.array(scaled, dtype=np.int64),
+        )
 
     def output_names(self) -> list[str]:
         """One name per model input column, e.g. 'contract_type=two_year'."""

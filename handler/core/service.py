@@ -17,7 +17,7 @@ from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.golden import replay
 from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel
 from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput
-from handler.preprocessing import PLAUSIBLE_SCALE
+from handler.preprocessing import PLAUSIBLE_SCALE, Preprocessor
 
 log = logging.getLogger("skewless.service")
 
@@ -143,41 +143,39 @@ def prepare(artifacts: Artifacts, columns: Mapping[str, np.ndarray]) -> tuple[Ar
         return dict(columns), {}
     x = pre.transform(columns)
     model_input = artifacts.signature.inputs[0]
+    if pre.in_bounds(x):  # the common case, in two numpy calls
+        return {model_input.name: x}, {}
+    return {model_input.name: x}, _input_problems(pre, columns, x, model_input.dtype)
+
+
+def _input_problems(
+    pre: Preprocessor, columns: Mapping[str, np.ndarray], x: np.ndarray, dtype: str
+) -> dict[int, list[FieldError]]:
+    """Rows with a number the model cannot take, and why, one reason per feature (the first that applies)."""
     problems: dict[int, list[FieldError]] = {}
+
+    def add(row: int, name: str, reason: str) -> None:
+        if not any(e.feature == name for e in problems.get(row, [])):
+            problems.setdefault(row, []).append(FieldError(row, name, reason))
+
     # A raw number the model's dtype cannot hold is refused as such, even where scaling would bring it in range.
-    limit = float(np.finfo(np.dtype(model_input.dtype)).max)
+    limit = float(np.finfo(np.dtype(dtype)).max)
     for f in pre.features:
         col = columns[f.name]
         if col.dtype.kind == "f":
             for row in np.flatnonzero(np.abs(col) > limit).tolist():
-                problems.setdefault(row, []).append(
-                    FieldError(
-                        row, f.name, f"is too large for the model: {model_input.dtype} holds at most ±{limit:.3g}"
-                    )
-                )
+                add(row, f.name, f"is too large for the model: {dtype} holds at most ±{limit:.3g}")
+    implausible = (
+        f"is more than {PLAUSIBLE_SCALE:.0e} training standard deviations (or ranges) from the training data: "
+        f"not a plausible value, and the model's {dtype} arithmetic is not reliable there"
+    )
     for row, names in pre.implausible(x).items():
         for name in names:
-            if not any(e.feature == name for e in problems.get(row, [])):
-                problems.setdefault(row, []).append(
-                    FieldError(
-                        row,
-                        name,
-                        f"is more than {PLAUSIBLE_SCALE:.0e} training standard deviations (or ranges) from the "
-                        f"training data: not a plausible value, and the model's {model_input.dtype} arithmetic "
-                        f"is not reliable there",
-                    )
-                )
+            add(row, name, implausible)
     for row, names in pre.overflows(x).items():
         for name in names:
-            if not any(e.feature == name for e in problems.get(row, [])):
-                problems.setdefault(row, []).append(
-                    FieldError(
-                        row,
-                        name,
-                        f"is too large for the model: after preprocessing it does not fit {model_input.dtype}",
-                    )
-                )
-    return {model_input.name: x}, problems
+            add(row, name, f"is too large for the model: after preprocessing it does not fit {dtype}")
+    return problems
 
 
 def non_finite_outputs(outputs: Arrays) -> dict[int, list[FieldError]]:

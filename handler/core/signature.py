@@ -63,6 +63,10 @@ class TensorSpec:
         if self.dtype not in DTYPES:
             raise ValueError(f"tensor '{self.name}' has dtype {self.dtype!r}; supported: {', '.join(DTYPES)}")
         object.__setattr__(self, "shape", tuple(self.shape))
+        # Asked for on every value of every request: computed once.
+        kind = "string" if self.dtype == "string" else "bool" if self.dtype == "bool" else None
+        kind = kind or ("float" if self.dtype.startswith("float") else "int")
+        object.__setattr__(self, "_kind", kind)
 
     @property
     def rank(self) -> int:
@@ -80,11 +84,8 @@ class TensorSpec:
 
     @property
     def kind(self) -> Literal["bool", "int", "float", "string"]:
-        if self.dtype == "string":
-            return "string"
-        if self.dtype == "bool":
-            return "bool"
-        return "float" if self.dtype.startswith(("float", "bfloat")) else "int"
+        kind: Literal["bool", "int", "float", "string"] = self._kind  # type: ignore[attr-defined]
+        return kind
 
     @property
     def oip_datatype(self) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -80,9 +81,31 @@ def _shape_fits(spec: TensorSpec, shape: tuple[int, ...], n: int) -> bool:
     return all(want is None or want == got for want, got in zip(spec.shape, shape[1:], strict=True))
 
 
+# Up to this many scalars, checking each in Python is cheaper than numpy's fixed cost per call.
+_SMALL = 64
+
+
+def _small_numbers(spec: TensorSpec, examples: Sequence[Any]) -> np.ndarray | None:
+    """A few plain numbers for a scalar numeric feature (the one-example hot path), or None to look closer."""
+    lo, hi = _limits(spec)
+    integral = spec.kind == "int"
+    for v in examples:
+        t = type(v)
+        if t is float:
+            if not lo <= v <= hi or (integral and not v.is_integer()):  # NaN fails the comparison too
+                return None
+        elif t is not int or not lo <= v <= hi:
+            return None
+    return np.array(examples, dtype=numpy_dtype(spec.dtype))
+
+
 def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.ndarray | None:
     """The batch as an array if every value is plainly right, else None (the slow path explains why)."""
     n = len(examples)
+    if spec.rank == 0 and n <= _SMALL and spec.kind in ("float", "int") and isinstance(examples, list):
+        small = _small_numbers(spec, examples)
+        if small is not None:
+            return small
     if spec.kind == "string":
         if isinstance(examples, np.ndarray) and examples.dtype.kind in "US":
             examples = examples.astype(str).astype(object)  # numpy text -> Python str, as JSON gives
@@ -133,6 +156,7 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
     return arr.astype(numpy_dtype(spec.dtype), copy=False)
 
 
+@functools.cache
 def _limits(spec: TensorSpec) -> tuple[float, float]:
     """The smallest and largest value the spec accepts (its dtype's range, narrowed by index_range).
 

@@ -57,8 +57,9 @@ def test_a_preprocessing_json_the_manifest_does_not_list_is_refused(tmp_path: Pa
     assert message.startswith("preprocessing.json is in ") and "not listed in manifest.json" in message
 
 
-def test_a_baseline_json_dropped_beside_the_artifacts_is_refused(tmp_path: Path) -> None:
+def test_a_baseline_json_the_manifest_does_not_list_is_refused(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path, "digits")
+    _edit_manifest(model_dir, lambda m: m["files"].pop("baseline.json", None))
     (model_dir / "baseline.json").write_text("{}")
     assert _refusal(model_dir).startswith("baseline.json is in ")
 
