@@ -1,8 +1,9 @@
 """The drift report as one self-contained HTML page: a small plot per feature, training against served.
 
 No script, no stylesheet or font from elsewhere: inline SVG bar charts (training grey, served
-blue, or red when the feature drifted), drifted features first, then by distance. Each bar
-has a tooltip with its bin and both fractions.
+blue, or red when the feature drifted), drifted features first, then by distance. Bar heights
+are the square root of each bin's share (a dominant bin, like the padding token or black pixels,
+would flatten the rest); each bar has a tooltip with its bin and both shares.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def render(outcome: Outcome) -> str:
         f"Distance: population stability index (PSI) over the training bins; drifted above {report.threshold:g}.</p>",
         f'<p id="verdict">{verdict}</p>',
         f'<p class="legend"><span style="background:{TRAINING}"></span>training'
-        f'<span style="background:{SERVED}"></span>served<span style="background:{DRIFTED}"></span>served, drifted</p>',
+        f'<span style="background:{SERVED}"></span>served<span style="background:{DRIFTED}"></span>served, drifted. '
+        "Bar heights are the square root of each bin's share, so that small bins stay visible.</p>",
         "<h2>Features</h2>",
         _grid(report.features, baseline.features, "feature-plot"),
     ]
@@ -105,7 +107,7 @@ def _bars(d: Drift, ref: Reference, css: str) -> str:
     bins = ref.bins[d.channel or 0]
     training = bins.fractions.tolist()
     served = list(d.served) if len(d.served) == len(training) else [0.0] * len(training)
-    labels = bins.labels()
+    labels = [label or '""' for label in bins.labels()]  # the empty string (padding) is a token too
     k = len(training)
     top = max(max(training), max(served), 1e-9)
     slot = (WIDTH - 16) / k
@@ -117,7 +119,7 @@ def _bars(d: Drift, ref: Reference, css: str) -> str:
         x = 8 + i * slot + (slot - 2 * bar) / 2
         tip = escape(f"{label}: training {t:.1%}, served {s:.1%}")
         for j, (value, fill) in enumerate(((t, TRAINING), (s, colour))):
-            h = plot_h * value / top
+            h = plot_h * math.sqrt(value / top)  # square root: a dominant bin must not flatten the rest
             shapes.append(
                 f'<rect x="{x + j * bar:.1f}" y="{HEIGHT - PAD_BOTTOM - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
                 f'fill="{fill}"><title>{tip}</title></rect>'

@@ -40,6 +40,7 @@ def test_numeric_reference_has_numpys_statistics_and_decile_bins() -> None:
     assert ref.stats["mean"] == pytest.approx(finite.mean()) and ref.stats["std"] == pytest.approx(finite.std())
     assert (ref.stats["min"], ref.stats["max"]) == (finite.min(), finite.max())
     (bins,) = ref.bins
+    assert bins.edges is not None
     # The deciles as training values: the smallest value with at least that share of the data at or below it.
     ordered = np.sort(finite)
     cuts = np.array([ordered[math.ceil(q * len(ordered)) - 1] for q in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)])
@@ -53,7 +54,7 @@ def test_numeric_reference_has_numpys_statistics_and_decile_bins() -> None:
 def test_a_discrete_feature_gets_one_bin_per_value() -> None:
     x = np.array([1.0] * 30 + [2.0] * 50 + [3.0] * 20)
     (bins,) = Reference.fit(TensorSpec("score", "float64"), x).bins
-    assert bins.edges.tolist() == [1.0, 2.0, 3.0]
+    assert bins.edges is not None and bins.edges.tolist() == [1.0, 2.0, 3.0]
     assert bins.fractions.tolist() == [0.0, 0.3, 0.5, 0.2]  # (-inf, 1), [1, 2), [2, 3), [3, inf)
 
 
