@@ -69,9 +69,15 @@ def _names(model: str) -> set[str]:
     return out
 
 
+def _distinctive(text: str) -> bool:
+    """A string that cannot be a word of the server's own messages: 6+ characters with one that is not a
+    lowercase letter, an underscore, a space or an apostrophe (planted secrets have digits), or 16+ characters."""
+    return len(text) >= 16 or (len(text) >= 6 and re.search(r"[^a-z_ ']", text) is not None)
+
+
 def request_values(text: str | None, model: str) -> set[str]:
-    """The request's distinctive values as they would be spelled if quoted back: strings of 6+ characters that
-    are not names of the model, floats with a fraction, integers of 5+ digits. Keys are names, not values."""
+    """The request's distinctive values as they would be spelled if quoted back: distinctive strings that are not
+    names of the model, floats with a fraction, integers of 5+ digits. Keys are names, not values."""
     if not text:
         return set()
     try:
@@ -81,7 +87,7 @@ def request_values(text: str | None, model: str) -> set[str]:
     names = _names(model) | request_names(text)  # a value spelled like a name the request also uses is a name
     found: set[str] = set()
     for key, v in _walk(body):
-        if isinstance(v, str) and len(v) >= 6 and v not in names and key not in _NAME_KEYS:
+        if isinstance(v, str) and _distinctive(v) and v not in names and key not in _NAME_KEYS:
             found.add(v)
         elif isinstance(v, float) and math.isfinite(v) and not v.is_integer():
             found.add(repr(v))
@@ -102,14 +108,18 @@ def _readable(text: str) -> str:
 
 
 def quoted(values: Iterator[str] | tuple[str, ...] | set[str] | list[str], text: str) -> list[str]:
-    """The values that `text` quotes: strings anywhere, numbers only as whole numbers (not inside another)."""
+    """The values that `text` quotes, each as a whole token: a number not inside another number, a string not
+    inside a word of the server's own text (a drawn "invali" is not quoted by "invalid_input")."""
     readable = _readable(text)
     found = []
     for v in values:
         if re.fullmatch(r"[-+0-9.e]+", v):
-            if re.search(r"(?<![\w.])" + re.escape(v) + r"(?![\w])", readable):
-                found.append(v)
-        elif v in readable or v in text:
+            pattern = r"(?<![\w.])" + re.escape(v) + r"(?![\w])"
+        else:
+            before = r"(?<!\w)" if re.match(r"\w", v) else ""
+            after = r"(?!\w)" if re.search(r"\w$", v) else ""
+            pattern = before + re.escape(v) + after
+        if re.search(pattern, readable) or re.search(pattern, text):
             found.append(v)
     return found
 
@@ -157,7 +167,7 @@ def check_error(
             assert d["instance"] is None or (type(d["instance"]) is int and d["instance"] >= 0), d
             feature = d["feature"]
             # A name of the model or of the request (a pydantic path is names and positions joined by dots).
-            assert feature is None or all(p in names or p.isdigit() for p in feature.split(".")), d
+            assert feature is None or feature in names or all(p in names or p.isdigit() for p in feature.split(".")), d
     return body
 
 
