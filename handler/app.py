@@ -20,10 +20,10 @@ from handler.errors import SkewlessError
 from handler.observability import capture_lambda_handler, logger, metrics
 from handler.settings import Settings
 from handler.sources import capture as data_capture
-from handler.sources import direct, drift_metrics
+from handler.sources import direct, drift_metrics, map_batch
 from handler.sources.api import HttpApi
 
-Trigger = Literal["rest", "http", "function_url", "alb", "s3", "eventbridge_s3", "sqs", "direct"]
+Trigger = Literal["rest", "http", "function_url", "alb", "s3", "eventbridge_s3", "sqs", "map_batch", "direct"]
 HTTP_TRIGGERS = ("rest", "http", "function_url", "alb")
 
 # One JMESPath for every trigger: the API's request id, the ALB trace id, S3's request id, SQS's message id.
@@ -40,6 +40,8 @@ def event_trigger(event: Any) -> Trigger:
     """Which trigger sent this event, from its shape alone."""
     if not isinstance(event, dict):
         return "direct"
+    if map_batch.is_batch(event):
+        return "map_batch"
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict):
         source = records[0].get("eventSource")
@@ -94,6 +96,9 @@ class Function:
                 from handler.sources import sqs
 
                 return sqs.handle_event(event, context, self.require_service(), self.settings)
+            if trigger == "map_batch":
+                # A bad item is answered in the batch; a fault of ours fails it, for the Map's Retry to see.
+                return direct.guarded(lambda: map_batch.handle_event(event, self.require_service()), context)
             return direct.handle_event(event, context, service, self.startup_error, self.settings.direct_errors)
         finally:
             if service is not None and service.model.loads > loads_before and service.model.load_seconds is not None:

@@ -14,6 +14,7 @@ ours below it; a fault of ours is logged here with its trace and never sent to t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +54,25 @@ def handle_event(
     event: Any, context: Any, service: Service | None, startup_error: SkewlessError | None, mode: str = "raise"
 ) -> Any:
     """A v1 request body -> its v1 response body; otherwise an error body (returned, or raised as a Failure)."""
-    request_id = getattr(context, "aws_request_id", None)
-    try:
+
+    def answer() -> Any:
         if service is None:
             raise startup_error or SkewlessError("the service is not available")
-        answer = service.predict_v1(event)
+        result = service.predict_v1(event)
+        metrics.add_metric(
+            name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3
+        )
+        metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)
+        return result
+
+    return guarded(answer, context, mode)
+
+
+def guarded(answer: Callable[[], Any], context: Any, mode: str = "raise") -> Any:
+    """`answer()`, or the error body for what made it fail: returned (mode "return") or as a Failure to raise."""
+    request_id = getattr(context, "aws_request_id", None)
+    try:
+        return answer()
     except SkewlessError as exc:
         # Direct callers get no HTTP status, so the status travels in the body.
         body = {**exc.to_body(), "status": exc.status, "request_id": request_id}
@@ -65,7 +80,7 @@ def handle_event(
         count_rejection(exc)
         return body if mode == "return" else Failure(_typed(exc.status)(json.dumps(body)))
     except Exception:
-        logger.exception("unexpected error while answering a direct invoke")
+        logger.exception("unexpected error while answering an invocation")
         body = {
             "error": "internal error: this is a fault of the service, not of the request",
             "code": "internal_error",
@@ -73,6 +88,3 @@ def handle_event(
             "request_id": request_id,
         }
         return body if mode == "return" else Failure(InternalError(json.dumps(body)))
-    metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3)
-    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)
-    return answer
