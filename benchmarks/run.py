@@ -303,6 +303,22 @@ def report(results: dict[str, Any]) -> str:
             "model load; the init is importing the handler.",
             "",
         ]
+    if results.get("drift"):
+        lines += [
+            "## The drift watch (churn, DRIFT_WINDOW rows a window, with and without it in one process)",
+            "",
+            "| runtime | batch | handler p50 ms without / with | watch per call ms | share of p50 (budget) |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for runtime, d in results["drift"].items():
+            for n, budget in (("1", "5%"), ("1024", "10%")):
+                r = d[n]
+                lines.append(
+                    f"| {runtime} (window {d['window']}) | {n} | {r['handler_p50_ms_without_watch']:.3f} / "
+                    f"{r['handler_p50_ms_with_watch']:.3f} | {r['watch_ms_per_call']:.4f} | "
+                    f"{r['watch_share_of_p50']:.1%} ({budget}) |"
+                )
+        lines.append("")
     if results.get("s3"):
         lines += [
             "## S3-triggered inference (CSV through the S3 handler, local S3 server in its own process)",
@@ -357,7 +373,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per cold-start figure")
     parser.add_argument("--s3-rows", default="100000,1000000,2000000", help="CSV sizes, comma-separated")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: cold,emulator,warm,s3,images")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated sections to skip: cold,emulator,warm,drift,s3,images"
+    )
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     results: dict[str, Any] = {
@@ -373,6 +391,9 @@ def main(argv: list[str] | None = None) -> None:
     if "warm" not in skip:
         print("warm latency ...", flush=True)
         results["warm"] = warm()
+    if "drift" not in skip:
+        print("drift watch cost ...", flush=True)
+        results["drift"] = {runtime: probe("warm_drift", env) for runtime, env in RUNTIMES.items()}
     if "s3" not in skip:
         print("S3 throughput ...", flush=True)
         results["s3"] = s3_throughput([int(n) for n in args.s3_rows.split(",")])

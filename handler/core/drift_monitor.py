@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from handler.core.drift import DEFAULT_THRESHOLD, Baseline, DriftReport, Tally
+from handler.core.drift import DEFAULT_THRESHOLD, Baseline, DriftReport
 
 if TYPE_CHECKING:
     from handler.core.service import Prediction
@@ -65,13 +65,13 @@ class DriftMonitor:
 
     def report(self, pending: list[tuple[Mapping[str, np.ndarray], Prediction]], rows: int) -> DriftReport:
         """Bin the pending batches at once (one numpy call per feature, not per batch)."""
-        tallies: dict[str, Tally] = {}
-        for name, ref in self.baseline.features.items():
-            tallies[f"features/{name}"] = ref.tally(_concat([cols[name] for cols, _ in pending]))
-        for name, ref in self.baseline.outputs.items():
+        columns = {name: _concat([cols[name] for cols, _ in pending]) for name in self.baseline.features}
+        outputs = {}
+        for name in self.baseline.outputs:
             parts = [a for a in (_answered(p, name) for _, p in pending) if a is not None]
             if parts:
-                tallies[f"outputs/{name}"] = ref.tally(_concat(parts))
+                outputs[name] = _concat(parts)
+        tallies = self.baseline.tally(columns, outputs)
         return self.baseline.compare(tallies, rows, self.threshold)
 
 

@@ -11,10 +11,12 @@ keeps one series per feature:
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from handler.core.artifacts import BASELINE_FILE
 from handler.core.drift import Baseline, Drift, DriftReport
@@ -59,19 +61,21 @@ def attach(service: Service, settings: Settings) -> DriftMonitor | None:
 
 def emit(report: DriftReport) -> None:
     """One window's report as EMF lines (printed now, within the invocation) and, if anything drifted, a warning."""
-    for drift in report.features.values():
-        _line("feature", drift, "FeatureDrift")
-    for drift in report.outputs.values():
-        _line("output", drift, "PredictionDrift")
-    summary = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
-    feature_scores = [d.score for d in report.features.values() if not math.isnan(d.score)]
-    output_scores = [d.score for d in report.outputs.values() if not math.isnan(d.score)]
-    if feature_scores:
-        summary.add_metric(name="FeatureDriftMax", unit=MetricUnit.NoUnit, value=max(feature_scores))
-    if output_scores:
-        summary.add_metric(name="PredictionDriftMax", unit=MetricUnit.NoUnit, value=max(output_scores))
-    summary.add_metric(name="DriftedFeatures", unit=MetricUnit.Count, value=len(report.drifted_names()))
-    summary.flush_metrics()
+    if not is_metrics_disabled():
+        emf = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
+        lines = [_line(emf, "feature", d, "FeatureDrift") for d in report.features.values()]
+        lines += [_line(emf, "output", d, "PredictionDrift") for d in report.outputs.values()]
+        summary: dict[str, float] = {"DriftedFeatures": len(report.drifted_names())}
+        feature_scores = [d.score for d in report.features.values() if not math.isnan(d.score)]
+        output_scores = [d.score for d in report.outputs.values() if not math.isnan(d.score)]
+        if feature_scores:
+            summary["FeatureDriftMax"] = max(feature_scores)
+        if output_scores:
+            summary["PredictionDriftMax"] = max(output_scores)
+        units = {"DriftedFeatures": MetricUnit.Count.value}
+        metrics = {k: {"Unit": units.get(k, MetricUnit.NoUnit.value), "Value": [v]} for k, v in summary.items()}
+        lines.append(emf.serialize_metric_set(metrics=metrics, dimensions={"service": SERVICE}, metadata={}))
+        print("\n".join(json.dumps(line, separators=(",", ":")) for line in lines if line is not None))
     drifted, predictions = report.drifted_names(), report.drifted_names("outputs")
     if drifted or predictions:
         logger.warning(
@@ -85,17 +89,23 @@ def emit(report: DriftReport) -> None:
         )
 
 
-def _line(dimension: str, drift: Drift, name: str) -> None:
+def _line(emf: EphemeralMetrics, dimension: str, drift: Drift, name: str) -> Any:
+    """One EMF object: the metric and the rates of one feature (or output), under its one dimension value.
+
+    Powertools serialises it from explicit metrics and dimensions: the add/flush cycle validates every
+    name and unit again and costs twice as much, for every line of every window.
+    """
     if math.isnan(drift.score):
-        return  # nothing of it was served in the window (every row refused): no value to report
-    line = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
-    line.add_dimension(name=dimension, value=drift.name)
-    line.add_metric(name=name, unit=MetricUnit.NoUnit, value=drift.score)
+        return None  # nothing of it was served in the window (every row refused): no value to report
+    values = {name: drift.score}
     for attr, metric in RATES:
         value = getattr(drift, attr)
         if value is not None:
-            line.add_metric(name=metric, unit=MetricUnit.NoUnit, value=value)
-    line.flush_metrics()
+            values[metric] = value
+    metrics = {k: {"Unit": MetricUnit.NoUnit.value, "Value": [v]} for k, v in values.items()}
+    return emf.serialize_metric_set(
+        metrics=metrics, dimensions={dimension: drift.name, "service": SERVICE}, metadata={}
+    )
 
 
 def _namespace() -> str:
