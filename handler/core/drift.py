@@ -1,6 +1,6 @@
-"""Training statistics (`baseline.json`), the distance of served data from them, and the per-container watch.
+"""Training statistics (what `baseline.json` holds) and the distance of served data from them.
 
-One module, numpy only, shared by the export (which fits the baseline), the server (which
+Numpy only, shared by the export (which fits the baseline), the server's drift watch (which
 counts served rows into the baseline's bins) and the offline report (which counts a file's rows).
 
 - A scalar number: count, missing, mean, std, min, max and the training fraction in each of
@@ -17,20 +17,16 @@ channels. See the README ("Watching for drift") for the measurements behind the 
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from handler.core.signature import TensorSpec
 
-BASELINE_FORMAT = 1
 BINS = 10
 TOP_VALUES = 100
 MAX_CHANNELS = 16
@@ -391,108 +387,3 @@ class DriftReport:
             "drifted": self.drifted_names("features"),
             "predictions_drifted": self.drifted_names("outputs"),
         }
-
-
-# --- the baseline file -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """`baseline.json`: the training distribution of every raw feature and every output."""
-
-    rows: int
-    features: dict[str, Reference]
-    outputs: dict[str, Reference]
-
-    @classmethod
-    def fit(
-        cls,
-        features: Sequence[TensorSpec],
-        outputs: Sequence[TensorSpec],
-        data: Mapping[str, np.ndarray],
-        predictions: Mapping[str, np.ndarray],
-    ) -> Baseline:
-        rows = len(next(iter(data.values())))
-        return cls(
-            rows=rows,
-            features={f.name: Reference.fit(f, data[f.name]) for f in features},
-            outputs={o.name: Reference.fit(o, predictions[o.name]) for o in outputs},
-        )
-
-    def tally(self, columns: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray] | None) -> dict[str, Tally]:
-        """Bin counts of a batch, keyed "features/NAME" and "outputs/NAME" (outputs only when given)."""
-        out = self._scalar_tallies(columns)
-        out.update(
-            {f"features/{n}": ref.tally(columns[n]) for n, ref in self.features.items() if n not in self._scalars}
-        )
-        if outputs is not None:
-            out.update({f"outputs/{n}": ref.tally(outputs[n]) for n, ref in self.outputs.items() if n in outputs})
-        return out
-
-    @cached_property
-    def _scalars(self) -> dict[str, Reference]:
-        """The scalar number features, binned together: one matrix, one numpy call per rule for all of them."""
-        return {n: r for n, r in self.features.items() if r.kind == "numeric"}
-
-    @cached_property
-    def _scalar_rules(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        refs = list(self._scalars.values())
-        fills = [r.fill_value if r.fill_value is not None and not r.stats.get("fill_share") else np.nan for r in refs]
-        column = (len(refs), 1)
-        return (
-            np.array([r.stats["min"] for r in refs]).reshape(column),
-            np.array([r.stats["max"] for r in refs]).reshape(column),
-            np.array(fills, dtype=np.float64).reshape(column),
-        )
-
-    def _scalar_tallies(self, columns: Mapping[str, np.ndarray]) -> dict[str, Tally]:
-        names = list(self._scalars)
-        if not names:
-            return {}
-        x = np.stack([columns[n] for n in names]).astype(np.float64, copy=False)  # [features, rows]
-        if not np.isfinite(x).all():  # never at serving (coercion refuses NaN); a file may hold some
-            return {f"features/{n}": self._scalars[n].tally(columns[n]) for n in names}
-        lo, hi, fills = self._scalar_rules
-        out_of_range = np.count_nonzero((x < lo) | (x > hi), axis=1).tolist()
-        imputed = np.count_nonzero(x == fills, axis=1).tolist()
-        totals = x.sum(axis=1).tolist()
-        out = {}
-        for j, (name, ref) in enumerate(self._scalars.items()):
-            t = Tally([ref.bins[0].count(x[j])], values=x.shape[1], out_of_range=out_of_range[j], imputed=imputed[j])
-            t.total = totals[j]
-            out[f"features/{name}"] = t
-        return out
-
-    def compare(self, tallies: Mapping[str, Tally], rows: int, threshold: float = DEFAULT_THRESHOLD) -> DriftReport:
-        def side(refs: dict[str, Reference], prefix: str) -> dict[str, Drift]:
-            keys = {n: f"{prefix}/{n}" for n in refs}
-            return {n: r.compare(tallies[keys[n]], threshold) for n, r in refs.items() if keys[n] in tallies}
-
-        return DriftReport(rows, threshold, side(self.features, "features"), side(self.outputs, "outputs"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": BASELINE_FORMAT,
-            "rows": self.rows,
-            "bins": BINS,
-            "distance": "psi",
-            "features": {n: r.to_dict() for n, r in self.features.items()},
-            "outputs": {n: r.to_dict() for n, r in self.outputs.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Baseline:
-        if d.get("format") != BASELINE_FORMAT:
-            raise ValueError(f"baseline format {d.get('format')!r}, this version reads format {BASELINE_FORMAT}")
-        return cls(
-            rows=int(d["rows"]),
-            features={n: Reference.from_dict(n, r) for n, r in d["features"].items()},
-            outputs={n: Reference.from_dict(n, r) for n, r in d["outputs"].items()},
-        )
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> Baseline:
-        return cls.from_dict(json.loads(path.read_text()))

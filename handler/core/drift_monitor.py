@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from handler.core.drift import DEFAULT_THRESHOLD, Baseline, DriftReport
+from handler.core.baseline import Baseline
+from handler.core.drift import DEFAULT_THRESHOLD, DriftReport
 
 if TYPE_CHECKING:
     from handler.core.service import Prediction

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from handler.core.artifacts import BASELINE_FILE, Artifacts
+from handler.core.baseline import Baseline
 from handler.core.coerce import CoercePolicy, Coercer
-from handler.core.drift import BINS, Baseline, DriftReport, Tally
+from handler.core.drift import BINS, DriftReport, Tally
 from handler.drift.readers import DriftInputError, read, sources
 
 # Rows under which PSI's noise floor, about (bins - 1) / rows, nears the threshold: said in the report.

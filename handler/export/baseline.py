@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from handler.core.artifacts import BASELINE_FILE
-from handler.core.drift import Baseline
+from handler.core.baseline import Baseline
 from handler.core.model import structured_inputs
 from handler.core.signature import Signature, TensorSpec, numpy_dtype
 from handler.errors import ExportError

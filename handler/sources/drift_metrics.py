@@ -19,7 +19,8 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from handler.core.artifacts import BASELINE_FILE
-from handler.core.drift import Baseline, Drift, DriftReport
+from handler.core.baseline import Baseline
+from handler.core.drift import Drift, DriftReport
 from handler.core.drift_monitor import DriftMonitor
 from handler.core.service import Service
 from handler.observability import SERVICE, logger, metrics

@@ -17,7 +17,8 @@ import pytest
 
 from handler.bootstrap import open_service
 from handler.core.artifacts import BASELINE_FILE
-from handler.core.drift import Baseline, DriftReport
+from handler.core.baseline import Baseline
+from handler.core.drift import DriftReport
 from handler.core.drift_monitor import DriftMonitor
 from handler.core.service import Service
 from handler.settings import Settings

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from handler.core.drift import Baseline, Bins, Reference, psi
+from handler.core.baseline import Baseline
+from handler.core.drift import Bins, Reference, psi
 from handler.core.drift_monitor import DriftMonitor
 from handler.core.service import Prediction
 from handler.core.signature import TensorSpec
