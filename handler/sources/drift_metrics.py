@@ -13,23 +13,28 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from handler.core.artifacts import BASELINE_FILE
-from handler.core.baseline import Baseline
-from handler.core.drift import Drift, DriftReport
-from handler.core.drift_monitor import DriftMonitor
-from handler.core.service import Service
+from handler.core.service import Prediction, Service
 from handler.observability import SERVICE, logger, metrics
 from handler.settings import Settings
+
+if TYPE_CHECKING:
+    from handler.core.drift import Drift, DriftReport
+    from handler.core.drift_monitor import DriftMonitor
 
 RATES = (("out_of_range", "OutOfRangeRate"), ("out_of_vocabulary", "OutOfVocabularyRate"), ("imputed", "ImputedRate"))
 
 
-def attach(service: Service, settings: Settings) -> DriftMonitor | None:
+def attach(service: Service, settings: Settings) -> DriftWatch | None:
     """Watch the service's batches for drift, if the export wrote a baseline; say once why not otherwise."""
     if settings.drift_window == 0:
         logger.info("drift watch off (DRIFT_WINDOW=0)")
@@ -41,23 +46,55 @@ def attach(service: Service, settings: Settings) -> DriftMonitor | None:
             f"(export_model(..., training_data=...) writes it)"
         )
         return None
-    try:
-        baseline = Baseline.load(artifacts.model_dir / BASELINE_FILE)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        # The file passed its hash check, so an export wrote it: a format this server does not read.
-        logger.warning(f"drift watch off: {BASELINE_FILE} cannot be read ({exc}); re-export the model to watch drift")
-        return None
-    monitor = DriftMonitor(baseline, settings.drift_window, settings.drift_threshold, on_report=emit)
-    service.observers.append(monitor.observe)
-    logger.info(
-        "drift watch on",
-        extra={
-            "window": settings.drift_window,
-            "threshold": settings.drift_threshold,
-            "features": len(baseline.features),
-        },
-    )
-    return monitor
+    watch = DriftWatch(artifacts.model_dir / BASELINE_FILE, settings.drift_window, settings.drift_threshold)
+    service.observers.append(watch.observe)
+    logger.info("drift watch on", extra={"window": settings.drift_window, "threshold": settings.drift_threshold})
+    return watch
+
+
+class DriftWatch:
+    """The service's DriftMonitor, built at the first served batch.
+
+    The statistics code and the baseline are loaded then, not at init: a cold start that only answers
+    health or metadata requests does not pay for them (about 10 ms of imports here).
+    """
+
+    def __init__(self, path: Path, window: int, threshold: float) -> None:
+        self.path, self.window, self.threshold = path, window, threshold
+        self._monitor: DriftMonitor | None = None
+        self._failed = False
+        self._lock = threading.Lock()
+
+    @property
+    def monitor(self) -> DriftMonitor | None:
+        """The monitor (built now if not yet), or None when the baseline cannot be read."""
+        if self._monitor is None and not self._failed:
+            with self._lock:
+                if self._monitor is None and not self._failed:
+                    self._monitor = self._build()
+                    self._failed = self._monitor is None
+        return self._monitor
+
+    @property
+    def reports(self) -> int:
+        return self._monitor.reports if self._monitor is not None else 0
+
+    def observe(self, columns: Mapping[str, np.ndarray], prediction: Prediction) -> None:
+        monitor = self.monitor
+        if monitor is not None:
+            monitor.observe(columns, prediction)
+
+    def _build(self) -> DriftMonitor | None:
+        from handler.core.baseline import Baseline
+        from handler.core.drift_monitor import DriftMonitor
+
+        try:
+            baseline = Baseline.load(self.path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # The file passed its hash check, so an export wrote it: a format this server does not read.
+            logger.warning(f"drift watch off: {BASELINE_FILE} cannot be read ({exc}); re-export the model to watch it")
+            return None
+        return DriftMonitor(baseline, self.window, self.threshold, on_report=emit)
 
 
 def emit(report: DriftReport) -> None:

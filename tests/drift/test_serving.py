@@ -178,3 +178,47 @@ def test_bad_drift_and_capture_settings_are_refused_naming_the_variable(env: dic
     with pytest.raises(SettingsError) as refused:
         Settings.from_env(env)
     assert message in str(refused.value)
+
+
+def test_the_statistics_code_loads_at_the_first_prediction_not_at_init() -> None:
+    """A cold start that only answers health checks does not pay for the drift watch."""
+    import os
+    import subprocess
+    import sys
+
+    probe = """
+import json, sys
+from handler.app import lambda_handler
+from tests.drift.conftest import http_event
+from tests.conftest import LambdaContext, load_event
+seen = {"init": "handler.core.drift" in sys.modules}
+event = http_event("/v2/health/ready", None)
+event["requestContext"]["http"]["method"] = "GET"
+lambda_handler(event, LambdaContext())
+seen["health"] = "handler.core.drift" in sys.modules
+lambda_handler(http_event("/v1/models/churn:predict", load_event("direct.json")), LambdaContext())
+seen["prediction"] = "handler.core.drift" in sys.modules
+print(json.dumps(seen))
+"""
+    env = {**os.environ, "MODEL_DIR": str(data.ROOT / "model_artifacts" / "churn"), "SERVING_RUNTIME": "litert"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=data.ROOT, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"init": False, "health": False, "prediction": True}
+
+
+def test_a_baseline_this_server_cannot_read_turns_the_watch_off_with_a_warning(
+    tmp_path: Path, logs: io.StringIO, capture_stdout: Callable[[], str]
+) -> None:
+    import hashlib
+
+    model_dir = tmp_path / "churn"
+    shutil.copytree(data.ROOT / "model_artifacts" / "churn", model_dir)
+    (model_dir / "baseline.json").write_text(json.dumps({"format": 99}))
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    manifest["files"]["baseline.json"] = hashlib.sha256((model_dir / "baseline.json").read_bytes()).hexdigest()
+    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    handler = make_function(model_dir).handler()
+    post_in_batches(handler, "churn", data.churn_rows(data.churn(1000, 508)))
+    assert drift_scores(emf_lines(capture_stdout())) == []
+    (warning,) = [m["message"] for m in log_messages(logs) if m["message"].startswith("drift watch off")]
+    assert "baseline.json cannot be read (baseline format 99, this version reads format 1)" in warning
