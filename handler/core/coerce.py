@@ -216,16 +216,15 @@ class Coercer:
         for i, row in enumerate(rows):
             got = self._row(row, i, problems)
             for name in names:
-                values[name].append(got.get(name) if got is not None else None)
+                values[name].append(got.get(name, _ABSENT) if got is not None else _ABSENT)
         return values, problems
 
     def _row(self, row: Any, i: int, problems: dict[int, list[tuple[str | None, str]]]) -> dict[str, Any] | None:
         single = self._single
         if isinstance(row, dict) and not (single is not None and _is_leaf(row)):
             errs = self._key_errors(row.keys(), i)
-            if errs:
+            if errs:  # named here; the inputs it does give are still judged, so every problem is listed at once
                 problems.setdefault(i, []).extend((e.feature, e.reason) for e in errs)
-                return None
             return row
         if self._ordered and isinstance(row, list) and (single is None or _depth(row) == 1):
             if len(row) != len(self.names):
@@ -258,14 +257,19 @@ class Coercer:
     def _convert(
         self, values: Mapping[str, Sequence[Any]], n: int, problems: dict[int, list[tuple[str | None, str]]]
     ) -> dict[str, np.ndarray]:
-        """Convert each feature's values; add its problems (rows already bad are not judged again)."""
+        """Convert each feature's values; add its problems (a value a row did not give is not judged)."""
         policy = self.policy.values
         columns: dict[str, np.ndarray] = {}
-        ok = [i for i in range(n) if i not in problems] if problems else None
+        framed_bad = set(problems)  # rows refused while framing, before any value is judged
         for f in self.features:
-            vals = values[f.name]
-            if ok is not None:
-                vals = vals[ok] if isinstance(vals, np.ndarray) else [vals[i] for i in ok]
+            vals: Any = values[f.name]
+            ok: list[int] | None = None
+            if framed_bad and isinstance(vals, np.ndarray):
+                ok = [i for i in range(n) if i not in framed_bad]
+                vals = vals[ok]
+            elif framed_bad:
+                ok = [i for i, v in enumerate(vals) if v is not _ABSENT]
+                vals = [vals[i] for i in ok]
             arr, bad = to_batch(f, vals, policy)
             if ok is not None:
                 # Rows refused while framing are not judged again: convert the rest, leave zeros in their place.
@@ -294,6 +298,10 @@ class Coercer:
     def _raise(problems: dict[int, list[tuple[str | None, str]]]) -> None:
         if problems:
             raise InvalidInput([FieldError(i, name, reason) for i in sorted(problems) for name, reason in problems[i]])
+
+
+# A value a row did not give (its key is missing, or the row is no object): not judged, already reported.
+_ABSENT = object()
 
 
 def _is_leaf(value: Mapping[str, Any]) -> bool:
