@@ -72,7 +72,8 @@ class V2Protocol:
         tensors = body.get("inputs")
         if not isinstance(tensors, list) or not tensors or not all(isinstance(t, dict) for t in tensors):
             raise InvalidInput([FieldError(None, "inputs", "must be a non-empty array of tensor objects")])
-        names = [str(t.get("name")) for t in tensors]
+        # A tensor without a name is named by its position, as a client would look for it.
+        names = [t["name"] if isinstance(t.get("name"), str) else f"inputs[{i}]" for i, t in enumerate(tensors)]
         if self.rows_input is not None and self.rows_input in names:
             if len(tensors) != 1:
                 others = ", ".join(n for n in names if n != self.rows_input)
@@ -89,8 +90,7 @@ class V2Protocol:
         errors: list[FieldError] = []
         values: dict[str, Any] = {}
         batch: dict[str, int] = {}
-        for t in tensors:
-            name = str(t.get("name"))
+        for t, name in zip(tensors, names, strict=True):
             if name in values or name in batch:
                 errors.append(FieldError(None, name, "is sent twice"))
                 continue
