@@ -117,3 +117,23 @@ def test_overflows_name_the_feature_whose_value_the_model_dtype_cannot_hold() ->
     x = pre.transform(cols)
     assert pre.overflows(x) == {1: ["tenure"], 3: ["score"]}
     assert pre.overflows(pre.transform(COLUMNS)) == {}
+
+
+def test_the_few_rows_path_gives_the_same_bits_as_the_batch_path() -> None:
+    """transform() runs 1-4 rows in plain Python; the golden cases of one row were computed by training on
+    the batch path, so both must give identical float32 bits, unseen categories and extremes included."""
+    import handler.preprocessing as preprocessing
+    from tests.support.zoo import model_dir
+    from training.churn_data import generate
+
+    pre = Preprocessor.load(model_dir("churn") / "preprocessing.json")
+    cols, _ = generate(40, 11)
+    cols["payment_method"][3] = "unseen"
+    cols["total_charges"][5] = 1e30
+    for n in (1, 2, 4):
+        for start in range(0, 36, 4):
+            rows = {k: v[start : start + n] for k, v in cols.items()}
+            small = pre.transform(rows)
+            batch = pre.transform({k: np.concatenate([v, v[:5]]) for k, v in rows.items()})[:n]  # 5+ rows: numpy
+            assert small.dtype == batch.dtype and small.tobytes() == batch.tobytes(), (n, start)
+    assert preprocessing._SMALL_BATCH == 4
