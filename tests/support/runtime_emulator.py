@@ -58,6 +58,9 @@ class RuntimeEmulator:
                     str(rie),
                     "--runtime-interface-emulator-address",
                     f"127.0.0.1:{self.port}",
+                    # Its own Runtime API port too (default 127.0.0.1:9001): two emulators may run at once.
+                    "--runtime-api-address",
+                    f"127.0.0.1:{free_port()}",
                     sys.executable,
                     "-m",
                     "awslambdaric",
