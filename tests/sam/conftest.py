@@ -149,7 +149,9 @@ def _trust_host_ca_certificates() -> None:
 def _test_template(work: Path, base: str) -> Path:
     """template.yaml on the local base image, with AWS_ENDPOINT_URL declared so --env-vars can set it."""
     text = (ROOT / "template.yaml").read_text()
-    assert text.count(AWS_BASE_IMAGE_LINE) == 1, f"template.yaml should set {AWS_BASE_IMAGE_LINE!r} once"
+    # Once per image function (the inference function and the pre-traffic gate share one image): all replaced,
+    # so their build metadata stays equal and `sam build` still builds one image.
+    assert text.count(AWS_BASE_IMAGE_LINE) >= 1, f"template.yaml should set {AWS_BASE_IMAGE_LINE!r}"
     text = text.replace(AWS_BASE_IMAGE_LINE, f"BASE_IMAGE: {base}")
     # Declared beside MODEL_DIR, whatever value the template gives that.
     found = re.findall(r"^ +MODEL_DIR: .*\n", text, flags=re.MULTILINE)

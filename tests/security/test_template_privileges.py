@@ -3,6 +3,8 @@
 The function's role may read the input prefix, write only under the output prefix (and read its own
 markers there), use its two queues and its own log group; no statement names every resource except
 X-Ray's, whose two actions have no resource-level permissions. A Function URL can require IAM auth.
+The pre-traffic gate may invoke only the function's versions and report only to its own deployment
+group; CodeDeploy's role may move only the live alias, run only the gate and read only the rollback alarms.
 """
 
 from __future__ import annotations
@@ -153,4 +155,90 @@ def test_the_function_url_can_require_iam_auth(template: dict[str, Any]) -> None
     assert public["Condition"] == "PublicFunctionUrl", "the public invoke permission must exist only without IAM auth"
     assert template["Conditions"]["PublicFunctionUrl"] == {
         "Fn::And": [{"Condition": "CreateFunctionUrl"}, {"Fn::Not": [{"Condition": "UseIamAuth"}]}]
+    }
+
+
+# --- The pre-traffic gate's role and CodeDeploy's role -----------------------------------------------------
+
+# The only wildcard these two roles may hold: every version (and alias) of the inference function itself.
+OWN_VERSIONS = "${InferenceFunction.Arn}:*"
+OWN_DEPLOYMENT_GROUP = (
+    "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:"
+    "${ServerlessDeploymentApplication}/${InferenceFunctionDeploymentGroup}"
+)
+GATE_FUNCTION = (
+    "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-pretraffic-gate"
+)
+
+
+def role_statements(template: dict[str, Any], role_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(where, statement) for every policy statement that reaches a role: inline, or attached by another resource."""
+    role = template["Resources"][role_id]["Properties"]
+    assert not role.get("ManagedPolicyArns"), f"{role_id}: managed policies grant '*' resources"
+    out = [
+        (policy["PolicyName"], s) for policy in role.get("Policies", []) for s in policy["PolicyDocument"]["Statement"]
+    ]
+    for name, res in template["Resources"].items():
+        if res["Type"] in ("AWS::IAM::RolePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            props = res["Properties"]
+            if {"Ref": role_id} in _list(props.get("RoleName", props.get("Roles", []))):
+                out += [(name, s) for s in props["PolicyDocument"]["Statement"]]
+    return out
+
+
+def _grants(template: dict[str, Any], role_id: str) -> dict[str, set[str]]:
+    grants: dict[str, set[str]] = {}
+    for where, st in role_statements(template, role_id):
+        assert st["Effect"] == "Allow" and not {"NotResource", "NotAction", "Condition"} & set(st), (where, st)
+        for action in _list(st["Action"]):
+            assert "*" not in action, f"{where}: wildcard action {action}"
+            for resource in map(_resource_text, _list(st["Resource"])):
+                # e.g. arn:aws:lambda:*:*:function:* would pass a check for exactly '*'; it must not pass this one.
+                assert "*" not in resource.replace(OWN_VERSIONS, "") and "?" not in resource, f"{where}: {resource}"
+                grants.setdefault(action, set()).add(resource)
+    return grants
+
+
+def test_every_role_in_the_template_is_one_these_tests_check(template: dict[str, Any]) -> None:
+    roles = sorted(k for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Role")
+    assert roles == ["DeploymentRole", "FunctionRole", "PreTrafficGateRole"], roles
+    gate = template["Resources"]["PreTrafficGateFunction"]["Properties"]
+    assert gate["Role"] == {"Fn::GetAtt": ["PreTrafficGateRole", "Arn"]} and "Policies" not in gate
+    preference = template["Resources"]["InferenceFunction"]["Properties"]["DeploymentPreference"]
+    assert preference["Role"] == {"Fn::GetAtt": ["DeploymentRole", "Arn"]}, "SAM's own would attach a '*' policy"
+
+
+def test_the_gate_invokes_only_this_functions_versions_and_reports_only_to_its_own_deployment_group(
+    template: dict[str, Any],
+) -> None:
+    assert _grants(template, "PreTrafficGateRole") == {
+        "logs:CreateLogStream": {"GetAtt:PreTrafficGateLogGroup.Arn"},
+        "logs:PutLogEvents": {"GetAtt:PreTrafficGateLogGroup.Arn"},
+        "lambda:InvokeFunction": {OWN_VERSIONS},
+        "codedeploy:PutLifecycleEventHookExecutionStatus": {OWN_DEPLOYMENT_GROUP},
+        "codedeploy:GetDeployment": {OWN_DEPLOYMENT_GROUP},
+    }
+    trust = template["Resources"]["PreTrafficGateRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "lambda.amazonaws.com"}]
+    assert all(s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"} for s in trust)
+
+
+def test_codedeploy_may_move_only_the_live_alias_run_only_the_gate_and_read_only_the_rollback_alarms(
+    template: dict[str, Any],
+) -> None:
+    alias = {"GetAtt:InferenceFunction.Arn", "${InferenceFunction.Arn}:live"}
+    assert _grants(template, "DeploymentRole") == {
+        "lambda:GetAlias": alias,
+        "lambda:UpdateAlias": alias,
+        "lambda:GetProvisionedConcurrencyConfig": {OWN_VERSIONS},
+        "lambda:InvokeFunction": {GATE_FUNCTION},
+        "cloudwatch:DescribeAlarms": {
+            f"GetAtt:{a}.Arn" for a in ("ErrorRateAlarm", "FeatureDriftAlarm", "PredictionDriftAlarm")
+        },
+    }
+    # The gate CodeDeploy may invoke is the one the deployment runs, under the name the role grants.
+    gate = template["Resources"]["PreTrafficGateFunction"]["Properties"]
+    assert gate["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-pretraffic-gate"}
+    assert template["Resources"]["InferenceFunction"]["Properties"]["DeploymentPreference"]["Hooks"] == {
+        "PreTraffic": {"Ref": "PreTrafficGateFunction"}
     }
