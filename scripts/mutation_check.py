@@ -70,7 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         union = tuple(sorted({t for m in chosen for t in m.tests}))
         code, seconds, tail = run_tests(base, union)
         if code != 0:
-            print(f"the unmutated tree fails its own tests ({tail}): fix that first", file=sys.stderr)
+            again = subprocess.run(
+                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not sam", *union],
+                cwd=base, capture_output=True, text=True,
+            )  # fmt: skip
+            print(
+                f"the unmutated tree fails its own tests ({tail}): fix that first\n{again.stdout[-3000:]}",
+                file=sys.stderr,
+            )
             return 2
         print(f"unmutated: {len(union)} test files pass ({seconds:.0f} s)")
         results = []

@@ -79,11 +79,8 @@ def compare_outputs(
         excess = diff - rtol * np.abs(e64)
         if excess.size and float(excess.max()) > atol:
             i = int(np.argmax(excess))
-            return (
-                False,
-                worst,
-                f"'{name}'[{np.unravel_index(i, e.shape)}] = {a64.flat[i]:.7g}, expected {e64.flat[i]:.7g}",
-            )
+            at = tuple(int(k) for k in np.unravel_index(i, e.shape))
+            return False, worst, f"'{name}'[{at}] = {a64.flat[i]:.7g}, expected {e64.flat[i]:.7g}"
     return True, worst, ""
 
 
