@@ -1,4 +1,4 @@
-"""Apply each mutant of scripts/mutants.py to a fresh copy of the tree and run the tests that must catch it.
+"""Apply each mutant of scripts/mutants.py to a fresh copy of the committed tree and run the tests that must catch it.
 
     python scripts/mutation_check.py [--only SUBSTRING] [--json OUT]
 
@@ -25,14 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def copy_tree(dst: Path) -> None:
-    """The tracked files (and the working tree's versions of them), without venvs and caches."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
-    for raw in filter(None, files):
-        rel = Path(raw.decode())
-        src = ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
+    """The committed tree (HEAD), without venvs, caches or anyone's uncommitted edits."""
+    dst.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
 
 
 def run_tests(tree: Path, tests: tuple[str, ...]) -> tuple[int, float, str]:
