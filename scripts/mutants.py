@@ -106,9 +106,9 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "prediction lines numbered from 1",
         "S3",
-        "handler/sources/s3.py",
-        'return "".join(map(line, rows.tolist(), lines.tolist(), texts))',
-        'return "".join(map(line, (rows + 1).tolist(), lines.tolist(), texts))',
+        "handler/sources/outputs.py",
+        """parts: list[Any] = ['{"row": ', _text(rows)]""",
+        """parts: list[Any] = ['{"row": ', _text(rows + 1)]""",
         (S3,),
     ),
     Mutant(

@@ -61,6 +61,56 @@ def read_range(s3: Any, bucket: str, key: str, start: int, end: int) -> bytes:
     return body
 
 
+class RangeFile(io.RawIOBase):
+    """One S3 object as a seekable, read-only file: each read is a ranged GET (for Parquet's random access).
+
+    Every GET carries `If-Match` with the ETag the object had when opened, so an object replaced
+    mid-read fails the read (412) instead of mixing two versions; the caller's retry reads the new one.
+    """
+
+    def __init__(self, s3: Any, bucket: str, key: str) -> None:
+        self.s3, self.bucket, self.key = s3, bucket, key
+        head = s3.head_object(Bucket=bucket, Key=key)
+        self.size: int = int(head["ContentLength"])
+        self.etag: str = str(head.get("ETag", ""))
+        self._pos = 0
+        self.requests = 0  # ranged GETs made: a Parquet read should need a few per row group
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(base + offset, 0)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self._pos + size)
+        if end <= self._pos:
+            return b""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={self._pos}-{end - 1}"}
+        if self.etag:
+            kwargs["IfMatch"] = self.etag
+        data: bytes = self.s3.get_object(**kwargs)["Body"].read()
+        self.requests += 1
+        if len(data) != end - self._pos:  # botocore checks Content-Length; this guards a short range answer
+            # A ConnectionError, not a bare OSError: a bare one is what pyarrow raises for damaged bytes.
+            raise ConnectionError(f"s3://{self.bucket}/{self.key}: asked for {end - self._pos} bytes, got {len(data)}")
+        self._pos = end
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 def put_json(s3: Any, bucket: str, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> None:
     """One small object, written whole (a single PUT is atomic: readers see all of it or nothing)."""
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", Metadata=dict(metadata or {}))

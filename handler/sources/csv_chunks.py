@@ -1,26 +1,45 @@
-"""CSV rows -> chunks of coerced feature batches, streamed (the file is never held whole).
+"""CSV rows -> chunks of coerced feature batches, streamed by pyarrow (the file is never held whole).
 
 A CSV needs a header naming every feature (any order) and suits models whose features are all
-scalars (tabular models); cells are text by nature, so numbers are parsed from them whatever
-NUMERIC_STRINGS says. Blocks of plain lines are parsed with numpy (`csv_fast`); anything unusual
-goes through `csv.reader` and the coercer, with the same result. Rows that fail are reported
-with their row and line numbers.
+scalars (tabular models). The header is read here, with the standard library, so a missing,
+repeated or unknown column rejects the file by name before any row is parsed. The rows are then
+streamed by `pyarrow.csv.open_csv` in blocks, every cell read as text; `arrow_columns` casts the
+numbers with `pyarrow.compute` and judges what does not cast with the coercer, cell by cell.
+Cells are text by nature, so numbers are parsed from them whatever NUMERIC_STRINGS says.
+
+Where each row is in the file: `row` counts the records after the header from 0, in file order,
+good and refused alike; blank lines (and lines of spaces) are not rows, and a quoted value with a
+line break is still one row. A record with the wrong number of fields is refused with its row
+number too: pyarrow numbers the records it refuses (when it parses on one thread, which this
+reader does), and that number places the record among the rows. No `line` is reported: pyarrow's
+number counts records, skipping blank lines, so it is not a line number, and pyarrow says
+nothing of where a good record starts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Callable, Iterator
+import io
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
-from itertools import islice
 from typing import Any, BinaryIO
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from handler.core.coerce import Coercer
 from handler.errors import FieldError
-from handler.sources import csv_fast
-from handler.sources.file_chunks import Chunk, FileRejected, RowError, coerced_chunk
+from handler.sources.arrow_columns import batch_chunk
+from handler.sources.file_chunks import Chunk, FileRejected, RowError
+
+# Bytes pyarrow parses at a time: a row longer than this cannot be read (the file is rejected, saying so).
+BLOCK_BYTES = 4 << 20
+# A header longer than this is not a header.
+MAX_HEADER_BYTES = 1 << 20
+_BOM = b"\xef\xbb\xbf"
 
 
 def text_coercer(coercer: Coercer) -> Coercer:
@@ -38,76 +57,221 @@ def check_csv_model(coercer: Coercer) -> None:
         )
 
 
-def csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int, fast: bool = True) -> Iterator[Chunk]:
-    """Stream a CSV with a header into chunks of at most `chunk_rows` data rows.
+def csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int, block_bytes: int = BLOCK_BYTES) -> Iterator[Chunk]:
+    """Stream a CSV with a header into chunks of at most `chunk_rows` parsed rows (and the refused records among them).
 
-    Each chunk is the next `chunk_rows` records, as csv.reader counts them (blank lines included,
-    then dropped). A chunk of plain lines is parsed with numpy (`csv_fast`); any other, or every
-    one when `fast` is False, goes through csv.reader and `text_rows_chunk`, with the same result.
+    `reader` is read from its current position: the header first, then pyarrow reads the rest.
     """
-    lines = csv_fast.LineSource(reader)
-    records = csv.reader(lines)
+    header = _read_header(reader)
+    if header is None:
+        return
+    names = _check_header(header, coercer)
+    records = _Records(len(names))
+    paced = _Paced(reader, block_bytes)
+    try:
+        stream = pacsv.open_csv(
+            paced,
+            # One thread: pyarrow numbers the records it refuses only then, and the numbers place them among the rows.
+            read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=records.refuse),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: _text_type(name, coercer) for name in names},
+                include_columns=list(coercer.names),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        while True:
+            try:
+                with paced.taking():
+                    batch = stream.read_next_batch()
+            except StopIteration:
+                break
+            rows = records.rows_of_next(batch.num_rows)
+            for start in range(0, batch.num_rows, chunk_rows):
+                part = batch.slice(start, chunk_rows)
+                here = rows[start : start + chunk_rows]
+                yield batch_chunk(part, here, coercer, errors=records.malformed_before(int(here[-1])))
+        rest = records.malformed_before(None)
+        for start in range(0, len(rest), chunk_rows):
+            yield Chunk({}, np.empty(0, dtype=np.int64), None, rest[start : start + chunk_rows])
+    except pa.ArrowInvalid as exc:
+        if "Empty CSV file" in str(exc):
+            return  # a header and nothing after it, not even a line break: no rows
+        raise _rejection(exc) from None
+    finally:
+        paced.release()  # a reader left early: pyarrow's read-ahead thread must not wait for batches no one takes
+
+
+class _Paced(io.RawIOBase):
+    """The byte stream, read by pyarrow's read-ahead no more than `ahead` blocks past the batches taken.
+
+    pyarrow's streaming CSV reader reads up to 32 blocks ahead on its own I/O thread: 128 MiB
+    with 4 MiB blocks, the whole of a smaller file, whatever the model keeps up with. Here its
+    reads wait while `ahead` blocks are read and not yet taken as batches. While a batch is being
+    taken one more block may be read, and past that a read waits at most `STALL` seconds: a row
+    longer than the blocks allowed needs them, and waiting for ever then would be a deadlock.
+    """
+
+    STALL = 0.05
+
+    def __init__(self, raw: BinaryIO, block_bytes: int, ahead: int = 2) -> None:
+        self._raw, self._block, self._ahead = raw, block_bytes, ahead
+        self._turn = threading.Condition()
+        self._read = 0
+        self._taken = 0
+        self._taking = False
+        self._released = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with self._turn:
+            while not self._released:
+                allowed = (self._taken + self._ahead + (1 if self._taking else 0)) * self._block
+                if self._read < allowed:
+                    break
+                if not self._turn.wait(self.STALL) and self._taking:
+                    break  # a batch is being taken and still needs bytes: let them through
+            if self._released:
+                return 0  # the reader was closed: end of stream for pyarrow's thread
+        data = self._raw.read(len(buffer))
+        buffer[: len(data)] = data
+        with self._turn:
+            self._read += len(data)
+        return len(data)
+
+    @contextlib.contextmanager
+    def taking(self) -> Iterator[None]:
+        with self._turn:
+            self._taking = True
+            self._turn.notify_all()
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._taking = False
+                self._taken += 1
+
+    def release(self) -> None:
+        with self._turn:
+            self._released = True
+            self._turn.notify_all()
+
+
+class _Records:
+    """Every record's row number, from pyarrow's record numbers.
+
+    pyarrow numbers the records after the header from 1, skipping empty lines (a quoted line
+    break inside a record does not start a new one). Good records arrive in batches, without
+    numbers; refused ones (a wrong number of fields) through `refuse`, with theirs, before the
+    batch they fall in. So the good records of a batch take the next numbers that no refused
+    record took, and a record's row is its number less one, less the lines of spaces before it.
+    """
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.next = 1  # the number the next good record may take
+        self.refused: list[int] = []  # numbers of refused records at or after `next`
+        self.spaces: list[int] = []  # numbers of records that are only spaces: blank lines, not rows
+        self.malformed: list[tuple[int, str]] = []  # (number, reason) of refused rows not yet reported
+
+    def refuse(self, row: pacsv.InvalidRow) -> str:
+        """pyarrow's invalid_row_handler: note the record, skip it."""
+        if row.number is None:  # only when parsing on several threads, which csv_chunks never does
+            raise FileRejected("the CSV reader could not number its rows")
+        self.refused.append(int(row.number))
+        if row.text.strip():
+            reason = f"has {row.actual_columns} values but the header has {self.width} columns"
+            self.malformed.append((int(row.number), reason))
+        else:
+            self.spaces.append(int(row.number))
+        return "skip"
+
+    def rows_of_next(self, n: int) -> np.ndarray:
+        """Row numbers of the next `n` good records."""
+        taken = [k for k in self.refused if k >= self.next]
+        numbers = np.arange(self.next, self.next + n + len(taken), dtype=np.int64)
+        if taken:
+            numbers = numbers[~np.isin(numbers, taken)]
+        numbers = numbers[:n]
+        if n:
+            self.next = int(numbers[-1]) + 1
+        self.refused = [k for k in taken if k >= self.next]
+        return self._rows(numbers)
+
+    def malformed_before(self, row: int | None) -> list[RowError]:
+        """The refused rows numbered below `row` (all of them for None), as errors, taken off the list."""
+        if not self.malformed:
+            return []
+        numbers = np.array([k for k, _ in self.malformed], dtype=np.int64)
+        rows = self._rows(numbers)
+        due = rows < row if row is not None else np.ones(len(rows), dtype=bool)
+        out = [
+            RowError(int(r), None, [FieldError(None, None, reason)])
+            for r, (_, reason), d in zip(rows.tolist(), self.malformed, due.tolist(), strict=True)
+            if d
+        ]
+        self.malformed = [m for m, d in zip(self.malformed, due.tolist(), strict=True) if not d]
+        return out
+
+    def _rows(self, numbers: np.ndarray) -> np.ndarray:
+        spaces = np.sort(np.array(self.spaces, dtype=np.int64))
+        return numbers - 1 - np.searchsorted(spaces, numbers)
+
+
+def _text_type(name: str, coercer: Coercer) -> pa.DataType:
+    """Every cell as text; a text feature's as a dictionary, so its few distinct values are judged once each."""
+    spec = next((f for f in coercer.features if f.name == name), None)
+    if spec is not None and spec.kind == "string":
+        return pa.dictionary(pa.int32(), pa.string())
+    return pa.string()
+
+
+def _rejection(exc: pa.ArrowInvalid) -> FileRejected:
+    text = str(exc)
+    if "UTF8" in text or "UTF-8" in text:
+        return FileRejected("the file is not valid UTF-8")
+    if "straddling" in text or "block" in text:
+        return FileRejected(
+            f"malformed CSV: a row is longer than {BLOCK_BYTES >> 20} MiB (or a quote is never closed): {text}"
+        )
+    return FileRejected(f"malformed CSV: {text}")
+
+
+def _read_header(reader: BinaryIO) -> list[str] | None:
+    """The header record; leaves `reader` at the first data line."""
+    raw_lines: list[bytes] = []
+
+    def lines() -> Iterator[str]:
+        while True:
+            raw = reader.readline(MAX_HEADER_BYTES)
+            if not raw:
+                return
+            if not raw.endswith(b"\n") and len(raw) >= MAX_HEADER_BYTES:
+                raise FileRejected(f"the header is longer than {MAX_HEADER_BYTES >> 20} MiB", line=1)
+            if not raw_lines:
+                raw = raw.removeprefix(_BOM)
+            if b"\r" in raw.rstrip(b"\r\n"):
+                # pyarrow reads rows ending in a lone CR, but the header is read here, line by line.
+                raise FileRejected(
+                    "the header ends with a lone CR (old Mac line endings): save the file with LF or CRLF", line=1
+                )
+            raw_lines.append(raw)
+            yield raw.decode("utf-8")
+
+    records = csv.reader(lines())
     try:
         header = next(records, None)
-        if header is None:
-            return
-        index = _csv_header(header, coercer)
-        width = len(header)
-        parser = csv_fast.BlockParser(coercer.features, index, width)
-        row0 = 0
-        while True:
-            last = lines.line_num
-            if fast:
-                block, n_lines = lines.take(chunk_rows)
-                if not n_lines:
-                    return
-                parsed = parser.parse(block, last + 1)
-                if parsed is not None:
-                    chunk = _parsed_chunk(parsed, row0, coercer)
-                    if len(parsed.lines):
-                        yield chunk
-                        row0 += len(parsed.lines)
-                    continue
-                lines.untake(block, n_lines)
-            batch: list[list[str]] = []
-            ends: list[int] = []
-            add, end = batch.append, ends.append
-            for rec in islice(records, chunk_rows):
-                add(rec)
-                end(lines.line_num)  # a quoted field may span lines: the reader knows where each row ends
-            if not batch:
-                return
-            starts = [last + 1, *(e + 1 for e in ends[:-1])]
-            if min(map(len, batch)) <= 1:
-                # Blank (or whitespace-only) lines are not rows.
-                keep = [i for i, r in enumerate(batch) if len(r) > 1 or (r and (width == 1 or r[0].strip()))]
-                batch, starts = [batch[i] for i in keep], [starts[i] for i in keep]
-            if batch:
-                yield text_rows_chunk(batch, starts, row0, index, width, coercer)
-                row0 += len(batch)
     except UnicodeDecodeError as exc:
-        raise FileRejected(f"the file is not valid UTF-8 ({exc.reason} at byte {exc.start} of a block)") from None
+        raise FileRejected(f"the file is not valid UTF-8 ({exc.reason} in the header)") from None
     except csv.Error as exc:
-        raise FileRejected(f"malformed CSV: {exc}", line=lines.line_num) from None
+        raise FileRejected(f"malformed CSV header: {exc}", line=1) from None
+    return header
 
 
-def _parsed_chunk(parsed: csv_fast.ParsedBlock, row0: int, coercer: Coercer) -> Chunk:
-    """A block csv_fast parsed -> a Chunk; its suspect rows are judged by the coercer."""
-    keep, by_row = _judge_suspects(
-        parsed.columns, parsed.suspect, lambda where: [parsed.raw_row(p) for p in where], coercer
-    )
-    kept = np.flatnonzero(keep)
-    lines = parsed.lines
-    return coerced_chunk(
-        {name: col[keep] for name, col in parsed.columns.items()},
-        row0 + kept,
-        lines[kept],
-        coercer,
-        [RowError(row0 + i, int(lines[i]), errs) for i, errs in sorted(by_row.items())],
-    )
-
-
-def _csv_header(header: list[str], coercer: Coercer) -> dict[str, int]:
+def _check_header(header: list[str], coercer: Coercer) -> list[str]:
     names = [h.strip() for h in header]
     dupes = sorted({h for h in names if names.count(h) > 1})
     if dupes:
@@ -126,104 +290,4 @@ def _csv_header(header: list[str], coercer: Coercer) -> dict[str, int]:
             f"(remove them, or set UNKNOWN_FEATURES=ignore)",
             line=1,
         )
-    return {f: names.index(f) for f in coercer.names}
-
-
-def text_rows_chunk(
-    records: list[list[str]] | np.ndarray,
-    lines: list[int] | None,
-    row0: int,
-    index: dict[str, int],
-    width: int,
-    coercer: Coercer,
-) -> Chunk:
-    """Text rows -> a Chunk: vectorised parsing for the plain rows, the coercer for anything unusual.
-
-    Every row that numpy cannot take as-is (a cell that is not a number, NaN/Inf, an unknown
-    category under a strict policy) goes through `Coercer.coerce_rows`, which either accepts it
-    (e.g. imputes) or names every problem; the fast path only ever accepts rows the coercer would.
-    """
-    n = len(records)
-    errors: dict[int, RowError] = {}
-    lengths = [len(r) for r in records] if isinstance(records, list) else [width] * n
-    pos_ok = list(range(n)) if lengths.count(width) == n else [i for i in range(n) if lengths[i] == width]
-    if len(pos_ok) < n:
-        for i in range(n):
-            if len(records[i]) != width:
-                reason = f"has {len(records[i])} values but the header has {width} columns"
-                errors[i] = RowError(row0 + i, lines[i] if lines else None, [FieldError(None, None, reason)])
-        records = [records[i] for i in pos_ok]
-    pos = np.asarray(pos_ok, dtype=np.int64)
-    m = len(pos)
-    columns: dict[str, np.ndarray] = {}
-    suspect = np.zeros(m, dtype=bool)
-    if m:
-        transposed = list(zip(*records, strict=True)) if isinstance(records, list) else list(np.asarray(records).T)
-        for f in coercer.features:
-            raw = transposed[index[f.name]]
-            if f.kind != "string":
-                values, bad = _parse_floats(raw)
-                suspect |= bad
-                columns[f.name] = values
-            else:
-                cats = np.array(raw.tolist() if isinstance(raw, np.ndarray) else raw, dtype=object)
-                if f.vocabulary is not None:
-                    vocabulary = f.vocabulary
-                    suspect |= np.fromiter((v not in vocabulary for v in cats.tolist()), dtype=bool, count=m)
-                columns[f.name] = cats
-    rows_of = records
-    keep, by_row = _judge_suspects(
-        columns, suspect, lambda where: [{f: str(rows_of[p][index[f]]) for f in coercer.names} for p in where], coercer
-    )
-    for k, errs in by_row.items():
-        i = int(pos[k])
-        errors[i] = RowError(row0 + i, lines[i] if lines else None, errs)
-    kept = pos[keep]
-    return coerced_chunk(
-        {name: col[keep] for name, col in columns.items()},
-        row0 + kept,
-        np.asarray(lines, dtype=np.int64)[kept] if lines else None,
-        coercer,
-        [errors[i] for i in sorted(errors)],
-    )
-
-
-def _judge_suspects(
-    columns: dict[str, np.ndarray],
-    suspect: np.ndarray,
-    raw_rows: Callable[[list[int]], list[dict[str, str]]],
-    coercer: Coercer,
-) -> tuple[np.ndarray, dict[int, list[FieldError]]]:
-    """Send the suspect rows to the coercer: keep the ones it accepts (with its values), and every reason for the rest.
-
-    Returns the mask of rows to keep and, by row position, the errors of the rest.
-    """
-    keep: np.ndarray = ~suspect
-    by_row: dict[int, list[FieldError]] = {}
-    if suspect.any():
-        where = np.flatnonzero(suspect)
-        good_cols, field_errors, good = coercer.coerce_rows(raw_rows(where.tolist()))
-        if len(good):
-            accepted = where[good]
-            keep[accepted] = True
-            for name, col in good_cols.items():
-                columns[name][accepted] = col
-        for e in field_errors:
-            by_row.setdefault(int(where[e.instance or 0]), []).append(e)
-    return keep, by_row
-
-
-def _parse_floats(raw: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Text cells -> float64 values and a mask of cells that are not a finite number."""
-    try:
-        # numpy parses a tuple of str in C (about 2M cells/s here); a unicode array via astype.
-        values = raw.astype(np.float64) if isinstance(raw, np.ndarray) else np.array(raw, dtype=np.float64)
-    except ValueError:
-        # Some cell is not a number: parse one by one to find which (rare, so per-cell is fine).
-        values = np.empty(len(raw), dtype=np.float64)
-        for i, cell in enumerate(raw):
-            try:
-                values[i] = float(cell)
-            except ValueError:
-                values[i] = np.nan
-    return values, ~np.isfinite(values)
+    return names

@@ -1,6 +1,7 @@
 """Rows of an input file -> chunks of coerced feature batches, with every bad row and its reasons.
 
-One module per way of reading: JSON Lines and `.npy` here, CSV in `csv_chunks.py`. Each yields
+One module per way of reading: JSON Lines and `.npy` here, CSV in `csv_chunks.py`, Parquet in
+`parquet_chunks.py` (both on pyarrow, through `arrow_columns.py`). Each yields
 `Chunk`s: the good rows, coerced by the core's `Coercer` (the same rules as a request), with
 their row (and line) numbers, and a `RowError` for every row that could not be. A file that
 cannot be read at all raises `FileRejected`, which is reported in the errors object, not retried.

@@ -1,35 +1,33 @@
-"""S3 "object created" -> predictions for every row of the file, streamed in chunks.
+"""S3 "object created" -> predictions for every row of the file, streamed in chunks: the job itself.
 
 Triggers: the S3 notification event (`Records`, keys URL-encoded: '+' for a space, '%xx' for
 the rest) and the same arriving through EventBridge (`detail-type: Object Created`, keys not
-encoded). Only keys under `INPUT_PREFIX` are read; anything else is logged and ignored, and
-`OUTPUT_PREFIX` lies outside it (settings refuse an overlap), so the function never triggers itself.
+encoded; Step Functions' Distributed Map builds this shape for each object of a prefix). Only
+keys under `INPUT_PREFIX` are read; anything else is logged and ignored, and `OUTPUT_PREFIX`
+lies outside it (settings refuse an overlap), so the function never triggers itself.
 
-Input formats, by extension (readers in `file_chunks.py` and `csv_chunks.py`):
-- `.jsonl` / `.ndjson`, for any model: one request row per line, as in `{"instances": [...]}`
-  (an object keyed by input, the value itself for a one-input model, or an ordered array of
-  scalar features).
-- `.csv`, for models whose features are all scalars: a header row naming the features, in any
-  order; cells are text, so numbers are parsed whatever `NUMERIC_STRINGS` says. Blank lines are
-  skipped.
-- `.npy`, for a model with one array input ([n, *its shape]) or a tabular model ([n, features]
-  in feature order; unicode when some feature is a string). Object arrays need pickle to load,
-  which can run code, so they are refused (`allow_pickle` is never enabled); so are structured
-  arrays.
+Input formats, by extension (the readers: `csv_chunks.py`, `parquet_chunks.py`, `file_chunks.py`):
+- `.csv`, for models whose features are all scalars: a header naming the features, in any order;
+  read by pyarrow, every cell as text (numbers parsed whatever NUMERIC_STRINGS says);
+- `.parquet`: one column per feature (a list column for an array input), read a row group at a
+  time over ranged GETs;
+- `.jsonl` / `.ndjson`, for any model: one request row per line, as in `{"instances": [...]}`;
+- `.npy`, for a model with one array input ([n, *its shape]) or a tabular model ([n, features]).
 
 Outputs, for `s3://bucket/INPUT_PREFIX/a/b.csv` (in `OUTPUT_BUCKET`, default the source bucket):
-- `OUTPUT_PREFIX/a/b.csv.jsonl`: one line per row that was answered, in input order:
-  `{"row": 0, "line": 2, "prediction": [0.22]}` (`row` counts data rows from 0, `line` is the
-  1-based line in the file where the row starts; `.npy` rows have no line); the prediction is
-  what TF Serving gives for one instance (an object keyed by output for several outputs);
-- `OUTPUT_PREFIX/a/b.csv.errors.jsonl`: one line per row that could not, with every reason:
-  `{"row": 5, "line": 7, "errors": [{"feature": "age", "reason": "..."}]}`; always written (empty
-  when all rows were good), so every row is in exactly one of the two;
+- the predictions, `OUTPUT_PREFIX/a/b.csv.jsonl` (JSON Lines, for CSV, JSON Lines and .npy
+  inputs) or `OUTPUT_PREFIX/a/b.parquet.parquet` (Parquet, for a Parquet input): one record per
+  answered row, in input order, with its row number (`outputs.py` says what each holds);
+- `OUTPUT_PREFIX/a/b.csv.errors.jsonl`: one line per row that could not be answered, with every
+  reason: `{"row": 5, "errors": [{"feature": "age", "reason": "..."}]}` (and its `line` where the
+  reader knows it); always written (empty when all rows were good), so every row is in exactly
+  one of the two;
 - `OUTPUT_PREFIX/a/b.csv.done.json`: written last, the completion marker (while an earlier marker's
-  outputs are being replaced, it says `"status": "in_progress"`): source bucket, key,
-  etag and size, status, counts (rows, predicted, errors), the model name and version. A reader
-  waits for it. A file that cannot be read at all (missing header columns, wrong npy dtype,
-  invalid UTF-8) gets status "rejected" and one file-level record in the errors object.
+  outputs are being replaced, it says `"status": "in_progress"`): source bucket, key, etag and
+  size, status, format, counts (rows, predicted, errors), the outputs' keys, the model name and
+  version. A reader waits for it. A file that cannot be read at all (missing columns, wrong npy
+  dtype, invalid UTF-8, not Parquet) gets status "rejected" and one file-level record in the
+  errors object.
 
 Each output object is written whole or not at all (a single PUT, or a multipart upload completed
 at the end and aborted on failure), and its content depends only on the source and the model, so
@@ -41,16 +39,18 @@ retries the event and, after its retries, sends it to the on-failure destination
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
 import numpy as np
 
-from handler.core.answer import per_instance
 from handler.core.service import Service
 from handler.errors import FieldError
 from handler.observability import count_non_finite, logger, metrics
@@ -66,13 +66,12 @@ from handler.sources.file_chunks import (
     npy_chunks,
     npy_layout,
 )
+from handler.sources.outputs import JsonLinesPredictions, ParquetPredictions, PredictionWriter, Sink
+from handler.sources.parquet_chunks import open_parquet, parquet_chunks
 
-PREDICTIONS_SUFFIX = ".jsonl"
 ERRORS_SUFFIX = ".errors.jsonl"
 MARKER_SUFFIX = ".done.json"
-CSV_EXTENSIONS = (".csv",)
-JSONL_EXTENSIONS = (".jsonl", ".ndjson")
-NPY_EXTENSIONS = (".npy",)
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -143,13 +142,13 @@ def objects_in_event(event: dict[str, Any]) -> list[ObjectRef]:
     raise ValueError("not an S3 notification or an EventBridge S3 event")
 
 
-def output_keys(ref: ObjectRef, settings: Settings) -> OutputKeys:
+def output_keys(ref: ObjectRef, settings: Settings, predictions_suffix: str = ".jsonl") -> OutputKeys:
     """The same relative key under the output prefix, with our suffixes."""
     rel = ref.key[len(settings.input_prefix) :]
     base = settings.output_prefix + rel
     return OutputKeys(
         bucket=settings.output_bucket or ref.bucket,
-        predictions=base + PREDICTIONS_SUFFIX,
+        predictions=base + predictions_suffix,
         errors=base + ERRORS_SUFFIX,
         marker=base + MARKER_SUFFIX,
     )
@@ -160,7 +159,8 @@ def output_keys(ref: ObjectRef, settings: Settings) -> OutputKeys:
 
 def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings) -> dict[str, Any]:
     """Read, predict and write one input object; returns its completion marker."""
-    out = output_keys(ref, settings)
+    fmt = format_of(ref.key)
+    out = output_keys(ref, settings, ParquetPredictions.suffix if fmt == "parquet" else JsonLinesPredictions.suffix)
     model = {"name": service.name, "version": service.artifacts.manifest.version}
     previous = _read_marker(s3, out)
     # A redelivered event for a source and model already predicted: the outputs are there, complete.
@@ -173,7 +173,6 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     ):
         logger.info("already predicted, skipping redelivered event", extra={"key": ref.key})
         return previous
-    fmt = _format_of(ref.key)
     counts = {"rows": 0, "predicted": 0, "errors": 0}
     source: dict[str, Any] = {"bucket": ref.bucket, "key": ref.key, "etag": _etag(ref.etag), "size": ref.size}
     rejection: FileRejected | None = None
@@ -182,19 +181,26 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
         # new outputs and the new marker would leave it vouching for outputs it does not describe.
         pending = {"status": "in_progress", "source": source, "model": model}
         aws.put_json(s3, out.bucket, out.marker, json.dumps(pending).encode())
+    content_type = ParquetPredictions.content_type if fmt == "parquet" else JsonLinesPredictions.content_type
     # Leaving this block by an exception aborts both uploads: nothing half-written becomes visible.
     with (
-        aws.MultipartWriter(s3, out.bucket, out.predictions, part_bytes=settings.s3_part_bytes) as preds,
+        aws.MultipartWriter(s3, out.bucket, out.predictions, content_type, settings.s3_part_bytes) as preds,
         aws.MultipartWriter(s3, out.bucket, out.errors, part_bytes=settings.s3_part_bytes) as errs,
     ):
         try:
             if fmt is None:
                 raise FileRejected(
                     f"unsupported file type {posixpath.splitext(ref.key)[1]!r}: "
-                    f"use .csv (with a header), .jsonl/.ndjson or .npy"
+                    f"use .csv (with a header), .parquet, .jsonl/.ndjson or .npy"
                 )
-            for chunk in _chunks(s3, ref, fmt, service, settings, source):
-                _write_chunk(chunk, service, preds, errs, counts)
+            writer = prediction_writer(fmt, preds, service)
+            try:
+                with contextlib.closing(prefetched(_chunks(s3, ref, fmt, service, settings, source))) as chunks:
+                    for chunk in chunks:
+                        _write_chunk(chunk, service, writer, errs, counts)
+                writer.close()
+            finally:
+                writer.discard()
         except FileRejected as exc:
             rejection = exc
         else:
@@ -206,7 +212,7 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
         logger.warning("input file rejected", extra={"key": ref.key, "reason": rejection.reason})
         counts = {"rows": 0, "predicted": 0, "errors": 0}
         record = RowError(None, rejection.line, [FieldError(None, rejection.feature, rejection.reason)])
-        s3.put_object(Bucket=out.bucket, Key=out.predictions, Body=b"", ContentType="application/x-ndjson")
+        s3.put_object(Bucket=out.bucket, Key=out.predictions, Body=_empty(fmt, service), ContentType=content_type)
         s3.put_object(
             Bucket=out.bucket,
             Key=out.errors,
@@ -224,7 +230,28 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     return marker
 
 
-def _write_chunk(chunk: Chunk, service: Service, preds: aws.MultipartWriter, errs: Any, counts: dict) -> None:
+def prediction_writer(fmt: str, sink: Sink, service: Service) -> PredictionWriter:
+    """Parquet in, Parquet out; JSON Lines for every other input."""
+    if fmt == "parquet":
+        return ParquetPredictions(sink, service.artifacts.signature.outputs)
+    return JsonLinesPredictions(sink, service.output_names)
+
+
+def _empty(fmt: str | None, service: Service) -> bytes:
+    """The predictions object of a rejected file: no rows (for Parquet, a valid file with the schema)."""
+    if fmt != "parquet":
+        return b""
+    parts: list[bytes] = []
+
+    class _Collect:
+        def write(self, data: bytes) -> None:
+            parts.append(data)
+
+    prediction_writer(fmt, _Collect(), service).close()
+    return b"".join(parts)
+
+
+def _write_chunk(chunk: Chunk, service: Service, writer: PredictionWriter, errs: Any, counts: dict) -> None:
     errors = list(chunk.errors)
     n_good = len(chunk.rows)
     if n_good:
@@ -241,9 +268,9 @@ def _write_chunk(chunk: Chunk, service: Service, preds: aws.MultipartWriter, err
             keep[list(problems)] = False
             outputs = {name: arr[keep] for name, arr in outputs.items()}
             rows, lines = rows[keep], (lines[keep] if lines is not None else None)
-            errors.sort(key=lambda r: (r.row is None, r.row or 0))
+            errors.sort(key=lambda r: (r.row is not None, r.row or 0))
         if len(rows):
-            preds.write(prediction_lines(rows, lines, outputs, service.output_names).encode())
+            writer.write(rows, lines, outputs)
         n_good = len(rows)
     if errors:
         errs.write("".join(e.to_json() + "\n" for e in errors).encode())
@@ -252,28 +279,48 @@ def _write_chunk(chunk: Chunk, service: Service, preds: aws.MultipartWriter, err
     counts["errors"] += len(errors)
 
 
-def prediction_lines(
-    rows: np.ndarray, lines: np.ndarray | None, outputs: dict[str, np.ndarray], names: list[str]
-) -> str:
-    """One JSON line per answered row: `{"row": 0, "line": 2, "prediction": [0.22]}` (no "line" for .npy)."""
-    texts = _prediction_texts(outputs, names)
-    if lines is not None:
-        line = '{{"row": {}, "line": {}, "prediction": {}}}\n'.format
-        return "".join(map(line, rows.tolist(), lines.tolist(), texts))
-    return "".join(map('{{"row": {}, "prediction": {}}}\n'.format, rows.tolist(), texts))
+def prefetched(chunks: Iterable[Chunk], depth: int = 1) -> Generator[Chunk, None, None]:
+    """The same chunks, read one step ahead on a thread: reading and parsing the next chunk (pyarrow,
+    S3) overlaps predicting and writing this one. A failure on either side stops both and is raised here."""
+    slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
 
+    def produce() -> None:
+        items = iter(chunks)
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(("chunk", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            slots.put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # runs the reader's own `finally` (closing the S3 stream) on this thread
 
-def _prediction_texts(outputs: dict[str, np.ndarray], names: list[str]) -> list[str]:
-    """Each row's prediction as JSON text, as TF Serving gives one instance's answer."""
-    only = outputs[names[0]] if len(names) == 1 else None
-    if only is not None and only.dtype.kind == "f" and only.ndim == 2 and only.size:
-        # The common case, a float vector per row: repr() of each float is its JSON, far cheaper than json.dumps.
-        flat = list(map(repr, only.ravel().tolist()))
-        k = only.shape[1]
-        if k == 1:
-            return ["[" + t + "]" for t in flat]
-        return ["[" + ", ".join(flat[i : i + k]) + "]" for i in range(0, len(flat), k)]
-    return [json.dumps(p, ensure_ascii=False) for p in per_instance(outputs, names)]
+    worker = threading.Thread(target=produce, name="s3-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = slots.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                slots.get(timeout=0.1)
+        worker.join()
 
 
 def _read_marker(s3: Any, out: OutputKeys) -> dict[str, Any] | None:
@@ -292,21 +339,22 @@ def _etag(raw: str) -> str:
     return raw.strip('"')
 
 
-def _format_of(key: str) -> str | None:
+def format_of(key: str) -> str | None:
+    """The input format, from the key's extension (any case); None for one we do not read."""
     low = key.lower()
-    if low.endswith(CSV_EXTENSIONS):
-        return "csv"
-    if low.endswith(JSONL_EXTENSIONS):
-        return "jsonl"
-    if low.endswith(NPY_EXTENSIONS):
-        return "npy"
-    return None
+    return next((fmt for ext, fmt in FORMATS.items() if low.endswith(ext)), None)
 
 
 def _chunks(
     s3: Any, ref: ObjectRef, fmt: str, service: Service, settings: Settings, source: dict[str, Any]
 ) -> Iterator[Chunk]:
     n = settings.s3_chunk_rows
+    if fmt == "parquet":
+        # Random access: the footer first, then each row group's feature columns, every GET pinned to one ETag.
+        file = aws.RangeFile(s3, ref.bucket, ref.key)
+        source["etag"], source["size"] = _etag(file.etag), file.size
+        yield from parquet_chunks(open_parquet(file, service.coercer), service.coercer, n)
+        return
     if fmt == "npy":
         coercer = text_coercer(service.coercer)
         layout = npy_layout(aws.read_range(s3, ref.bucket, ref.key, 0, NPY_HEADER_BYTES - 1), coercer)

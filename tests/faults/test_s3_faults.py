@@ -7,8 +7,11 @@ retry must produce exactly one complete output: every row, once, in order.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -75,6 +78,23 @@ def arm(monkeypatch: pytest.MonkeyPatch, after: int, fire: Callable[[], None]) -
 def outputs(s3: Any, bucket: str) -> dict[str, bytes]:
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="predictions/").get("Contents", [])
     return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def _restore(proxy: CuttableProxy) -> None:
+    """Bring the dark endpoint back. The proxy's closed listener stays bound while its accept() waits, until
+    a connection arrives (the old reader made one when it aborted an upload; a failed read may leave none to
+    abort, pyarrow having read ahead): knock once, as the retried invocation's first request would."""
+    deadline = time.monotonic() + 5
+    while True:
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=1).close()
+        try:
+            proxy.restore()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def assert_one_complete_output(s3: Any, bucket: str, key: str, n_rows: int, service: Service, rows: list) -> None:
@@ -153,7 +173,7 @@ def test_s3_endpoint_dark_mid_read_leaves_nothing_complete_and_the_retry_writes_
     assert proxied_moto.cuts == 1 and wires[0].read_bytes < len(body)
     assert_nothing_complete(direct, bucket, key, n)
 
-    proxied_moto.restore()
+    _restore(proxied_moto)
     monkeypatch.undo()
     monkeypatch.setattr(aws, "client", lambda name: through)
     s3_source.handle_event(event, lambda_context, service, settings)
@@ -272,3 +292,49 @@ def test_an_object_deleted_before_it_is_read_fails_and_the_retry_after_it_is_bac
     s3.put_object(Bucket=bucket, Key=key, Body=body)  # back (same bytes, same etag) before Lambda's retry
     s3_source.handle_event(event, lambda_context, service, settings)
     assert_one_complete_output(s3, bucket, key, 25, service, rows)
+
+
+def test_s3_server_killed_between_parquet_row_groups_fails_and_the_retry_writes_one_complete_parquet(
+    moto_proc: MotoProcess, service: Service, monkeypatch: pytest.MonkeyPatch, lambda_context: Any
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = churn_rows(2000, seed=21)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({c: [r[c] for r in rows] for c in COLUMNS}), buf, row_group_size=200)
+    body = buf.getvalue()
+    s3 = moto_proc.client()
+    monkeypatch.setattr(aws, "client", lambda name: s3)
+    bucket, key = "faults-parquet", "incoming/lake.parquet"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    event = s3_put_event(bucket, key, etag=s3.head_object(Bucket=bucket, Key=key)["ETag"], size=len(body))
+    settings = replace(Settings(), output_bucket=bucket, s3_part_bytes=PART)
+    service.model.load()
+    ranged: list[str] = []
+
+    def kill_after_a_few_row_groups(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Range"):
+            ranged.append(params["Range"])
+            if len(ranged) == 4:  # the footer, then row groups: killed with most of the file unread
+                moto_proc.kill()
+
+    s3.meta.events.register("before-parameter-build.s3.GetObject", kill_after_a_few_row_groups)
+    with pytest.raises(NETWORK_ERRORS):
+        s3_source.handle_event(event, lambda_context, service, settings)
+    s3.meta.events.unregister("before-parameter-build.s3.GetObject", kill_after_a_few_row_groups)
+    assert moto_proc.kills == 1 and len(ranged) == 4
+
+    moto_proc.start()  # S3 keeps its objects, moto does not: put them back, as they were
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    s3_source.handle_event(event, lambda_context, service, settings)
+    base = "predictions/lake.parquet"
+    got = outputs(s3, bucket)
+    assert sorted(got) == [base + ".done.json", base + ".errors.jsonl", base + ".parquet"], sorted(got)
+    table = pq.read_table(io.BytesIO(got[base + ".parquet"]))
+    assert table.column("row").to_pylist() == list(range(2000)), "a row was lost, duplicated or reordered"
+    worst = float(np.max(np.abs(table.column("output_0").to_numpy() - expected_predictions(rows)[:, 0])))
+    assert worst <= 1e-5, f"predictions after the retry differ by {worst}"
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads"), "a multipart upload was left open"

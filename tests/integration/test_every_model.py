@@ -162,3 +162,51 @@ def test_numbers_that_overflow_are_errors_rows_and_error_results_never_nulls(
     got = _s3_result(s3, bucket, "big-1")
     assert got["code"] == code and "predictions" not in got
     assert got["details"] == [{"instance": 0, "feature": where, "reason": error["errors"][0]["reason"]}]
+
+
+def _table(rows: list[dict[str, Any]]) -> Any:
+    """Golden rows as a Parquet table a data lake would hold: one column per input, lists for arrays; None
+    when some column mixes kinds (a string and a number), which Parquet cannot hold in one column."""
+    import pyarrow as pa
+
+    try:
+        return pa.table({name: pa.array([row[name] for row in rows]) for name in rows[0]})
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _answers_of(name: str, table: Any) -> list[Any]:
+    """The predictions Parquet back in TF Serving's per-instance layout: a column per output, [v] for shape [1]."""
+    outputs = zoo.manifest(name)["signature"]["outputs"]
+    per_output = []
+    for out in outputs:
+        values = table.column(out["name"]).to_pylist()
+        per_output.append([[v] for v in values] if out["shape"] == [1] else values)
+    if len(outputs) == 1:
+        return per_output[0]
+    return [dict(zip([o["name"] for o in outputs], vs, strict=True)) for vs in zip(*per_output, strict=True)]
+
+
+def test_every_golden_row_through_s3_parquet_gives_trainings_answers_in_a_parquet_file(
+    model: tuple[str, Service], s3: Any, bucket: str, settings: Settings, lambda_context: Any
+) -> None:
+    import pyarrow.parquet as pq
+
+    name, service = model
+    checked = 0
+    for i, case in enumerate(zoo.cases(name)):
+        rows = zoo.named_rows(case)
+        table = _table(rows) if rows is not None else None
+        if table is None:
+            continue
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        key = f"incoming/{name}/{i}.parquet"
+        marker = _run(s3, bucket, key, buf.getvalue(), service, settings, lambda_context)
+        assert (marker["status"], marker["errors"]) == ("done", 0), (case["name"], marker)
+        body = s3.get_object(Bucket=bucket, Key=f"predictions/{name}/{i}.parquet.parquet")["Body"].read()
+        predictions = pq.read_table(io.BytesIO(body))
+        assert predictions.column("row").to_pylist() == list(range(len(rows or [])))
+        zoo.check_v1(name, case, {"predictions": _answers_of(name, predictions)}, "S3 Parquet")
+        checked += 1
+    assert checked, f"no golden case of {name} could be written as Parquet"

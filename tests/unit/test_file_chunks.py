@@ -1,9 +1,8 @@
-"""JSON Lines and .npy files -> chunks, and the prediction lines written back; expectations written by hand."""
+"""JSON Lines and .npy files -> chunks; expectations written by hand (the outputs written back: test_outputs.py)."""
 
 from __future__ import annotations
 
 import io
-import json
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.signature import Signature, TensorSpec
 from handler.sources.file_chunks import Chunk, FileRejected, jsonl_chunks, npy_chunks, npy_layout
-from handler.sources.s3 import prediction_lines
 
 OUT = (TensorSpec("output_0", "float32", (1,)),)
 IMAGE_SPEC = TensorSpec("image", "uint8", (2, 2))
@@ -154,34 +152,3 @@ def test_a_truncated_npy_is_refused() -> None:
     layout = npy_layout(data, IMAGE)
     with pytest.raises(FileRejected, match="truncated: its header promises 4 rows"):
         list(npy_chunks(io.BytesIO(data[layout.offset :]), layout, IMAGE, 10))
-
-
-# --- prediction lines ----------------------------------------------------------------------
-
-
-def test_prediction_lines_hold_one_instance_answer_each() -> None:
-    rows, lines = np.array([10, 11]), np.array([12, 14])
-    out = {"output_0": np.array([[0.5], [0.25]], dtype=np.float32)}
-    assert prediction_lines(rows, lines, out, ["output_0"]) == (
-        '{"row": 10, "line": 12, "prediction": [0.5]}\n{"row": 11, "line": 14, "prediction": [0.25]}\n'
-    )
-    assert prediction_lines(rows, None, out, ["output_0"]) == (
-        '{"row": 10, "prediction": [0.5]}\n{"row": 11, "prediction": [0.25]}\n'
-    )
-
-
-def test_prediction_lines_widen_float32_exactly_and_are_json() -> None:
-    out = {"output_0": np.array([[0.1, 2.0]], dtype=np.float32)}
-    text = prediction_lines(np.array([0]), np.array([2]), out, ["output_0"])
-    # float32(0.1) widened to float64 is 0.10000000149011612, as json.dumps writes it.
-    assert text == '{"row": 0, "line": 2, "prediction": [0.10000000149011612, 2.0]}\n'
-    assert json.loads(text) == {"row": 0, "line": 2, "prediction": [0.10000000149011612, 2.0]}
-
-
-def test_prediction_lines_of_several_outputs_hold_an_object_per_row() -> None:
-    out = {"click": np.array([[0.5], [0.75]], dtype=np.float32), "score": np.array([[1.5], [-2.0]], dtype=np.float32)}
-    text = prediction_lines(np.array([0, 1]), np.array([1, 2]), out, ["click", "score"])
-    assert [json.loads(line) for line in text.splitlines()] == [
-        {"row": 0, "line": 1, "prediction": {"click": [0.5], "score": [1.5]}},
-        {"row": 1, "line": 2, "prediction": {"click": [0.75], "score": [-2.0]}},
-    ]

@@ -1,0 +1,87 @@
+"""Parquet rows -> chunks of coerced feature batches, read a row group at a time (never the whole file).
+
+A Parquet file holds one column per feature, named like it (a list column for an array input:
+an image as nested lists [28][28][1]); other columns are refused unless UNKNOWN_FEATURES=ignore,
+as for a CSV header. The file is read through any seekable file object; on S3 that is
+`aws.RangeFile`, so pyarrow fetches the footer and then only the feature columns' byte ranges of
+one row group at a time (with `pre_buffer`, one coalesced GET per row group). Memory follows the
+row group's size (its feature columns, compressed, and one chunk decoded), not the file's. `row` is the row's
+position in the file, from 0. Values keep their Parquet types: numbers need no parsing, and a
+number stored as text follows NUMERIC_STRINGS like any request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from handler.core.coerce import Coercer
+from handler.sources.arrow_columns import batch_chunk
+from handler.sources.file_chunks import Chunk, FileRejected
+
+
+def open_parquet(source: Any, coercer: Coercer | None = None) -> pq.ParquetFile:
+    """A Parquet file's footer read; FileRejected if it is not Parquet.
+
+    Text features are read as dictionaries: their values are decoded once per distinct value,
+    and judged once each (`arrow_columns`), not once per row.
+    """
+    text = [f.name for f in coercer.features if f.kind == "string" and f.rank == 0] if coercer is not None else None
+    try:
+        return pq.ParquetFile(source, pre_buffer=True, read_dictionary=text or None)
+    except pa.ArrowInvalid as exc:  # what pyarrow says of bytes that are not Parquet; a failed read is retried
+        raise FileRejected(f"not a readable Parquet file: {exc}") from None
+
+
+def check_parquet_columns(parquet: pq.ParquetFile, coercer: Coercer) -> None:
+    """Every feature must be a top-level column; other columns are refused unless UNKNOWN_FEATURES=ignore."""
+    names = list(parquet.schema_arrow.names)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise FileRejected(f"the Parquet file repeats column(s) {', '.join(dupes)}")
+    missing = [f for f in coercer.names if f not in names]
+    if missing:
+        raise FileRejected(
+            f"the Parquet file lacks feature column(s) {', '.join(missing)}; it must have one column per feature: "
+            f"{', '.join(coercer.names)}"
+        )
+    unknown = [n for n in names if n not in coercer.names]
+    if unknown and coercer.policy.unknown_features == "reject":
+        raise FileRejected(
+            f"the Parquet file has column(s) that are not features of this model: {', '.join(unknown)} "
+            f"(drop them, or set UNKNOWN_FEATURES=ignore)"
+        )
+
+
+def parquet_chunks(parquet: pq.ParquetFile, coercer: Coercer, chunk_rows: int) -> Iterator[Chunk]:
+    """The feature columns of each row group, in chunks of at most `chunk_rows` rows."""
+    check_parquet_columns(parquet, coercer)
+    row0 = 0
+    try:
+        # One row group at a time: with pre_buffer, pyarrow fetches the feature columns of every row group it is
+        # asked for at once, so asking for all of them would hold the whole file.
+        for group in range(parquet.num_row_groups):
+            batches = parquet.iter_batches(
+                batch_size=chunk_rows, row_groups=[group], columns=list(coercer.names), use_threads=False
+            )
+            for batch in batches:
+                rows = row0 + np.arange(batch.num_rows, dtype=np.int64)
+                yield batch_chunk(batch, rows, coercer)
+                row0 += batch.num_rows
+    except (pa.ArrowInvalid, OSError) as exc:
+        if not _damaged(exc):
+            raise  # the read failed (S3 unreachable, the object replaced): Lambda's retry reads it again
+        raise FileRejected(f"the Parquet file cannot be read past row {row0}: {exc}") from None
+
+
+def _damaged(exc: Exception) -> bool:
+    """pyarrow's own complaint about the bytes (a damaged page): exactly ArrowInvalid or OSError.
+
+    A failure of the read itself reaches us as the file object raised it (botocore's errors, or a
+    ConnectionError subclass of OSError from `aws.RangeFile`), so retrying stays possible for those.
+    """
+    return type(exc) in (pa.ArrowInvalid, OSError)
