@@ -95,7 +95,7 @@ def test_no_statement_names_every_resource_except_xray(template: dict[str, Any])
             assert "*" not in rest and "?" not in rest, f"{where}: a wildcard in {resource} for {sorted(actions)}"
 
 
-@pytest.mark.parametrize("parameter", ["InputPrefix", "OutputPrefix"])
+@pytest.mark.parametrize("parameter", ["InputPrefix", "OutputPrefix", "BulkResultsPrefix"])
 @pytest.mark.parametrize("value", ["*/", "incoming*/", "in?/", "a/*/"])
 def test_prefix_parameters_refuse_iam_wildcards(template: dict[str, Any], parameter: str, value: str) -> None:
     """OutputPrefix '*/' would make "bucket/${OutputPrefix}*" every key: PutObject on the input too."""
@@ -201,7 +201,9 @@ def _grants(template: dict[str, Any], role_id: str) -> dict[str, set[str]]:
 
 def test_every_role_in_the_template_is_one_these_tests_check(template: dict[str, Any]) -> None:
     roles = sorted(k for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Role")
-    assert roles == ["DeploymentRole", "FunctionRole", "PreTrafficGateRole"], roles
+    assert roles == ["BulkInferenceRole", "DeploymentRole", "FunctionRole", "PreTrafficGateRole"], roles
+    machine = template["Resources"]["BulkInference"]["Properties"]
+    assert machine["Role"] == {"Fn::GetAtt": ["BulkInferenceRole", "Arn"]} and "Policies" not in machine
     gate = template["Resources"]["PreTrafficGateFunction"]["Properties"]
     assert gate["Role"] == {"Fn::GetAtt": ["PreTrafficGateRole", "Arn"]} and "Policies" not in gate
     preference = template["Resources"]["InferenceFunction"]["Properties"]["DeploymentPreference"]
@@ -242,3 +244,58 @@ def test_codedeploy_may_move_only_the_live_alias_run_only_the_gate_and_read_only
     assert template["Resources"]["InferenceFunction"]["Properties"]["DeploymentPreference"]["Hooks"] == {
         "PreTraffic": {"Ref": "PreTrafficGateFunction"}
     }
+
+
+# --- The BulkInference state machine's role ------------------------------------------------------------
+
+BULK_MACHINE = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-bulk-inference"
+)
+# A Distributed Map's children are executions of the state machine itself: the one wildcard this role may hold.
+BULK_EXECUTIONS = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-bulk-inference/*"
+)
+RESULTS = BUCKET_ARN + "/${BulkResultsPrefix}*"
+
+
+def test_bulk_inference_invokes_only_the_live_alias_reads_only_the_input_and_writes_only_its_results(
+    template: dict[str, Any],
+) -> None:
+    grants: dict[str, set[str]] = {}
+    for where, st in role_statements(template, "BulkInferenceRole"):
+        assert st["Effect"] == "Allow" and not {"NotResource", "NotAction"} & set(st), (where, st)
+        for action in _list(st["Action"]):
+            assert "*" not in action, f"{where}: wildcard action {action}"
+            for resource in map(_resource_text, _list(st["Resource"])):
+                rest = resource.replace(BULK_EXECUTIONS, "").replace("${InputPrefix}*", "")
+                rest = rest.replace("${BulkResultsPrefix}*", "")
+                assert "*" not in rest and "?" not in rest, f"{where}: a wildcard in {resource}"
+                grants.setdefault(action, set()).add(resource)
+            if "Condition" in st:  # only the listing's, which must stay within the input prefix
+                assert _list(st["Action"]) == ["s3:ListBucket"], (where, st)
+                assert st["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${InputPrefix}*"}}}, where
+    assert grants == {
+        "lambda:InvokeFunction": {"Ref:InferenceFunction.Alias"},
+        "s3:GetObject": {INPUT, RESULTS},
+        "s3:ListBucket": {BUCKET_ARN},
+        "s3:PutObject": {RESULTS},
+        "s3:ListMultipartUploadParts": {RESULTS},
+        "s3:AbortMultipartUpload": {RESULTS},
+        "states:StartExecution": {BULK_MACHINE},
+        "states:DescribeExecution": {BULK_EXECUTIONS},
+        "states:StopExecution": {BULK_EXECUTIONS},
+    }
+    trust = template["Resources"]["BulkInferenceRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "states.amazonaws.com"}]
+    assert all(s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"} for s in trust)
+    # The ARNs the role names are this state machine's: it is named so, and nothing else is.
+    assert template["Resources"]["BulkInference"]["Properties"]["Name"] == {
+        "Fn::Sub": "${AWS::StackName}-bulk-inference"
+    }
+
+
+def test_bulk_results_never_land_where_the_function_is_triggered(template: dict[str, Any]) -> None:
+    """A results file under InputPrefix would start the function on the Map's own output."""
+    results = template["Parameters"]["BulkResultsPrefix"]["Default"]
+    assert not results.startswith(template["Parameters"]["InputPrefix"]["Default"])
+    assert not template["Parameters"]["InputPrefix"]["Default"].startswith(results)
