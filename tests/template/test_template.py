@@ -434,8 +434,9 @@ def test_bulk_inference_reads_the_rows_of_one_object_in_batches_and_every_object
 ) -> None:
     states = _bulk_definition(translated)["States"]
     choices = {c.get("Next") for c in states["WhichForm"]["Choices"]}
-    assert choices == {*ROW_MAPS, "EveryObjectUnderThePrefix"}
+    assert choices == {*ROW_MAPS, "EveryObjectUnderThePrefix", "NeitherAKeyNorAPrefix"}
     assert states[states["WhichForm"]["Default"]]["Type"] == "Fail"
+    assert states["NeitherAKeyNorAPrefix"]["Error"] == "InvalidInput"
     for name, kind in ROW_MAPS.items():
         state = states[name]
         assert state["Type"] == "Map" and state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED", name
