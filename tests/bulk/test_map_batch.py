@@ -14,7 +14,7 @@ import pytest
 
 from handler.app import Function
 from handler.sources import direct
-from tests.conftest import LambdaContext
+from tests.conftest import ROOT, LambdaContext
 from tests.support import zoo
 
 from .conftest import as_csv_items, batch_event, item_cases
@@ -147,3 +147,13 @@ def test_a_model_that_cannot_serve_fails_the_batch_as_model_unavailable_for_the_
         broken.handler()(batch_event(rows), LambdaContext())
     body = json.loads(str(info.value))
     assert body["status"] == 503 and "preprocessing.json" in json.dumps(body), body
+
+
+def test_the_sample_batch_event_gets_trainings_answers(function_for: Callable[[str, str], Function]) -> None:
+    """events/map_batch.json (`sam local invoke` sends it in tests/sam): golden rows as a CSV ItemReader gives them."""
+    event = json.loads((ROOT / "events" / "map_batch.json").read_text())
+    case = next(c for c in zoo.cases("churn") if c["name"] == "batch_of_32_shuffled_keys")
+    assert event["Items"] == as_csv_items(zoo.named_rows(case) or [])
+    result = _answer(function_for("churn", "litert"), event)
+    assert result["errors"] == []
+    zoo.check_v1("churn", case, {"predictions": result["predictions"]}, "events/map_batch.json")

@@ -137,7 +137,22 @@ def test_sam_local_invoke_event_file(project: SamProject, name: str) -> None:
         assert status == 200, f"{name}: HTTP {status}: {body}"
         _assert_golden(_golden_for(json.loads(event["body"])), body, name)
         return
+    if "Items" in event:  # a Distributed Map batch: one answer per item, in order, training's
+        assert result["errors"] == [] and result["model_version"] == "1", result
+        _assert_golden(_golden_for_items(event["Items"]), {"predictions": result["predictions"]}, name)
+        return
     _assert_golden(_golden_for(event), result, name)
+
+
+def _golden_for_items(items: list[Any]) -> dict[str, Any]:
+    """The golden case whose rows, every value as a CSV ItemReader gives it (text), are the batch's items."""
+    for case in CASES:
+        rows = case["request"].get("instances")
+        if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+            as_text = [{k: v if isinstance(v, str) else json.dumps(v) for k, v in r.items()} for r in rows]
+            if as_text == items:
+                return case
+    raise AssertionError("the batch's items are no golden case's rows")
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float = 180) -> None:
