@@ -8,6 +8,7 @@ model sees the same numbers in both places.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -114,6 +115,8 @@ class _Plan:
     categorical: list[tuple[CategoricalFeature, int]]
     scaled_at: np.ndarray  # columns of standardize/minmax features: checked against PLAUSIBLE_SCALE
     numeric_ops: list[tuple[str, int, float, float]]  # (feature, column, shift, divisor) for the small path
+    width: int  # columns of the model input
+    scaled_columns: list[int]  # scaled_at, for the small path
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ class Preprocessor:
         The same IEEE double arithmetic, (x - shift) / divisor, so the same numbers as the batch path.
         """
         plan = self._plan
-        rows = [[0.0] * self.output_width for _ in range(n)]
+        rows = [[0.0] * plan.width for _ in range(n)]
         for name, at, shift, divisor in plan.numeric_ops:
             for row, v in zip(rows, columns[name].tolist(), strict=True):
                 row[at] = (v - shift) / divisor
@@ -196,6 +199,16 @@ class Preprocessor:
 
     def in_bounds(self, x: np.ndarray) -> bool:
         """Every value of a transformed batch finite and every scaled one within PLAUSIBLE_SCALE."""
+        if len(x) <= _SMALL_BATCH:  # a few rows: the exact values (tolist) compared in Python
+            scaled = self._plan.scaled_columns
+            for row in x.tolist():
+                for v in row:
+                    if not -math.inf < v < math.inf:  # NaN fails the comparison too
+                        return False
+                for j in scaled:
+                    if abs(row[j]) > PLAUSIBLE_SCALE:
+                        return False
+            return True
         at = self._plan.scaled_at
         with np.errstate(invalid="ignore"):
             return bool(np.isfinite(x).all() and (not at.size or np.abs(x[:, at]).max() <= PLAUSIBLE_SCALE))
@@ -253,6 +266,8 @@ class Preprocessor:
             categorical,
             np.array(scaled, dtype=np.int64),
             list(zip(numeric, at, map(float, shift), map(float, divisor), strict=True)),
+            offset,
+            scaled,
         )
 
     def output_names(self) -> list[str]:

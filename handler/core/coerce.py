@@ -21,11 +21,12 @@ from typing import Any, Literal
 import numpy as np
 
 from handler.core.signature import Signature
-from handler.core.values import Problems, ValuePolicy, kind_of, to_batch
+from handler.core.values import SMALL_BATCH, Problems, ValuePolicy, kind_of, quick_batch, to_batch
 from handler.errors import BadRequest, FieldError, InvalidInput
 
 RequestFormat = Literal["instances", "inputs"]
 TOP_LEVEL_KEYS = ("instances", "inputs", "signature_name")
+_TOP_LEVEL = frozenset(TOP_LEVEL_KEYS)
 SIGNATURE_NAME = "serving_default"  # TF Serving's name for the one signature a Keras model exports
 
 
@@ -73,6 +74,7 @@ class Coercer:
         self._known = frozenset(self.names)
         self._single = self.features[0] if len(self.features) == 1 else None
         self._ordered = signature.scalar_features
+        self._quick = [(f, quick_batch(f)) for f in self.features]
 
     # --- public --------------------------------------------------------------------------
 
@@ -88,7 +90,7 @@ class Coercer:
         signature = body.get("signature_name")
         if signature not in (None, "", SIGNATURE_NAME):
             raise BadRequest(f"signature_name must be {SIGNATURE_NAME!r} (or left out): this model has one signature")
-        extra = sorted(k for k in body if k not in TOP_LEVEL_KEYS)
+        extra = sorted(body.keys() - _TOP_LEVEL) if len(body) > 1 else []  # one key is instances or inputs
         if extra:
             raise InvalidInput([FieldError(None, k, "unknown top-level key") for k in extra])
         if has_inst:
@@ -261,6 +263,16 @@ class Coercer:
         policy = self.policy.values
         columns: dict[str, np.ndarray] = {}
         framed_bad = set(problems)  # rows refused while framing, before any value is judged
+        if not framed_bad and n <= SMALL_BATCH:
+            # A few rows: each scalar input checked in Python; `to_batch` only for what needs a closer look.
+            for f, quick in self._quick:
+                given = values[f.name]
+                arr = quick(given) if quick is not None and type(given) is list else None
+                if arr is None:
+                    arr, bad = to_batch(f, given, policy)
+                    _merge(problems, bad, f.name)
+                columns[f.name] = arr
+            return columns
         for f in self.features:
             vals: Any = values[f.name]
             ok: list[int] | None = None
