@@ -8,16 +8,19 @@ a Lambda init does, and tests build others for other models.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.shared import constants
+from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 from handler.bootstrap import open_service
 from handler.core.service import Service
 from handler.errors import SkewlessError
-from handler.observability import capture_lambda_handler, logger, metrics
+from handler.observability import capture_lambda_handler, correlation_id, logger, metrics
 from handler.settings import Settings
 from handler.sources import capture as data_capture
 from handler.sources import direct, drift_metrics, map_batch
@@ -111,20 +114,35 @@ class Function:
     def handler(self, trigger: Trigger | None = None) -> Callable[[Any, Any], Any]:
         """A Lambda handler with Powertools' logger, tracer and metrics around `dispatch`."""
 
-        @logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
         @capture_lambda_handler
         @metrics.log_metrics(capture_cold_start_metric=True)
         def handle(event: Any, context: Any) -> Any:
             return self.dispatch(trigger or event_trigger(event), event, context)
 
+        if _logs_events():
+            # Powertools logs the event after setting the correlation id: its own decorator keeps that order.
+            traced = logger.inject_lambda_context(correlation_id_path=CORRELATION_ID_PATH, clear_state=True)(handle)
+        else:
+            # The same correlation id, found in plain Python (JMESPath took ~10 us a call), set at the same point.
+            def correlated(event: Any, context: Any) -> Any:
+                logger.set_correlation_id(correlation_id(event))
+                return handle(event, context)
+
+            traced = logger.inject_lambda_context(clear_state=True)(correlated)
+
         def entry(event: Any, context: Any) -> Any:
-            result = handle(event, context)
+            result = traced(event, context)
             if isinstance(result, direct.Failure):
                 # Raised here, past the decorators: the runtime reports this one frame, nothing below it.
                 raise result.error from None
             return result
 
         return entry
+
+
+def _logs_events() -> bool:
+    """POWERTOOLS_LOGGER_LOG_EVENT, read as Powertools' inject_lambda_context reads it."""
+    return resolve_truthy_env_var_choice(env=os.getenv(constants.LOGGER_LOG_EVENT_ENV, "false"), choice=None)
 
 
 def _open(settings: Settings) -> tuple[Service | None, SkewlessError | None]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import (
@@ -34,7 +33,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from handler.core.service import Service
 from handler.core.values import kind_of
 from handler.errors import BadRequest, NotFound, SkewlessError
-from handler.observability import logger, metrics
+from handler.observability import add_metric, logger
 from handler.settings import Settings
 from handler.sources import http_body
 from handler.sources.http_errors import MethodNotAllowed, error_response
@@ -90,13 +89,25 @@ def allowed_methods(path: str) -> list[str]:
     return sorted({method for method, rx in _STRICT if rx.match(path)})
 
 
-@dataclass
 class Request:
-    """What a route and an error answer need from the current request."""
+    """What a route and an error answer need from the current request, read from it when asked (most never are)."""
 
-    request_id: str
-    method: str
-    path: str
+    __slots__ = ("_event", "_context")
+
+    def __init__(self, event: BaseProxyEvent, context: Any) -> None:
+        self._event, self._context = event, context
+
+    @property
+    def request_id(self) -> str:
+        return str(getattr(self._context, "aws_request_id", "unknown"))
+
+    @property
+    def method(self) -> str:
+        return self._event.http_method.upper()
+
+    @property
+    def path(self) -> str:
+        return self._event.path
 
 
 class HttpApi:
@@ -163,7 +174,8 @@ class HttpApi:
     def json_body(self, app: ApiGatewayResolver) -> Any:
         """The request's parsed JSON body; malformed or missing JSON is a 400 that says so."""
         event = app.current_event
-        if not (event.body or "").strip():
+        text = event.body
+        if not text or text.isspace():  # what strip() leaves empty, without copying a large body
             raise BadRequest("the request has no body: send a JSON object")
         try:
             body = event.json_body
@@ -192,20 +204,15 @@ class HttpApi:
 
 
 def current(app: ApiGatewayResolver) -> Request:
-    event = app.current_event
-    return Request(
-        request_id=str(getattr(app.lambda_context, "aws_request_id", "unknown")),
-        method=event.http_method.upper(),
-        path=event.path,
-    )
+    return Request(app.current_event, app.lambda_context)
 
 
 def timed_predict(service: Service, columns: dict[str, Any]) -> Any:
     """Predict and record inference time and batch size; a batch with any row unanswerable is refused."""
     prediction = service.run(columns)
     prediction.raise_for_problems()
-    metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3)
-    metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)
+    add_metric("InferenceTime", MetricUnit.Milliseconds, service.last.inference_seconds * 1e3)
+    add_metric("BatchSize", MetricUnit.Count, service.last.batch_size)
     return prediction.outputs
 
 
