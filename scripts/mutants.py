@@ -83,6 +83,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/preprocessing.py",
         "known = np.nonzero(idx >= 0)[0]",
         "idx = np.maximum(idx, 0)\n            known = np.nonzero(idx >= 0)[0]",
+        (GOLDEN, UNIT + "/test_preprocessing.py"),
+    ),
+    Mutant(
+        "one example with an unseen category lights the first known column (the few-rows path)",
+        "preprocessing",
+        "handler/preprocessing.py",
+        "i = get(v, -1)",
+        "i = get(v, 0)",
         (GOLDEN,),
     ),
     # --- answer shape -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ mutant survives.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mutants import MUTANTS, Mutant  # noqa: E402
+from mutants import Mutant  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,6 +30,16 @@ def copy_tree(dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
+
+
+def committed_mutants(tree: Path) -> tuple[Mutant, ...]:
+    """The mutants as the committed tree lists them: they name text of that tree's code."""
+    spec = importlib.util.spec_from_file_location("committed_mutants", tree / "scripts" / "mutants.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    mutants: tuple[Mutant, ...] = module.MUTANTS
+    return mutants
 
 
 def run_tests(tree: Path, tests: tuple[str, ...]) -> tuple[int, float, str]:
@@ -59,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="run the mutants whose name contains this")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTANTS if not args.only or args.only in m.name]
     with tempfile.TemporaryDirectory(prefix="skewless-mutants-") as tmp:
         base = Path(tmp) / "base"
         copy_tree(base)
+        chosen = [m for m in committed_mutants(base) if not args.only or args.only in m.name]
         union = tuple(sorted({t for m in chosen for t in m.tests}))
         code, seconds, tail = run_tests(base, union)
         if code != 0:
