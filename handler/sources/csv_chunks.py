@@ -33,7 +33,7 @@ import pyarrow.csv as pacsv
 from handler.core.coerce import Coercer
 from handler.errors import FieldError
 from handler.sources.arrow_columns import batch_chunk
-from handler.sources.file_chunks import Chunk, FileRejected, RowError
+from handler.sources.file_chunks import Chunk, FileRejected, RowError, split_chunk
 
 # Bytes pyarrow parses at a time: a row longer than this cannot be read (the file is rejected, saying so).
 BLOCK_BYTES = 4 << 20
@@ -87,11 +87,13 @@ def csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int, block_bytes:
                     batch = stream.read_next_batch()
             except StopIteration:
                 break
+            if not batch.num_rows:
+                continue
             rows = records.rows_of_next(batch.num_rows)
-            for start in range(0, batch.num_rows, chunk_rows):
-                part = batch.slice(start, chunk_rows)
-                here = rows[start : start + chunk_rows]
-                yield batch_chunk(part, here, coercer, errors=records.malformed_before(int(here[-1])))
+            # The whole block is converted at once (pyarrow's and numpy's calls cost the same for 8k rows as for
+            # 50k), then handed on in chunks of chunk_rows.
+            whole = batch_chunk(batch, rows, coercer, errors=records.malformed_before(int(rows[-1])))
+            yield from split_chunk(whole, chunk_rows)
         rest = records.malformed_before(None)
         for start in range(0, len(rest), chunk_rows):
             yield Chunk({}, np.empty(0, dtype=np.int64), None, rest[start : start + chunk_rows])
@@ -168,9 +170,12 @@ class _Records:
     numbers; refused ones (a wrong number of fields) through `refuse`, with theirs, before the
     batch they fall in. So the good records of a batch take the next numbers that no refused
     record took, and a record's row is its number less one, less the lines of spaces before it.
+    pyarrow may parse the next block on its own thread while a batch is taken: `refuse` is called
+    from there, hence the lock.
     """
 
     def __init__(self, width: int) -> None:
+        self._lock = threading.Lock()
         self.width = width
         self.next = 1  # the number the next good record may take
         self.refused: list[int] = []  # numbers of refused records at or after `next`
@@ -181,16 +186,21 @@ class _Records:
         """pyarrow's invalid_row_handler: note the record, skip it."""
         if row.number is None:  # only when parsing on several threads, which csv_chunks never does
             raise FileRejected("the CSV reader could not number its rows")
-        self.refused.append(int(row.number))
-        if row.text.strip():
-            reason = f"has {row.actual_columns} values but the header has {self.width} columns"
-            self.malformed.append((int(row.number), reason))
-        else:
-            self.spaces.append(int(row.number))
+        with self._lock:
+            self.refused.append(int(row.number))
+            if row.text.strip():
+                reason = f"has {row.actual_columns} values but the header has {self.width} columns"
+                self.malformed.append((int(row.number), reason))
+            else:
+                self.spaces.append(int(row.number))
         return "skip"
 
     def rows_of_next(self, n: int) -> np.ndarray:
         """Row numbers of the next `n` good records."""
+        with self._lock:
+            return self._rows_of_next(n)
+
+    def _rows_of_next(self, n: int) -> np.ndarray:
         taken = [k for k in self.refused if k >= self.next]
         numbers = np.arange(self.next, self.next + n + len(taken), dtype=np.int64)
         if taken:
@@ -203,6 +213,10 @@ class _Records:
 
     def malformed_before(self, row: int | None) -> list[RowError]:
         """The refused rows numbered below `row` (all of them for None), as errors, taken off the list."""
+        with self._lock:
+            return self._malformed_before(row)
+
+    def _malformed_before(self, row: int | None) -> list[RowError]:
         if not self.malformed:
             return []
         numbers = np.array([k for k, _ in self.malformed], dtype=np.int64)

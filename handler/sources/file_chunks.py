@@ -78,6 +78,30 @@ def coerced_chunk(
     return Chunk(columns, rows[good], lines[good] if lines is not None else None, merged)
 
 
+def split_chunk(chunk: Chunk, size: int) -> Iterator[Chunk]:
+    """A chunk in pieces of at most `size` good rows; each refused row goes with the piece whose rows surround it."""
+    n = len(chunk.rows)
+    if n <= size:
+        yield chunk
+        return
+    errors = sorted(chunk.errors, key=lambda e: (e.row is None, e.row or 0))
+    taken = 0
+    for start in range(0, n, size):
+        end = min(start + size, n)
+        upto = len(errors) if end == n else taken
+        while (
+            end < n and upto < len(errors) and errors[upto].row is not None and errors[upto].row < chunk.rows[end - 1]
+        ):
+            upto += 1
+        yield Chunk(
+            {name: col[start:end] for name, col in chunk.columns.items()},
+            chunk.rows[start:end],
+            None if chunk.lines is None else chunk.lines[start:end],
+            errors[taken:upto],
+        )
+        taken = upto
+
+
 # --- JSON Lines ----------------------------------------------------------------------------
 
 

@@ -45,6 +45,7 @@ import posixpath
 import queue
 import threading
 from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -195,9 +196,12 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
                 )
             writer = prediction_writer(fmt, preds, service)
             try:
-                with contextlib.closing(prefetched(_chunks(s3, ref, fmt, service, settings, source))) as chunks:
+                with (
+                    contextlib.closing(prefetched(_chunks(s3, ref, fmt, service, settings, source))) as chunks,
+                    WriteBehind() as behind,
+                ):
                     for chunk in chunks:
-                        _write_chunk(chunk, service, writer, errs, counts)
+                        _write_chunk(chunk, service, writer, errs, counts, behind)
                 writer.close()
             finally:
                 writer.discard()
@@ -251,7 +255,9 @@ def _empty(fmt: str | None, service: Service) -> bytes:
     return b"".join(parts)
 
 
-def _write_chunk(chunk: Chunk, service: Service, writer: PredictionWriter, errs: Any, counts: dict) -> None:
+def _write_chunk(
+    chunk: Chunk, service: Service, writer: PredictionWriter, errs: Any, counts: dict, behind: WriteBehind
+) -> None:
     errors = list(chunk.errors)
     n_good = len(chunk.rows)
     if n_good:
@@ -270,13 +276,45 @@ def _write_chunk(chunk: Chunk, service: Service, writer: PredictionWriter, errs:
             rows, lines = rows[keep], (lines[keep] if lines is not None else None)
             errors.sort(key=lambda r: (r.row is not None, r.row or 0))
         if len(rows):
-            writer.write(rows, lines, outputs)
+            behind.submit(writer.write, rows, lines, outputs)
         n_good = len(rows)
     if errors:
-        errs.write("".join(e.to_json() + "\n" for e in errors).encode())
+        behind.submit(errs.write, "".join(e.to_json() + "\n" for e in errors).encode())
     counts["rows"] += n_good + len(errors)
     counts["predicted"] += n_good
     counts["errors"] += len(errors)
+
+
+class WriteBehind:
+    """Writes done in order on one thread, while the caller predicts the next chunk.
+
+    Formatting a chunk's answers (pyarrow kernels) and appending them to the outputs releases the
+    GIL for most of its time, so it overlaps the next chunk's preprocessing and model. At most
+    `depth` writes wait; a write's failure is raised by the next `submit`, or on leaving the block.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3-write-behind")
+        self._pending: list[Future[Any]] = []
+        self._depth = depth
+
+    def submit(self, fn: Any, *args: Any) -> None:
+        while len(self._pending) >= self._depth:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        try:
+            for future in self._pending:
+                if exc_type is None:
+                    future.result()  # every write done (or its failure raised) before the outputs are completed
+                else:
+                    future.cancel()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def prefetched(chunks: Iterable[Chunk], depth: int = 1) -> Generator[Chunk, None, None]:
