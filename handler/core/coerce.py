@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
@@ -75,6 +76,8 @@ class Coercer:
         self._single = self.features[0] if len(self.features) == 1 else None
         self._ordered = signature.scalar_features
         self._quick = [(f, quick_batch(f)) for f in self.features]
+        # A row object's values in feature order, as a tuple (itemgetter of one name gives the bare value).
+        self._row_values = itemgetter(*self.names) if len(self.names) > 1 else None
 
     # --- public --------------------------------------------------------------------------
 
@@ -211,6 +214,15 @@ class Coercer:
         names = self.names
         known = self._known
         # The common case first: every row an object with exactly the feature names.
+        plain = rows and set(map(type, rows)) == _DICT and set(map(len, rows)) == {len(names)}
+        if plain and self._row_values is not None:
+            # Objects of as many keys as there are features, each feature among them: exactly the features.
+            try:
+                per_feature = list(zip(*map(self._row_values, rows), strict=True))
+            except KeyError:
+                pass
+            else:
+                return dict(zip(names, map(list, per_feature), strict=True)), {}
         if all(type(r) is dict and r.keys() == known for r in rows):
             return {name: [r[name] for r in rows] for name in names}, {}
         values: dict[str, list[Any]] = {name: [] for name in names}
@@ -314,6 +326,7 @@ class Coercer:
 
 # A value a row did not give (its key is missing, or the row is no object): not judged, already reported.
 _ABSENT = object()
+_DICT = {dict}
 
 
 def _is_leaf(value: Mapping[str, Any]) -> bool:

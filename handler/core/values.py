@@ -22,6 +22,7 @@ import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal
 
 import numpy as np
@@ -164,6 +165,10 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
         if spec.vocabulary is not None and not spec.vocabulary.issuperset(arr.flat):
             return None
         return arr
+    if spec.dtype == "uint8" and type(examples) is list:
+        exact = _uint8_exact(spec, examples)
+        if exact is not None:
+            return exact
     try:
         arr = np.asarray(examples)
     except (ValueError, OverflowError):
@@ -195,6 +200,40 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
     if arr.size and not _in_range(spec, arr):
         return None
     return arr.astype(numpy_dtype(spec.dtype), copy=False)
+
+
+def _uint8_exact(spec: TensorSpec, examples: list[Any]) -> np.ndarray | None:
+    """A uint8 batch (images) when every value is a plain int in range at exactly the spec's shape, else None.
+
+    numpy's conversion of nested lists costs about as much as parsing their JSON. Here each level's
+    lengths are read in C and the values packed by `bytearray`, which takes only ints (bools among
+    them, as numpy does) in 0..255. Anything else, a number where an array belongs (no len), a string
+    or an object where an array belongs (their characters or keys reach `bytearray`), is left to the
+    general path, which decides as always.
+    """
+    if not examples:
+        return None
+    shape = [len(examples)]
+    level: Any = examples
+    try:
+        for want in spec.shape:
+            if want == 1:  # one value each (an image's single channel): unpacking checks the length too
+                shape.append(1)
+                level = [value for [value] in level]
+                continue
+            lengths = set(map(len, level))
+            if len(lengths) != 1 or (want is not None and want not in lengths) or 0 in lengths:
+                return None
+            shape.append(lengths.pop())
+            level = list(chain.from_iterable(level))
+        data = bytearray(level)
+    except (TypeError, ValueError):
+        return None
+    arr = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    lo, hi = _limits(spec)
+    if (lo > 0 or hi < 255) and not (arr.min() >= lo and arr.max() <= hi):
+        return None
+    return arr
 
 
 @functools.cache
