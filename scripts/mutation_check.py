@@ -37,6 +37,7 @@ def committed_mutants(tree: Path) -> tuple[Mutant, ...]:
     spec = importlib.util.spec_from_file_location("committed_mutants", tree / "scripts" / "mutants.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
     spec.loader.exec_module(module)
     mutants: tuple[Mutant, ...] = module.MUTANTS
     return mutants
