@@ -340,6 +340,10 @@ def report(results: dict[str, Any]) -> str:
                 f"**{b['peak_rss_mb'] / a['peak_rss_mb']:.2f}×**.",
                 "",
             ]
+    if results.get("bulk"):
+        from benchmarks import bulk
+
+        lines += ["## Bulk inference (benchmarks/bulk.py)", "", bulk.table(results["bulk"]), ""]
     if results.get("images"):
         lines += ["## Images", "", "| image | size |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in results["images"].items()]
@@ -374,8 +378,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per cold-start figure")
     parser.add_argument("--s3-rows", default="100000,1000000,2000000", help="CSV sizes, comma-separated")
     parser.add_argument(
-        "--skip", default="", help="comma-separated sections to skip: cold,emulator,warm,drift,s3,images"
+        "--skip", default="", help="comma-separated sections to skip: cold,emulator,warm,drift,s3,bulk,images"
     )
+    parser.add_argument("--bulk-rows", default="1000000,10000000", help="bulk object sizes (benchmarks/bulk.py)")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     results: dict[str, Any] = {
@@ -397,6 +402,12 @@ def main(argv: list[str] | None = None) -> None:
     if "s3" not in skip:
         print("S3 throughput ...", flush=True)
         results["s3"] = s3_throughput([int(n) for n in args.s3_rows.split(",")])
+    if "bulk" not in skip:
+        from benchmarks import bulk  # its own probes and objects; it fills the README's bulk table
+
+        print("bulk inference: CSV and Parquet, 1M and 10M rows ...", flush=True)
+        results["bulk"] = bulk.run([int(n) for n in args.bulk_rows.split(",")], repeats=3)
+        bulk.fill_readme(bulk.table(results["bulk"]))
     if "images" not in skip:
         results["images"] = image_sizes()
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -3,9 +3,9 @@
 A Parquet file holds one column per feature, named like it (a list column for an array input:
 an image as nested lists [28][28][1]); other columns are refused unless UNKNOWN_FEATURES=ignore,
 as for a CSV header. The file is read through any seekable file object; on S3 that is
-`aws.RangeFile`, so pyarrow fetches the footer and then only the feature columns' byte ranges of
-one row group at a time (with `pre_buffer`, one coalesced GET per row group). Memory follows the
-row group's size (its feature columns, compressed, and one chunk decoded), not the file's. `row` is the row's
+`aws.RangeFile`, so pyarrow fetches the footer and then only the feature columns' byte ranges, a
+span of row groups at a time (about 32 MiB of them; with `pre_buffer`, one coalesced GET per
+span). Memory follows the span (and a row group larger than it), not the file. `row` is the row's
 position in the file, from 0. Values keep their Parquet types: numbers need no parsing, and a
 number stored as text follows NUMERIC_STRINGS like any request.
 """
@@ -22,6 +22,10 @@ import pyarrow.parquet as pq
 from handler.core.coerce import Coercer
 from handler.sources.arrow_columns import batch_chunk
 from handler.sources.file_chunks import Chunk, FileRejected
+
+# Row groups are read in spans of about this many bytes of feature columns: pyarrow's own limit for one
+# coalesced read, a handful of GETs for a large file, and memory bounded by the span, not the file.
+SPAN_BYTES = 32 << 20
 
 
 def open_parquet(source: Any, coercer: Coercer | None = None) -> pq.ParquetFile:
@@ -62,11 +66,12 @@ def parquet_chunks(parquet: pq.ParquetFile, coercer: Coercer, chunk_rows: int) -
     check_parquet_columns(parquet, coercer)
     row0 = 0
     try:
-        # One row group at a time: with pre_buffer, pyarrow fetches the feature columns of every row group it is
-        # asked for at once, so asking for all of them would hold the whole file.
-        for group in range(parquet.num_row_groups):
+        # A few row groups at a time: with pre_buffer, pyarrow fetches the feature columns of every row group it
+        # is asked for at once, so asking for all of them would hold the whole file; one group at a time would
+        # make a GET per small group (tens of ms each on S3).
+        for groups in _spans(parquet, list(coercer.names)):
             batches = parquet.iter_batches(
-                batch_size=chunk_rows, row_groups=[group], columns=list(coercer.names), use_threads=False
+                batch_size=chunk_rows, row_groups=groups, columns=list(coercer.names), use_threads=False
             )
             for batch in batches:
                 rows = row0 + np.arange(batch.num_rows, dtype=np.int64)
@@ -76,6 +81,23 @@ def parquet_chunks(parquet: pq.ParquetFile, coercer: Coercer, chunk_rows: int) -
         if not _damaged(exc):
             raise  # the read failed (S3 unreachable, the object replaced): Lambda's retry reads it again
         raise FileRejected(f"the Parquet file cannot be read past row {row0}: {exc}") from None
+
+
+def _spans(parquet: pq.ParquetFile, names: list[str]) -> list[list[int]]:
+    """Consecutive row groups whose feature columns hold about SPAN_BYTES (compressed) together."""
+    span_bytes = SPAN_BYTES
+    meta = parquet.metadata
+    wanted = {i for i in range(meta.num_columns) if meta.schema.column(i).path.split(".")[0] in names}
+    spans: list[list[int]] = [[]]
+    size = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        if spans[-1] and size >= span_bytes:
+            spans.append([])
+            size = 0
+        spans[-1].append(g)
+        size += sum(group.column(i).total_compressed_size for i in wanted)
+    return [s for s in spans if s]
 
 
 def _damaged(exc: Exception) -> bool:
