@@ -123,8 +123,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "rejected rows are not written to the errors object",
         "S3",
         "handler/sources/s3.py",
-        "    if errors:\n        errs.write(",
-        "    if False:\n        errs.write(",
+        "    if errors:\n        behind.submit(errs.write,",
+        "    if False:\n        behind.submit(errs.write,",
         (S3, EVERY),
     ),
     Mutant(
