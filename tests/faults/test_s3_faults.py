@@ -300,6 +300,10 @@ def test_s3_server_killed_between_parquet_row_groups_fails_and_the_retry_writes_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from handler.sources import parquet_chunks
+
+    # Row groups are fetched in spans of ~32 MiB; this small file would be one: a GET per row group here.
+    monkeypatch.setattr(parquet_chunks, "SPAN_BYTES", 1)
     rows = churn_rows(2000, seed=21)
     buf = io.BytesIO()
     pq.write_table(pa.table({c: [r[c] for r in rows] for c in COLUMNS}), buf, row_group_size=200)
