@@ -147,21 +147,20 @@ def _shape(value: Any, text: str | None = None) -> tuple[int, int]:
         kinds = found & _CONTAINERS
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a parsed JSON value (a value deeper than MAX_JSON_DEPTH counts as one more)."""
-    return _shape(value)[0]
-
-
 def parse_json_body(text: str) -> Any:
     """The resolvers' JSON parser: json.loads, with a 400 for what it would crash on or silently drop.
 
     Malformed JSON still raises json.JSONDecodeError, which Powertools reports with its position.
 
-    The common body is parsed once by json.loads alone: a key sent twice is found by counting, since
+    A body of a few arrays and objects goes through `_parse_checked`, which checks every key as it is
+    parsed. A larger one is parsed once by json.loads alone: a key sent twice is found by counting, since
     each member of an object has one ':' outside strings, so a body with as many ':' as its objects'
     members has no repeated key (and no ':' inside a string). Any other body, and any body json.loads
-    refuses, goes through `_parse_checked`, which raises the same error the checks always raised.
+    refuses, goes through `_parse_checked` too, which raises the same error the checks always raised.
     """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        # Too few arrays and objects to nest too deep: the checked parse alone, one hook call per object.
+        return _parse_checked(text, deep=False)
     try:
         value = json.loads(text)
     except (RecursionError, ValueError):  # JSONDecodeError is a ValueError
@@ -182,8 +181,11 @@ def _too_deep() -> BadRequest:
     )
 
 
-def _parse_checked(text: str) -> Any:
-    """json.loads with every key checked as it is parsed: what names a repeated key, or the parser's own error."""
+def _parse_checked(text: str, deep: bool = True) -> Any:
+    """json.loads with every key checked as it is parsed: what names a repeated key, or the parser's own error.
+
+    `deep=False`: the text has too few '[' and '{' to nest past MAX_JSON_DEPTH, so the depth is not walked.
+    """
     try:
         value = json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:
@@ -193,6 +195,6 @@ def _parse_checked(text: str) -> Any:
     except ValueError:
         # Python refuses integer literals over 4300 digits (int_max_str_digits) with a plain ValueError.
         raise BadRequest("the body has a number with too many digits: send numbers as JSON floats") from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    if deep and _shape(value, text)[0] > MAX_JSON_DEPTH:
         raise _too_deep()
     return value
