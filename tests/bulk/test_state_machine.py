@@ -170,8 +170,8 @@ def world(monkeypatch: pytest.MonkeyPatch, function_for: Any) -> Iterator[World]
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     aws.client.cache_clear()
-    config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
-    with mock_aws(config=config):  # type: ignore[arg-type]
+    config: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+    with mock_aws(config=config):
         here = World(function_for("churn", "litert"))
         monkeypatch.setattr(
             LambdaSimpleBackend,

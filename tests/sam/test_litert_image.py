@@ -1,4 +1,4 @@
-"""The LiteRT image: built by the same Dockerfile, verified at build, no TensorFlow, a fraction of the size."""
+"""The LiteRT image: built by the same Dockerfile, verified at build, no TensorFlow, under 0.3 of the size."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _python(engine: DockerEngine, tag: str, *args: str) -> subprocess.CompletedP
     return engine.run("run", "--rm", "--network", "none", "--entrypoint", "python", tag, *args, check=False)
 
 
-def test_litert_image_serves_golden_outputs_without_tensorflow_at_a_quarter_of_the_size(
+def test_litert_image_serves_golden_outputs_without_tensorflow_at_under_three_tenths_of_the_size(
     engine: DockerEngine, base_image: str
 ) -> None:
     _trust_host_ca_certificates()
@@ -60,4 +60,6 @@ def test_litert_image_serves_golden_outputs_without_tensorflow_at_a_quarter_of_t
 
     lite, full = _size(engine, litert), _size(engine, tensorflow)
     print(f"image sizes: litert {lite / 1e6:.0f} MB, tensorflow {full / 1e6:.0f} MB ({lite / full:.2f}x)")
-    assert lite <= full / 4, f"LiteRT image {lite / 1e6:.0f} MB is more than a quarter of {full / 1e6:.0f} MB"
+    # It was a quarter (373 MB / 1.83 GB, 0.20x). pyarrow, the S3 path's CSV and Parquet readers and writers (issue 13),
+    # is in both images now, about 177 MB installed: measured 550 MB / 2.01 GB (0.27x) on 2026-11-26.
+    assert lite <= 0.3 * full, f"LiteRT image {lite / 1e6:.0f} MB is more than 0.3 of {full / 1e6:.0f} MB"

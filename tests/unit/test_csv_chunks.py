@@ -126,10 +126,11 @@ def served(chunks: Iterator[Chunk], chunk_rows: int) -> Any:
                 good[row] = {
                     name: col[k].item() if hasattr(col[k], "item") else col[k] for name, col in c.columns.items()
                 }
-            refused = [e.row for e in c.errors]
-            assert None not in refused and refused == sorted(refused), f"errors not in row order: {refused}"
-            for e in c.errors:
-                bad[e.row] = sorted(((x.feature, x.reason) for x in e.errors), key=str)
+            refused = [e.row for e in c.errors if e.row is not None]
+            assert len(refused) == len(c.errors), "a refused CSV row without its row number"
+            assert refused == sorted(refused), f"errors not in row order: {refused}"
+            for row, e in zip(refused, c.errors, strict=True):
+                bad[row] = sorted(((x.feature, x.reason) for x in e.errors), key=str)
             order += sorted(c.rows.tolist() + refused)
     except FileRejected:
         return "rejected"
