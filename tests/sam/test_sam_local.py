@@ -89,7 +89,10 @@ def test_sam_build_verified_golden_outputs_in_the_image(project: SamProject) -> 
     # built image, run on its own, must pass it too.
     assert "-m handler verify" in project.build_log, project.build_log[-3000:]
     built = project.built_template.read_text()
-    [image] = re.findall(r"ImageUri:\s*(\S+)", built)
+    # The inference function and the pre-traffic gate run the same image: one build, one ImageUri.
+    images = set(re.findall(r"ImageUri:\s*(\S+)", built))
+    assert len(images) == 1, f"sam build made {len(images)} images for one Dockerfile: {sorted(images)}"
+    [image] = images
     done = project.engine.run(
         "run", "--rm", "--network", "none", "--entrypoint", "python", image, "-m", "handler", "verify", check=False
     )
