@@ -171,17 +171,29 @@ class Preprocessor:
         The same IEEE double arithmetic, (x - shift) / divisor, so the same numbers as the batch path.
         """
         plan = self._plan
-        rows = [[0.0] * plan.width for _ in range(n)]
-        for name, at, shift, divisor in plan.numeric_ops:
-            for row, v in zip(rows, columns[name].tolist(), strict=True):
-                row[at] = (v - shift) / divisor
-        for f, offset in plan.categorical:
-            get = f._index.get
-            for row, v in zip(rows, columns[f.name].tolist(), strict=True):
-                i = get(v, -1)
+        if n == 1:  # one example: each value read as the Python number (or string) tolist() would give
+            row = [0.0] * plan.width
+            for name, at, shift, divisor in plan.numeric_ops:
+                row[at] = (columns[name].item() - shift) / divisor
+            for f, offset in plan.categorical:
+                i = f._index.get(columns[f.name].item(), -1)
                 if i >= 0:
                     row[offset + i] = 1.0
+            rows = [row]
+        else:
+            rows = [[0.0] * plan.width for _ in range(n)]
+            for name, at, shift, divisor in plan.numeric_ops:
+                for row, v in zip(rows, columns[name].tolist(), strict=True):
+                    row[at] = (v - shift) / divisor
+            for f, offset in plan.categorical:
+                get = f._index.get
+                for row, v in zip(rows, columns[f.name].tolist(), strict=True):
+                    i = get(v, -1)
+                    if i >= 0:
+                        row[offset + i] = 1.0
         with np.errstate(over="ignore"):  # a value float32 cannot hold becomes inf: `overflows` names it
+            if self.dtype in ("float32", "float64"):  # Python floats rounded once, as astype rounds float64
+                return np.array(rows, dtype=self.dtype)
             return np.array(rows, dtype=np.float64).astype(self.dtype)
 
     def overflows(self, x: np.ndarray) -> dict[int, list[str]]:

@@ -32,6 +32,7 @@ from handler.core.signature import TensorSpec, numpy_dtype
 # Per example, the reasons listed before the rest are only counted.
 MAX_REASONS = 3
 _EXACT_INT = 2.0**53  # above this a float64 no longer holds every integer
+_STR = frozenset((str,))
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
         if isinstance(examples, np.ndarray) and examples.dtype.kind in "US":
             examples = examples.astype(str).astype(object)  # numpy text -> Python str, as JSON gives
         if spec.rank == 0:
-            if not all(type(v) is str for v in examples):
+            if not _STR.issuperset(map(type, examples)):  # every value a str, the types compared in C
                 return None
             arr = np.array(examples, dtype=object)
         else:

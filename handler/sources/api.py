@@ -89,6 +89,21 @@ def allowed_methods(path: str) -> list[str]:
     return sorted({method for method, rx in _STRICT if rx.match(path)})
 
 
+class _ResponseBuilder(ResponseBuilder[Any]):
+    """Powertools' response builder, minus one header read a request here never needs.
+
+    Powertools builds a case-insensitive copy of every request header (twice) to look for
+    Accept-Encoding: gzip before it asks whether the route or the response wants compression. No route
+    here does, and then its answer is False whatever the headers say: answered first, without the copies.
+    """
+
+    @staticmethod
+    def _has_compression_enabled(route_compression: bool, response_compression: bool | None, event: Any) -> bool:
+        if response_compression is None and not route_compression:
+            return False
+        return ResponseBuilder._has_compression_enabled(route_compression, response_compression, event)
+
+
 class Request:
     """What a route and an error answer need from the current request, read from it when asked (most never are)."""
 
@@ -125,6 +140,7 @@ class HttpApi:
         self.resolvers: dict[HttpTrigger, ApiGatewayResolver] = {}
         for trigger, (resolver_class, _) in _RESOLVERS.items():
             resolver = resolver_class(enable_validation=False, json_body_deserializer=http_body.parse_json_body)
+            resolver._response_builder_class = _ResponseBuilder  # as Powertools' own Bedrock resolvers set theirs
             routes_v1.register(resolver, self)
             routes_v2.register(resolver, self)
             register_errors(resolver, self)

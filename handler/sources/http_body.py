@@ -105,19 +105,21 @@ _CONTAINERS = frozenset((list, dict))
 _REFUSED = object()
 
 
-def _shape(value: Any, text: str | None = None) -> tuple[int, int]:
+def _shape(value: Any, text: str | None = None, brackets: tuple[int, int] | None = None) -> tuple[int, int]:
     """(nesting depth, members of every object) of a parsed JSON value, one level at a time.
 
     The per-value work runs in C (`map`, `chain`, `set`): a 32-image batch holds some 50,000 values.
-    Given the text it was parsed from, the walk stops at the level where it has met as many arrays and
-    objects as the text has '[' and '{' (each array or object has one outside strings, so no container
-    is left below): the last level, often most of the values, is never looked at. Stops counting past
+    Given the text it was parsed from (and its counts of '[' and '{', if already made), the walk stops at
+    the level where it has met as many arrays and objects as the text has '[' and '{' (each array or object
+    has one outside strings, so no container is left below): the last level, often most of the values, is
+    never looked at. Stops counting past
     MAX_JSON_DEPTH (the members are then short, which only sends the caller the slow way).
     """
     if type(value) not in _CONTAINERS:
         return 0, 0
-    lists_left = text.count("[") if text is not None else -1
-    dicts_left = text.count("{") if text is not None else -1
+    if brackets is None:
+        brackets = (text.count("["), text.count("{")) if text is not None else (-1, -1)
+    lists_left, dicts_left = brackets
     depth = members = 0
     level, kinds = [value], {type(value)}
     while True:  # every item of `level` is a list or a dict; `kinds` their types
@@ -158,7 +160,8 @@ def parse_json_body(text: str) -> Any:
     members has no repeated key (and no ':' inside a string). Any other body, and any body json.loads
     refuses, goes through `_parse_checked` too, which raises the same error the checks always raised.
     """
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+    brackets = text.count("["), text.count("{")
+    if sum(brackets) <= MAX_JSON_DEPTH:
         # Too few arrays and objects to nest too deep: the checked parse alone, one hook call per object.
         return _parse_checked(text, deep=False)
     try:
@@ -167,7 +170,7 @@ def parse_json_body(text: str) -> Any:
         value = _REFUSED
     if value is _REFUSED:  # outside the except block: the error raised carries no other as its context
         return _parse_checked(text)
-    depth, members = _shape(value, text)
+    depth, members = _shape(value, text, brackets)
     if members != text.count(":"):
         return _parse_checked(text)
     if depth > MAX_JSON_DEPTH:
