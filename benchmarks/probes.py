@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.drift_probe import warm_drift  # noqa: F401 (a probe: PROBES collects it by name)
+from benchmarks.warm_path import warm_breakdown, warm_ratios  # noqa: F401 (probes, collected by name)
 
 T0 = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
-MODEL_DIR = ROOT / "model_artifacts"
+MODEL_DIR = ROOT / "model_artifacts" / "churn"
 
 
 class Context:
@@ -140,6 +141,7 @@ def warm_numpy_floor() -> dict[str, list[float]]:
     import keras
 
     import handler.custom_objects  # noqa: F401
+    from handler.core.artifacts import Artifacts
     from handler.core.coerce import CoercePolicy, Coercer
     from handler.preprocessing import Preprocessor
 
@@ -156,7 +158,7 @@ def warm_numpy_floor() -> dict[str, list[float]]:
         return 1.0 / (1.0 + np.exp(-(x @ w + b) / temperature))
 
     out = {}
-    coercer = Coercer(pre, CoercePolicy(max_batch_size=4096))
+    coercer = Coercer(Artifacts.open(MODEL_DIR).signature, CoercePolicy(max_batch_size=4096))
     for n in BATCHES:
         x = pre.transform(coercer.coerce({"instances": rows(n)}).columns)
         expected = np.asarray(model(x))

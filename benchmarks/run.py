@@ -137,6 +137,87 @@ def warm() -> dict[str, dict[str, dict[str, float]]]:
     return {label: {n: summary(v, 1000.0) for n, v in probe(name, env).items()} for label, name, env in WARM}
 
 
+# --- the warm path's targets (issues 10 and 11) ----------------------------------------------
+
+
+def targets() -> dict[str, Any]:
+    """Where one example's time goes, batches against json.loads (both runtimes), the local server under wrk."""
+    from benchmarks.local_load import local_server
+
+    return {
+        "breakdown": {runtime: probe("warm_breakdown", env) for runtime, env in RUNTIMES.items()},
+        "ratios": {runtime: probe("warm_ratios", env) for runtime, env in RUNTIMES.items()},
+        "local_server": local_server(),
+    }
+
+
+def _median(values: list[float]) -> float:
+    return float(np.median(values))
+
+
+def target_rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(target, measured, next to, met) for every speed target this run measured."""
+    rows: list[tuple[str, str, str, bool]] = []
+    warm = results.get("warm", {})
+    t = results.get("targets", {})
+    for runtime, label in (("litert", "LiteRT"), ("tensorflow", "TensorFlow")):
+        r = t.get("ratios", {}).get(runtime)
+        if r:
+            d = r["digits_32"]
+            rows.append(
+                (
+                    f"#10: 32 digits images, HTTP API v2, {label}: (handler − forward) p50 ≤ 3× json.loads",
+                    f"{d['overhead_over_json_loads']:.2f}×",
+                    f"handler {d['handler_ms']:.2f} ms, forward {d['forward_ms']:.2f} ms, "
+                    f"json.loads {d['json_loads_ms']:.2f} ms",
+                    d["overhead_over_json_loads"] <= 3,
+                )
+            )
+    tf = warm.get("skewless TensorFlow", {}).get("1")
+    if tf:
+        rows.append(
+            ("#10: warm p50, 1 churn example, HTTP API v2, TensorFlow ≤ 1 ms", f"{tf['median']:.3f} ms", "",
+             tf["median"] <= 1.0)
+        )  # fmt: skip
+    lt = warm.get("skewless LiteRT", {}).get("1")
+    b = t.get("breakdown", {}).get("litert")
+    if lt:
+        core = f"the core {b['us']['core_predict_v1'] / 1e3:.3f} ms (breakdown below)" if b else ""
+        rows.append(("#11: warm p50, 1 churn example, HTTP API v2, LiteRT ≤ 0.15 ms", f"{lt['median']:.3f} ms", core,
+                     lt["median"] <= 0.15))  # fmt: skip
+    for runtime, label in (("litert", "LiteRT"), ("tensorflow", "TensorFlow")):
+        r = t.get("ratios", {}).get(runtime)
+        if r:
+            c = r["churn_1024"]
+            rows.append(
+                (
+                    f"#11: 1,024 churn rows, HTTP API v2, {label}: handler p50 ≤ 3× json.loads",
+                    f"{c['handler_over_json_loads']:.2f}×",
+                    f"handler {c['handler_ms']:.2f} ms (forward {c['forward_ms']:.2f}), "
+                    f"json.loads {c['json_loads_ms']:.2f} ms",
+                    c["handler_over_json_loads"] <= 3,
+                )
+            )
+    server = t.get("local_server")
+    if server:
+        live = _median([r["latency_ms"]["p50"] for r in server["live_keepalive"]])
+        rps = _median([r["requests_per_second"] for r in server["predict_8_clients"]])
+        errors = sum(r["socket_errors"] + r["non_2xx"] for r in server["predict_8_clients"] + server["live_keepalive"])
+        rows.append(
+            ("#11: local server, keep-alive GET /v2/health/live p50 ≤ 2 ms", f"{live:.3f} ms", "wrk, 1 connection",
+             live <= 2.0)
+        )  # fmt: skip
+        rows.append(
+            (
+                "#11: local server, predict with 8 concurrent clients ≥ 500 req/s, 0 errors",
+                f"{rps:,.0f} req/s, {errors} errors",
+                f"wrk, 8 connections, 1 churn example each, {server['runtime']}",
+                rps >= 500 and errors == 0,
+            )
+        )
+    return rows
+
+
 # --- S3 throughput -------------------------------------------------------------------------
 
 
@@ -253,6 +334,7 @@ def report(results: dict[str, Any]) -> str:
         f"Made by `make bench` on {results['when']} ({results['machine']}). Medians over repeated runs; "
         "spread is the interquartile range. Every comparison was measured side by side in the same run.",
         "",
+        *_targets_report(results),
         "## Cold start (fresh processes, seconds to the answer)",
         "",
         "| what | median s | p25–p75 | runs |",
@@ -285,6 +367,7 @@ def report(results: dict[str, Any]) -> str:
         "",
         "![warm latency](latency.png)",
         "",
+        *_breakdown_report(results),
     ]
     if results.get("emulator"):
         lines += [
@@ -351,6 +434,87 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _targets_report(results: dict[str, Any]) -> list[str]:
+    rows = target_rows(results)
+    if not rows:
+        return []
+    lines = [
+        "## Targets (issues 10 and 11; medians, ratios within this run)",
+        "",
+        "| target | measured | next to | met |",
+        "|---|---:|---|---|",
+    ]
+    lines += [f"| {what} | {got} | {beside} | {'yes' if met else '**no**'} |" for what, got, beside, met in rows]
+    return [*lines, ""]
+
+
+BREAKDOWN = (
+    ("lambda_handler", "`lambda_handler`, all of it"),
+    ("decorators", "— Powertools' Logger and Metrics decorators (the EMF line printed), the trigger's dispatch"),
+    ("http_api_handle", "— `HttpApi.handle`: body checks, Powertools' resolver, the route"),
+    ("resolver_floor", "—— Powertools' resolver alone (`GET /v2/health/live`: event class, routing, response)"),
+    ("parse_json_body", "—— the body's parsing (`parse_json_body`)"),
+    ("core_predict_v1", "—— the core: `Service.predict_v1` (coerce, preprocess, forward, answer, drift watch)"),
+    ("forward", "——— of which the forward pass"),
+    ("route_rest", "—— the rest of the route (model check, two metrics, the answer's JSON)"),
+    ("json_loads", "next to: `json.loads` of the same body"),
+)
+
+
+def _breakdown_report(results: dict[str, Any]) -> list[str]:
+    t = results.get("targets", {})
+    lines: list[str] = []
+    if t.get("breakdown"):
+        runtimes = list(t["breakdown"])
+        lines += [
+            "## Where one example's time goes (1 churn example, HTTP API v2 event, µs, p50)",
+            "",
+            "Each step timed in alternation with the others in one process; the lines marked — are parts of the "
+            "line above them (medians do not add up exactly).",
+            "",
+            f"| step | {' | '.join(runtimes)} |",
+            f"|---|{'---:|' * len(runtimes)}",
+        ]
+        for key, label in BREAKDOWN:
+            cells = " | ".join(f"{t['breakdown'][r]['us'][key]:.1f}" for r in runtimes)
+            lines.append(f"| {label} | {cells} |")
+        lines.append("")
+    if t.get("ratios"):
+        lines += [
+            "## Batches through an HTTP API v2 event, next to json.loads of the same body (ms, p50)",
+            "",
+            "| batch | runtime | body KB | handler | forward | json.loads | (handler − forward) / json.loads "
+            "| handler / json.loads |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for runtime, r in t["ratios"].items():
+            for label, name in (("digits_32", "32 digits images"), ("churn_1024", "1,024 churn rows")):
+                c = r[label]
+                lines.append(
+                    f"| {name} | {runtime} | {c['body_bytes'] / 1e3:.0f} | {c['handler_ms']:.2f} | "
+                    f"{c['forward_ms']:.2f} | {c['json_loads_ms']:.2f} | {c['overhead_over_json_loads']:.2f}× | "
+                    f"{c['handler_over_json_loads']:.2f}× |"
+                )
+        lines.append("")
+    server = t.get("local_server")
+    if server:
+        lines += [
+            f"## The local server (`python -m handler serve`, {server['runtime']}) under {server['tool']}",
+            "",
+            "| load | run | req/s | p50 ms | p99 ms | errors |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, label in (("live_keepalive", "GET /v2/health/live, 1 keep-alive connection"),
+                            ("predict_8_clients", "POST predict (1 churn example), 8 connections")):  # fmt: skip
+            for i, r in enumerate(server[name], 1):
+                lines.append(
+                    f"| {label} | {i} | {r['requests_per_second']:,.0f} | {r['latency_ms']['p50']:.3f} | "
+                    f"{r['latency_ms']['p99']:.3f} | {r['socket_errors'] + r['non_2xx']} |"
+                )
+        lines.append("")
+    return lines
+
+
 def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -378,7 +542,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per cold-start figure")
     parser.add_argument("--s3-rows", default="100000,1000000,2000000", help="CSV sizes, comma-separated")
     parser.add_argument(
-        "--skip", default="", help="comma-separated sections to skip: cold,emulator,warm,drift,s3,bulk,images"
+        "--skip", default="", help="comma-separated sections to skip: cold,emulator,warm,targets,drift,s3,bulk,images"
     )
     parser.add_argument("--bulk-rows", default="1000000,10000000", help="bulk object sizes (benchmarks/bulk.py)")
     args = parser.parse_args(argv)
@@ -396,6 +560,9 @@ def main(argv: list[str] | None = None) -> None:
     if "warm" not in skip:
         print("warm latency ...", flush=True)
         results["warm"] = warm()
+    if "targets" not in skip:
+        print("warm path targets: where one example's time goes, batches, the local server under wrk ...", flush=True)
+        results["targets"] = targets()
     if "drift" not in skip:
         print("drift watch cost ...", flush=True)
         results["drift"] = {runtime: probe("warm_drift", env) for runtime, env in RUNTIMES.items()}
