@@ -21,11 +21,12 @@ from handler.sources import oip_binary
 
 def header(event: dict[str, Any], name: str) -> str | None:
     """A request header, whatever its case, from either header map of the event."""
+    size = len(name)  # a name of another length cannot match: most keys are never lowered
     for key, value in (event.get("headers") or {}).items():
-        if key.lower() == name:
+        if len(key) == size and key.lower() == name:
             return str(value)
     for key, values in (event.get("multiValueHeaders") or {}).items():
-        if key.lower() == name and values:
+        if len(key) == size and key.lower() == name and values:
             return str(values[0])
     return None
 
