@@ -106,13 +106,16 @@ def _cpu_seconds() -> float:
 
 
 def probe_object() -> dict[str, float]:
-    """One object through `process_object`, as the function runs it: seconds, CPU seconds, peak memory."""
-    from handler.bootstrap import open_service
+    """One object through `process_object`, as the function runs it: seconds, CPU seconds, peak memory.
+
+    The service is the function's own (`Function`), so its drift watch bins every chunk as it does in Lambda.
+    """
+    from handler.app import Function
     from handler.settings import Settings
     from handler.sources import aws, s3
 
     settings = Settings.from_env()
-    service = open_service(settings)
+    service = Function(settings).require_service()
     service.model.load()
     client = aws.client("s3")
     before, cpu0 = _vm_hwm_mb(), _cpu_seconds()

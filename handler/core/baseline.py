@@ -61,6 +61,16 @@ class Baseline:
         return {n: r for n, r in self.features.items() if r.kind == "numeric"}
 
     @cached_property
+    def _scalar_edges(self) -> np.ndarray:
+        """Every scalar feature's cut points, one row each, padded with +inf (no finite value reaches it)."""
+        refs = list(self._scalars.values())
+        width = max(len(r.bins[0].edges) for r in refs)  # type: ignore[arg-type]
+        edges = np.full((len(refs), width), np.inf)
+        for j, r in enumerate(refs):
+            edges[j, : len(r.bins[0].edges)] = r.bins[0].edges  # type: ignore[arg-type]
+        return edges
+
+    @cached_property
     def _scalar_rules(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         refs = list(self._scalars.values())
         fills = [r.fill_value if r.fill_value is not None and not r.stats.get("fill_share") else np.nan for r in refs]
@@ -82,9 +92,11 @@ class Baseline:
         out_of_range = np.count_nonzero((x < lo) | (x > hi), axis=1).tolist()
         imputed = np.count_nonzero(x == fills, axis=1).tolist()
         totals = x.sum(axis=1).tolist()
+        counts = _bin_rows(x, self._scalar_edges)
         out = {}
         for j, (name, ref) in enumerate(self._scalars.items()):
-            t = Tally([ref.bins[0].count(x[j])], values=x.shape[1], out_of_range=out_of_range[j], imputed=imputed[j])
+            bins = counts[j, : len(ref.bins[0].fractions)]
+            t = Tally([bins], values=x.shape[1], out_of_range=out_of_range[j], imputed=imputed[j])
             t.total = totals[j]
             out[f"features/{name}"] = t
         return out
@@ -122,3 +134,27 @@ class Baseline:
     @classmethod
     def load(cls, path: Path) -> Baseline:
         return cls.from_dict(json.loads(path.read_text()))
+
+
+def _bin_rows(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin counts of each row of finite `x` [features, n] over its row of `edges`: as `searchsorted(side="right")`.
+
+    A bin index is the number of cut points at or below the value, counted one cut point at a time over
+    all features at once: with ten bins that is ~5x cheaper than a binary search per value (whose
+    branches the CPU cannot predict), and one bincount serves every feature.
+    """
+    features, width = edges.shape
+    if width > 254:  # the counter is a byte: more cut points than that are binned per feature
+        return np.stack(
+            [
+                np.bincount(np.searchsorted(e, row, side="right"), minlength=width + 1)
+                for e, row in zip(edges, x, strict=True)
+            ]
+        )
+    index = np.zeros(x.shape, dtype=np.uint8)
+    above = np.empty(x.shape, dtype=bool)
+    for k in range(width):
+        np.greater_equal(x, edges[:, k : k + 1], out=above)
+        np.add(index, above, out=index, casting="unsafe")
+    flat = index.astype(np.intp) + (np.arange(features) * (width + 1))[:, None]
+    return np.bincount(flat.ravel(), minlength=features * (width + 1)).reshape(features, width + 1)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from handler.core.drift import Drift, DriftReport
     from handler.core.drift_monitor import DriftMonitor
 
+# One encoder for every line: json.dumps with separators builds a new one per call.
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
 RATES = (("out_of_range", "OutOfRangeRate"), ("out_of_vocabulary", "OutOfVocabularyRate"), ("imputed", "ImputedRate"))
 
 
@@ -113,7 +115,7 @@ def emit(report: DriftReport) -> None:
         units = {"DriftedFeatures": MetricUnit.Count.value}
         metrics = {k: {"Unit": units.get(k, MetricUnit.NoUnit.value), "Value": [v]} for k, v in summary.items()}
         lines.append(emf.serialize_metric_set(metrics=metrics, dimensions={"service": SERVICE}, metadata={}))
-        print("\n".join(json.dumps(line, separators=(",", ":")) for line in lines if line is not None))
+        print("\n".join(_COMPACT.encode(line) for line in lines if line is not None))
     drifted, predictions = report.drifted_names(), report.drifted_names("outputs")
     if drifted or predictions:
         logger.warning(

@@ -107,6 +107,21 @@ def test_uint8_pixels_are_counted_as_their_values_are() -> None:
     assert bins.count(pixels).tolist() == [0, 2, 2, 2, 2]
 
 
+def test_scalar_features_binned_together_count_as_written_out() -> None:
+    """All scalar features are binned in one pass over padded cut points: the counts are the bins written by hand."""
+    a = Reference(
+        "a", "numeric", (), 4, 0, (Bins(np.full(4, 0.25), edges=np.array([1.0, 2.0, 3.0])),), {"min": 0.0, "max": 4.0}
+    )
+    b = Reference("b", "numeric", (), 4, 0, (Bins(np.full(2, 0.5), edges=np.array([10.0])),), {"min": 0.0, "max": 20.0})
+    baseline = Baseline(rows=4, features={"a": a, "b": b}, outputs={})
+    columns = {"a": np.array([0.5, 1.0, 2.5, 3.0, 9.0]), "b": np.array([10.0, 9.99, -1.0, 11.0, 10.0])}
+    tallies = baseline.tally(columns, None)
+    # a: (-inf, 1): 0.5; [1, 2): 1.0; [2, 3): 2.5; [3, inf): 3.0, 9.0. b: (-inf, 10): 9.99, -1; [10, inf): 10, 11, 10
+    assert tallies["features/a"].counts[0].tolist() == [1, 1, 1, 2]
+    assert tallies["features/b"].counts[0].tolist() == [2, 3]
+    assert (tallies["features/a"].out_of_range, tallies["features/b"].out_of_range) == (1, 1)  # 9.0 > 4; -1 < 0
+
+
 def test_the_baseline_round_trips_through_json(tmp_path: pytest.TempPathFactory) -> None:
     specs = [TensorSpec("x", "float64"), TensorSpec("c", "string"), TensorSpec("t", "uint8", (4, 4, 1))]
     rng = np.random.default_rng(1)
