@@ -60,18 +60,19 @@ class Bins:
         object.__setattr__(self, "_q", q.tolist())
         object.__setattr__(self, "_log_q", np.log(q).tolist())
 
-    def distance(self, counts: np.ndarray) -> float:
-        """`psi(counts, self.fractions)` for every bin set of every window: in plain Python, as a few dozen
-        bins cost less as floats than as numpy calls."""
+    def distance(self, counts: np.ndarray) -> tuple[float, tuple[float, ...]]:
+        """`psi(counts, self.fractions)` and the served fractions, for every bin set of every window: in plain
+        Python, as a few dozen bins cost less as floats than as numpy calls."""
         found = counts.tolist()
         total = sum(found)
         if not total:
-            return math.nan
+            return math.nan, tuple(0.0 for _ in found)
+        served = tuple(n / total for n in found)
         score = 0.0
-        for n, q, log_q in zip(found, self._q, self._log_q, strict=True):
-            p = max(n / total, FLOOR)
+        for p, q, log_q in zip(served, self._q, self._log_q, strict=True):
+            p = p if p > FLOOR else FLOOR
             score += (p - q) * (math.log(p) - log_q)
-        return score
+        return score, served
 
     def count(self, x: np.ndarray) -> np.ndarray:
         """How many of the values fall in each bin."""
@@ -283,27 +284,28 @@ class Reference:
 
     def compare(self, t: Tally, threshold: float) -> Drift:
         """The served tally against training: the distance, and the rule rates."""
-        scores = [b.distance(c) for c, b in zip(t.counts, self.bins, strict=True)]
-        worst = max(range(len(scores)), key=lambda i: -1.0 if math.isnan(scores[i]) else scores[i])
-        score = scores[worst]
+        if len(self.bins) == 1:
+            worst, (score, served) = 0, self.bins[0].distance(t.counts[0])
+        else:
+            scores = [b.distance(c) for c, b in zip(t.counts, self.bins, strict=True)]
+            worst = max(range(len(scores)), key=lambda i: -1.0 if math.isnan(scores[i][0]) else scores[i][0])
+            score, served = scores[worst]
         numbers = self.kind in ("numeric", "tensor")
         n_values = t.values * (len(self.bins) if numbers else 1)
-
-        def rate(k: int) -> float | None:
-            return k / n_values if n_values else None
-
+        some = n_values > 0  # every rate is a count of values over n_values
+        watch_imputed = self.fill_value is not None and not self.stats.get("fill_share")
         return Drift(
             name=self.name,
             kind=self.kind,
             score=score,
-            drifted=bool(score > threshold),
+            drifted=score > threshold,
             values=t.values,
             channel=worst if len(self.bins) > 1 else None,
-            served=tuple((t.counts[worst] / max(t.counts[worst].sum(), 1)).tolist()),
-            out_of_range=rate(t.out_of_range) if numbers else None,
-            out_of_vocabulary=rate(t.out_of_vocabulary) if not numbers and self.complete else None,
-            imputed=rate(t.imputed) if self.fill_value is not None and not self.stats.get("fill_share") else None,
-            mean=t.total / n_values if numbers and n_values and math.isfinite(t.total) else None,
+            served=served,
+            out_of_range=t.out_of_range / n_values if numbers and some else None,
+            out_of_vocabulary=t.out_of_vocabulary / n_values if not numbers and self.complete and some else None,
+            imputed=t.imputed / n_values if watch_imputed and some else None,
+            mean=t.total / n_values if numbers and some and math.isfinite(t.total) else None,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ keeps one series per feature:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -102,7 +103,7 @@ class DriftWatch:
 def emit(report: DriftReport) -> None:
     """One window's report as EMF lines (printed now, within the invocation) and, if anything drifted, a warning."""
     if not is_metrics_disabled():
-        emf = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
+        emf = _serializer()
         lines = [_line(emf, "feature", d, "FeatureDrift") for d in report.features.values()]
         lines += [_line(emf, "output", d, "PredictionDrift") for d in report.outputs.values()]
         summary: dict[str, float] = {"DriftedFeatures": len(report.drifted_names())}
@@ -146,6 +147,12 @@ def _line(emf: EphemeralMetrics, dimension: str, drift: Drift, name: str) -> Any
     return emf.serialize_metric_set(
         metrics=metrics, dimensions={dimension: drift.name, "service": SERVICE}, metadata={}
     )
+
+
+@functools.cache
+def _serializer() -> EphemeralMetrics:
+    """One serializer for all windows: given metrics and dimensions it keeps no state (the clock is read per line)."""
+    return EphemeralMetrics(namespace=_namespace(), service=SERVICE)
 
 
 def _namespace() -> str:

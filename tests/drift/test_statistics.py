@@ -162,8 +162,24 @@ def test_a_window_closes_at_the_batch_that_reaches_it_and_counts_whole_batches()
     assert reports == []
     monitor.observe({"x": np.zeros(1)}, _prediction(1))
     assert [r.rows for r in reports] == [1000] and reports[0].features["x"].values == 1000
-    monitor.observe({"x": np.zeros(2500)}, _prediction(2500))
-    assert [r.rows for r in reports] == [1000, 2500]
+    monitor.observe({"x": np.zeros(1900)}, _prediction(1900))
+    assert [r.rows for r in reports] == [1000, 1900] and reports[1].features["x"].values == 1900
+
+
+def test_a_window_past_twice_its_rows_bins_an_even_spread_of_them() -> None:
+    """A 10,000-row chunk closes one window of 10,000 rows, of which 2,000 evenly spread are binned: with the
+    first half of the chunk at 0 and the second at 1 (training is a standard normal, cut at its deciles), the
+    bins hold 1,000 zeros and 1,000 ones, as the chunk's halves do."""
+    reports: list = []
+    monitor = _monitor(1000, reports)
+    chunk = np.repeat([0.0, 1.0], 5000)
+    monitor.observe({"x": chunk}, _prediction(10_000))
+    (report,) = reports
+    assert report.rows == 10_000 and report.features["x"].values == 2000 and report.outputs["p"].values == 2000
+    edges = monitor.baseline.features["x"].bins[0].edges
+    zero_bin, one_bin = np.searchsorted(edges, [0.0, 1.0], side="right")
+    served = np.array(report.features["x"].served) * 2000
+    assert served[zero_bin] == 1000 and served[one_bin] == 1000
 
 
 def test_rows_without_an_answer_are_left_out_of_the_prediction_distribution() -> None:
