@@ -139,7 +139,7 @@ def probe_floor() -> dict[str, float]:
     from handler.bootstrap import open_service
     from handler.core.service import prepare
     from handler.settings import Settings
-    from handler.sources import aws
+    from handler.sources import aws, s3
     from handler.sources.csv_chunks import csv_chunks, text_coercer
     from handler.sources.outputs import ParquetPredictions, prediction_lines
     from handler.sources.parquet_chunks import open_parquet, parquet_chunks
@@ -149,7 +149,7 @@ def probe_floor() -> dict[str, float]:
     forward = service.model.load()
     client = aws.client("s3")
     csv_key, parquet_key = os.environ["BENCH_KEY"], os.environ["BENCH_PARQUET_KEY"]
-    n = settings.s3_chunk_rows
+    n = s3.chunk_rows(service.coercer.features, settings.s3_chunk_rows)
     out: dict[str, float] = {}
 
     def timed(name: str, fn: Any) -> Any:
@@ -255,7 +255,7 @@ def run(sizes: list[int], repeats: int) -> dict[str, Any]:
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} cores (shared)",
-        "chunk_rows": int(os.environ.get("S3_CHUNK_ROWS", "8192")),
+        "chunk_rows": os.environ.get("S3_CHUNK_ROWS") or "auto",
     }
     with local_s3() as env:
         s3 = boto3.client(
@@ -323,7 +323,7 @@ def table(results: dict[str, Any]) -> str:
     o, f = results["objects"], results["floor"]
     lines = [
         f"Measured by `make bench` (benchmarks/bulk.py) on {results['when']} ({results['machine']}, churn on "
-        f"LiteRT, S3_CHUNK_ROWS={results['chunk_rows']}, moto's S3 in its own process). Lambda x86: "
+        f"LiteRT, drift watch on, S3_CHUNK_ROWS={results['chunk_rows']}, moto's S3 in its own process). Lambda x86: "
         + f"${PRICE_PER_GB_SECOND:.10f}".rstrip("0")
         + f" per GB-second and $0.20 per million requests (US East, first tier; looked up {PRICE_DATE}).",
         "",

@@ -100,7 +100,7 @@ class Settings:
     input_prefix: str = "incoming/"
     results_queue_url: str | None = None
     results_s3_prefix: str = "sqs-results/"
-    s3_chunk_rows: int = 8192
+    s3_chunk_rows: int = 0  # 0: sized by the model's inputs (`chunk_rows`)
     # Multipart part size for S3 outputs; S3 refuses parts under 5 MiB (except the last).
     s3_part_bytes: int = 8 * 1024 * 1024
     log_request_values: bool = False
@@ -137,7 +137,7 @@ class Settings:
             input_prefix=env.get("INPUT_PREFIX") or cls.input_prefix,
             results_queue_url=env.get("RESULTS_QUEUE_URL") or None,
             results_s3_prefix=env.get("RESULTS_S3_PREFIX") or cls.results_s3_prefix,
-            s3_chunk_rows=_int(env, "S3_CHUNK_ROWS", cls.s3_chunk_rows),
+            s3_chunk_rows=0 if env.get("S3_CHUNK_ROWS") == "auto" else _int(env, "S3_CHUNK_ROWS", cls.s3_chunk_rows),
             s3_part_bytes=_int(env, "S3_PART_BYTES", cls.s3_part_bytes, minimum=5 * 1024 * 1024),
             log_request_values=_bool(env, "LOG_REQUEST_VALUES", False),
             serving_runtime=_choice(env, "SERVING_RUNTIME", "auto", ("auto", "tensorflow", "litert")),

@@ -31,7 +31,7 @@ class DriftMonitor:
 
     `observe` only keeps references (a few microseconds); the binning runs once per window: a window
     closes at the first batch that brings it to `window` rows or more. It bins every row up to twice
-    `window`; past that (an S3 chunk of 8,192 rows, a large batch) it bins twice `window` rows spread
+    `window`; past that (an S3 chunk of thousands of rows, a large batch) it bins twice `window` rows spread
     evenly over the window, so a bulk job pays for its drift watch per window, not per row, and a
     window's noise is never above that of `window` rows, which the threshold was chosen for.
     A monitoring fault is logged and the window dropped: it never fails a prediction.

@@ -83,6 +83,14 @@ class TensorSpec:
         return size
 
     @property
+    def example_bytes(self) -> int:
+        """About what one example takes once coerced: a free dimension counted as 64 positions, a string as 64 bytes."""
+        values = 1
+        for d in self.shape:
+            values *= 64 if d is None else d
+        return values * (64 if self.kind == "string" else numpy_dtype(self.dtype).itemsize)
+
+    @property
     def kind(self) -> Literal["bool", "int", "float", "string"]:
         kind: Literal["bool", "int", "float", "string"] = self._kind  # type: ignore[attr-defined]
         return kind

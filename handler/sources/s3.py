@@ -42,7 +42,7 @@ from __future__ import annotations
 import contextlib
 import json
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -50,6 +50,7 @@ from urllib.parse import unquote_plus
 import numpy as np
 
 from handler.core.service import Service
+from handler.core.signature import TensorSpec
 from handler.errors import FieldError
 from handler.observability import count_non_finite, logger, metrics
 from handler.settings import Settings
@@ -70,6 +71,9 @@ from handler.sources.pipeline import WriteBehind, prefetched
 
 ERRORS_SUFFIX = ".errors.jsonl"
 MARKER_SUFFIX = ".done.json"
+# A chunk's coerced input, when S3_CHUNK_ROWS does not say: churn ~32k rows, 28x28 images ~10k, 224x224x3 floats 64.
+CHUNK_BYTES = 8 << 20
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 65_536
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet"}
 
 
@@ -305,10 +309,23 @@ def format_of(key: str) -> str | None:
     return next((fmt for ext, fmt in FORMATS.items() if low.endswith(ext)), None)
 
 
+def chunk_rows(features: Sequence[TensorSpec], setting: int = 0) -> int:
+    """Rows a chunk holds: S3_CHUNK_ROWS, or by default as many as make CHUNK_BYTES of coerced input.
+
+    Bytes, not rows, bound a chunk: 8,192 rows of churn (about 1 MiB) leave the per-chunk costs (numpy
+    calls, a drift window) dominant (1M rows from Parquet: 0.85 s at 8,192 rows a chunk, 0.55 s at
+    32,768), while 8,192 images of 224x224x3 float32 would take 4.9 GB.
+    """
+    if setting:
+        return setting
+    per_example = max(1, sum(f.example_bytes for f in features))
+    return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, CHUNK_BYTES // per_example))
+
+
 def _chunks(
     s3: Any, ref: ObjectRef, fmt: str, service: Service, settings: Settings, source: dict[str, Any]
 ) -> Iterator[Chunk]:
-    n = settings.s3_chunk_rows
+    n = chunk_rows(service.coercer.features, settings.s3_chunk_rows)
     if fmt == "parquet":
         # Random access: the footer first, then each row group's feature columns, every GET pinned to one ETag.
         file = aws.RangeFile(s3, ref.bucket, ref.key)
