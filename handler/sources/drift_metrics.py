@@ -15,6 +15,7 @@ import functools
 import json
 import math
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,8 +105,9 @@ def emit(report: DriftReport) -> None:
     """One window's report as EMF lines (printed now, within the invocation) and, if anything drifted, a warning."""
     if not is_metrics_disabled():
         emf = _serializer()
-        lines = [_line(emf, "feature", d, "FeatureDrift") for d in report.features.values()]
-        lines += [_line(emf, "output", d, "PredictionDrift") for d in report.outputs.values()]
+        stamp = str(int(time.time() * 1000))
+        lines = [_line("feature", d, "FeatureDrift", stamp) for d in report.features.values()]
+        lines += [_line("output", d, "PredictionDrift", stamp) for d in report.outputs.values()]
         summary: dict[str, float] = {"DriftedFeatures": len(report.drifted_names())}
         feature_scores = [d.score for d in report.features.values() if not math.isnan(d.score)]
         output_scores = [d.score for d in report.outputs.values() if not math.isnan(d.score)]
@@ -115,8 +117,8 @@ def emit(report: DriftReport) -> None:
             summary["PredictionDriftMax"] = max(output_scores)
         units = {"DriftedFeatures": MetricUnit.Count.value}
         metrics = {k: {"Unit": units.get(k, MetricUnit.NoUnit.value), "Value": [v]} for k, v in summary.items()}
-        lines.append(emf.serialize_metric_set(metrics=metrics, dimensions={"service": SERVICE}, metadata={}))
-        print("\n".join(_COMPACT.encode(line) for line in lines if line is not None))
+        summary_line = emf.serialize_metric_set(metrics=metrics, dimensions={"service": SERVICE}, metadata={})
+        print("\n".join([*(line for line in lines if line is not None), _COMPACT.encode(summary_line)]))
     drifted, predictions = report.drifted_names(), report.drifted_names("outputs")
     if drifted or predictions:
         logger.warning(
@@ -130,12 +132,8 @@ def emit(report: DriftReport) -> None:
         )
 
 
-def _line(emf: EphemeralMetrics, dimension: str, drift: Drift, name: str) -> Any:
-    """One EMF object: the metric and the rates of one feature (or output), under its one dimension value.
-
-    Powertools serialises it from explicit metrics and dimensions: the add/flush cycle validates every
-    name and unit again and costs twice as much, for every line of every window.
-    """
+def _line(dimension: str, drift: Drift, name: str, stamp: str) -> str | None:
+    """One EMF line: the metric and the rates of one feature (or output), under its one dimension value."""
     if math.isnan(drift.score):
         return None  # nothing of it was served in the window (every row refused): no value to report
     values = {name: drift.score}
@@ -143,10 +141,25 @@ def _line(emf: EphemeralMetrics, dimension: str, drift: Drift, name: str) -> Any
         value = getattr(drift, attr)
         if value is not None:
             values[metric] = value
-    metrics = {k: {"Unit": MetricUnit.NoUnit.value, "Value": [v]} for k, v in values.items()}
-    return emf.serialize_metric_set(
-        metrics=metrics, dimensions={dimension: drift.name, "service": SERVICE}, metadata={}
-    )
+    form = _form(dimension, drift.name, tuple(values))
+    return form.format(stamp, *(repr(float(v)) for v in values.values()))
+
+
+@functools.cache
+def _form(dimension: str, name: str, metric_names: tuple[str, ...]) -> str:
+    """The EMF line of one feature's metrics as Powertools serialises it, with its timestamp and values left as
+    `str.format` fields: a window then costs a format per line, not a serialisation and a JSON encoding (14 lines
+    for churn: ~130 us, most of the watch's fixed cost per window). Floats are written as json writes them."""
+    # Placeholders with a NUL in them: no feature name holds one, so nothing else in the line can match.
+    mark = [f"\0{i}\0" for i in range(len(metric_names) + 1)]
+    metrics = {k: {"Unit": MetricUnit.NoUnit.value, "Value": [mark[i + 1]]} for i, k in enumerate(metric_names)}
+    dimensions = {dimension: name, "service": SERVICE}
+    line: dict[str, Any] = dict(_serializer().serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata={}))
+    line["_aws"] = {**line["_aws"], "Timestamp": mark[0]}
+    text = _COMPACT.encode(line).replace("{", "{{").replace("}", "}}")
+    for i, m in enumerate(mark):
+        text = text.replace(_COMPACT.encode(m), "{" + str(i) + "}")
+    return text
 
 
 @functools.cache

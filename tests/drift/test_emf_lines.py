@@ -1,0 +1,56 @@
+"""The drift watch's EMF lines are the documents Powertools serialises, whatever the feature's name.
+
+The watch formats each line from a form Powertools serialised once per feature (values and timestamp
+filled in per window); here every line is parsed back and compared with what Powertools'
+`serialize_metric_set` gives for the same metrics and dimensions, the timestamp aside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+
+from aws_lambda_powertools.metrics import EphemeralMetrics
+
+from handler.core.drift import Drift, DriftReport
+from handler.sources.drift_metrics import emit
+
+
+def _drift(name: str, score: float, **rates: float) -> Drift:
+    return Drift(
+        name=name, kind="numeric", score=score, drifted=score > 0.1, values=10, channel=None, served=(), **rates
+    )
+
+
+def test_each_line_is_what_powertools_serialises() -> None:
+    # Names with JSON and str.format specials in them, and values json writes in exponent form.
+    features = {
+        'a "quoted" {name}': _drift('a "quoted" {name}', 1e-7, out_of_range=0.0, imputed=0.25),
+        "plain": _drift("plain", 0.3333333333333333, out_of_range=1 / 3),
+        "never served": _drift("never served", math.nan),
+    }
+    outputs = {"p": _drift("p", 12.5)}
+    report = DriftReport(rows=10, threshold=0.1, features=features, outputs=outputs)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        emit(report)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 4  # two features with a score, one output, the summary: "never served" has no line
+
+    namespace = lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"]
+    emf = EphemeralMetrics(namespace=namespace, service="skewless")
+    wanted = [
+        ("feature", 'a "quoted" {name}', {"FeatureDrift": 1e-7, "OutOfRangeRate": 0.0, "ImputedRate": 0.25}),
+        ("feature", "plain", {"FeatureDrift": 0.3333333333333333, "OutOfRangeRate": 1 / 3}),
+        ("output", "p", {"PredictionDrift": 12.5}),
+    ]
+    for line, (dimension, name, values) in zip(lines, wanted, strict=False):
+        metrics = {k: {"Unit": "None", "Value": [v]} for k, v in values.items()}
+        expected = emf.serialize_metric_set(
+            metrics=metrics, dimensions={dimension: name, "service": "skewless"}, metadata={}
+        )
+        assert isinstance(line["_aws"].pop("Timestamp"), int)
+        expected["_aws"].pop("Timestamp")  # type: ignore[misc]
+        assert line == json.loads(json.dumps(expected))
