@@ -140,21 +140,24 @@ def _bin_rows(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin counts of each row of finite `x` [features, n] over its row of `edges`: as `searchsorted(side="right")`.
 
     A bin index is the number of cut points at or below the value, counted one cut point at a time over
-    all features at once: with ten bins that is ~5x cheaper than a binary search per value (whose
-    branches the CPU cannot predict), and one bincount serves every feature.
+    all features at once in a small integer (each feature's bins offset past the previous one's), and one
+    bincount serves every feature: with ten bins ~5x cheaper than a binary search per value at 8k rows
+    (whose branches the CPU cannot predict), and no dearer at 1k.
     """
     features, width = edges.shape
-    if width > 254:  # the counter is a byte: more cut points than that are binned per feature
+    total = features * (width + 1)
+    if total > 1 << 16:  # too many bins for the counter: binned per feature
         return np.stack(
             [
                 np.bincount(np.searchsorted(e, row, side="right"), minlength=width + 1)
                 for e, row in zip(edges, x, strict=True)
             ]
         )
-    index = np.zeros(x.shape, dtype=np.uint8)
+    kind = np.uint8 if total <= 1 << 8 else np.uint16
+    index = np.repeat((np.arange(features) * (width + 1)).astype(kind)[:, None], x.shape[1], axis=1)
     above = np.empty(x.shape, dtype=bool)
+    ones = above.view(np.uint8)
     for k in range(width):
         np.greater_equal(x, edges[:, k : k + 1], out=above)
-        np.add(index, above, out=index, casting="unsafe")
-    flat = index.astype(np.intp) + (np.arange(features) * (width + 1))[:, None]
-    return np.bincount(flat.ravel(), minlength=features * (width + 1)).reshape(features, width + 1)
+        index += ones
+    return np.bincount(index.ravel(), minlength=total).reshape(features, width + 1)

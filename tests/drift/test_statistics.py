@@ -122,6 +122,22 @@ def test_scalar_features_binned_together_count_as_written_out() -> None:
     assert (tallies["features/a"].out_of_range, tallies["features/b"].out_of_range) == (1, 1)  # 9.0 > 4; -1 < 0
 
 
+@pytest.mark.parametrize("features", [9, 40])  # 90 bins fit a byte; 400 need two
+def test_binning_all_scalars_at_once_agrees_with_a_binary_search_per_feature(features: int) -> None:
+    from handler.core.baseline import _bin_rows
+
+    rng = np.random.default_rng(features)
+    x = rng.integers(-5, 6, size=(features, 3000)).astype(np.float64)  # integers: many values sit on a cut point
+    widths = rng.integers(1, 10, size=features)
+    edges = np.full((features, 9), np.inf)
+    for j, w in enumerate(widths):
+        edges[j, :w] = np.sort(rng.choice(np.arange(-5.0, 6.0), size=w, replace=False))
+    counts = _bin_rows(x, edges)
+    for j, w in enumerate(widths):
+        expected = np.bincount(np.searchsorted(edges[j, :w], x[j], side="right"), minlength=w + 1)
+        assert counts[j, : w + 1].tolist() == expected.tolist() and not counts[j, w + 1 :].any()
+
+
 def test_the_baseline_round_trips_through_json(tmp_path: pytest.TempPathFactory) -> None:
     specs = [TensorSpec("x", "float64"), TensorSpec("c", "string"), TensorSpec("t", "uint8", (4, 4, 1))]
     rng = np.random.default_rng(1)
