@@ -166,8 +166,14 @@ def check_error(
             assert set(d) == {"instance", "feature", "reason"}, d
             assert d["instance"] is None or (type(d["instance"]) is int and d["instance"] >= 0), d
             feature = d["feature"]
-            # A name of the model or of the request (a pydantic path is names and positions joined by dots).
-            assert feature is None or feature in names or all(p in names or p.isdigit() for p in feature.split(".")), d
+            # A name of the model or of the request (a pydantic path is names and positions joined by dots), or
+            # `inputs[i]`: an OIP tensor sent without a name is named by its position.
+            assert (
+                feature is None
+                or feature in names
+                or all(p in names or p.isdigit() for p in feature.split("."))
+                or re.fullmatch(r"inputs\[\d+\]", feature)
+            ), d
     return body
 
 

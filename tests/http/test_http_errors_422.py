@@ -134,6 +134,13 @@ def test_v2_errors_name_the_tensor(functions: Functions) -> None:
     assert reasons["support_calls"].startswith("datatype 'FP99' is not one of BOOL, UINT8")
 
 
+def test_v2_a_tensor_without_a_name_is_named_by_its_position(functions: Functions) -> None:
+    tensors = [{"name": "age", "shape": [1], "datatype": "FP32", "data": [40.0]}, {"shape": [1], "datatype": "FP32"}]
+    body = error(functions.http("churn", "POST", INFER, {"inputs": tensors}), 422, "invalid_input")
+    (unnamed,) = [d for d in body["details"] if d["feature"] == "inputs[1]"]
+    assert unnamed["instance"] is None and unnamed["reason"].startswith("is not an input of this model"), body
+
+
 def test_v2_missing_feature_tensors_are_listed_by_name(functions: Functions) -> None:
     tensors = [{"name": "age", "shape": [1], "datatype": "FP32", "data": [40.0]}]
     body = error(functions.http("churn", "POST", INFER, {"inputs": tensors}), 422, "invalid_input")
