@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +70,7 @@ def export_model(
     custom_object_modules: tuple[str, ...] | None = None,
     litert_runtime: bool = True,
     training_data: Mapping[str, Any] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Write the artifacts into `out_dir` (replaced whole, only once all are right); return the manifest.
 
@@ -81,6 +82,8 @@ def export_model(
     (CUSTOM_OBJECT_MODULES); None accepts the modules the custom layers live in. `training_data`: the
     raw training features exactly as a client sends them, {feature: array with the batch axis first};
     when given, `baseline.json` describes them and the model's answers to them (the drift watch's reference).
+    `class_names`: for a classifier, the name of each score of its one output (two for a single sigmoid
+    score, [negative, positive]); TF Serving's `:classify` then answers with them.
     """
     tol = tolerance or Tolerance()
     out = Path(out_dir)
@@ -117,6 +120,8 @@ def export_model(
         if training_data is not None:
             write_baseline(staging, model, signature, preprocessor, training_data)
         manifest = _manifest(staging, name, version, description, signature, custom, modules)
+        if class_names is not None:
+            manifest["class_names"] = _class_names(class_names, signature)
         manifest["runtimes"] = {"tensorflow": {"golden_passed": True}}
         _write_manifest(staging, manifest)
 
@@ -141,6 +146,24 @@ def export_model(
     staging.rename(out)
     shutil.rmtree(old, ignore_errors=True)
     return manifest
+
+
+def _class_names(names: Sequence[str], signature: Signature) -> list[str]:
+    """The class names, checked against the model's one output: one per score (two for one sigmoid score)."""
+    listed = list(names) if not isinstance(names, str) else []
+    if not listed or not all(isinstance(n, str) and n for n in listed) or len(set(listed)) != len(listed):
+        raise ExportError("class_names must be a list of distinct, non-empty strings, one per class")
+    if len(signature.outputs) != 1:
+        found = ", ".join(o.name for o in signature.outputs)
+        raise ExportError(f"class_names needs a model with one output (the class scores); this one has {found}")
+    (output,) = signature.outputs
+    scores = output.size
+    if scores != len(listed) and not (scores == 1 and len(listed) == 2):
+        raise ExportError(
+            f"class_names has {len(listed)} names but output '{output.name}' ({output.describe()}) gives "
+            f"{scores} score(s) per example: give one name per score (two for a single sigmoid score)"
+        )
+    return listed
 
 
 def _reload(path: Path) -> Any:
