@@ -8,6 +8,7 @@ a Lambda init does, and tests build others for other models.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
 from handler.bootstrap import open_service
-from handler.core.service import Service
+from handler.core.service import Service, unobserved
 from handler.errors import SkewlessError
 from handler.observability import capture_lambda_handler, correlation_id, logger, metrics
 from handler.settings import Settings
@@ -66,6 +67,16 @@ def event_trigger(event: Any) -> Trigger:
     return "direct"
 
 
+def _from_deploy_gate(context: Any) -> bool:
+    """The invocation carries the deploy gate's ClientContext: its golden cases are not users' traffic."""
+    custom = getattr(getattr(context, "client_context", None), "custom", None)
+    if not isinstance(custom, dict) or "skewless" not in custom:
+        return False
+    from handler.deploy_gate import GATE_CUSTOM  # only for invocations that carry a ClientContext of ours
+
+    return all(custom.get(k) == v for k, v in GATE_CUSTOM.items())
+
+
 class Function:
     """One function: settings read once, the service (or why it could not start), and its adapters."""
 
@@ -88,21 +99,10 @@ class Function:
         loads_before = service.model.loads if service is not None else 0
         if self.capture is not None:
             self.capture.begin(getattr(context, "aws_request_id", None), trigger)
+        watch = contextlib.nullcontext() if not _from_deploy_gate(context) else unobserved()
         try:
-            if trigger in HTTP_TRIGGERS:
-                return self.http_api.handle(trigger, event, context)  # type: ignore[arg-type]
-            if trigger in ("s3", "eventbridge_s3"):
-                from handler.sources import s3  # lazily: HTTP-only functions never import the file readers
-
-                return s3.handle_event(event, context, self.require_service(), self.settings)
-            if trigger == "sqs":
-                from handler.sources import sqs
-
-                return sqs.handle_event(event, context, self.require_service(), self.settings)
-            if trigger == "map_batch":
-                # A bad item is answered in the batch; a fault of ours fails it, for the Map's Retry to see.
-                return direct.guarded(lambda: map_batch.handle_event(event, self.require_service()), context)
-            return direct.handle_event(event, context, service, self.startup_error, self.settings.direct_errors)
+            with watch:
+                return self._route(trigger, event, context)
         finally:
             if service is not None and service.model.loads > loads_before and service.model.load_seconds is not None:
                 metrics.add_metric(
@@ -110,6 +110,22 @@ class Function:
                 )
             if self.capture is not None:
                 self.capture.flush()  # before the answer: a frozen container must not hold acknowledged rows
+
+    def _route(self, trigger: Trigger, event: Any, context: Any) -> Any:
+        if trigger in HTTP_TRIGGERS:
+            return self.http_api.handle(trigger, event, context)  # type: ignore[arg-type]
+        if trigger in ("s3", "eventbridge_s3"):
+            from handler.sources import s3  # lazily: HTTP-only functions never import the file readers
+
+            return s3.handle_event(event, context, self.require_service(), self.settings)
+        if trigger == "sqs":
+            from handler.sources import sqs
+
+            return sqs.handle_event(event, context, self.require_service(), self.settings)
+        if trigger == "map_batch":
+            # A bad item is answered in the batch; a fault of ours fails it, for the Map's Retry to see.
+            return direct.guarded(lambda: map_batch.handle_event(event, self.require_service()), context)
+        return direct.handle_event(event, context, self.service, self.startup_error, self.settings.direct_errors)
 
     def handler(self, trigger: Trigger | None = None) -> Callable[[Any, Any], Any]:
         """A Lambda handler with Powertools' logger, tracer and metrics around `dispatch`."""

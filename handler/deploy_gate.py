@@ -50,6 +50,10 @@ TRIGGERS = ("direct", "http_api", "rest_api", "function_url", "map_batch")
 # arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME:VERSION, a published version (not $LATEST, not an alias).
 QUALIFIED_VERSION_ARN = re.compile(r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]{1,64}):(\d+)$")
 # The inference function's timeout is at most 900 s; one invocation may take that long.
+# The gate's invocations say who they are (Lambda's ClientContext, `custom`): the function answers them as any
+# other, but keeps them out of its drift windows and data capture, which are about users' traffic.
+GATE_CUSTOM = {"skewless": "deploy-gate"}
+GATE_CONTEXT = base64.b64encode(json.dumps({"custom": GATE_CUSTOM}).encode()).decode()
 LAMBDA_CONFIG = Config(connect_timeout=10, read_timeout=905, retries={"max_attempts": 3, "mode": "standard"})
 
 
@@ -235,7 +239,9 @@ def invoke_version(lambda_client: Any, arn: str) -> Callable[[Any], Any]:
     """A function that invokes the version synchronously with one event and returns what it returned."""
 
     def invoke(event: Any) -> Any:
-        reply = lambda_client.invoke(FunctionName=arn, InvocationType="RequestResponse", Payload=json.dumps(event))
+        reply = lambda_client.invoke(
+            FunctionName=arn, InvocationType="RequestResponse", Payload=json.dumps(event), ClientContext=GATE_CONTEXT
+        )
         raw = reply["Payload"].read()
         try:
             payload = json.loads(raw) if raw else None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -61,6 +63,18 @@ class Prediction:
 
 # Sees every served batch (coerced features, and its Prediction): the drift watch, data capture.
 BatchObserver = Callable[[Mapping[str, np.ndarray], Prediction], None]
+# Set while serving requests that are not users' traffic (the deploy gate's golden cases): no observer sees them.
+_UNOBSERVED: contextvars.ContextVar[bool] = contextvars.ContextVar("skewless_unobserved", default=False)
+
+
+@contextlib.contextmanager
+def unobserved() -> Iterator[None]:
+    """Within the block, the batches served are answered as usual but kept from the observers."""
+    token = _UNOBSERVED.set(True)
+    try:
+        yield
+    finally:
+        _UNOBSERVED.reset(token)
 
 
 @dataclass
@@ -128,8 +142,9 @@ class Service:
         # A row refused for its input is not also reported for the NaN the model made of it.
         output_problems = {i: e for i, e in non_finite_outputs(outputs).items() if i not in input_problems}
         prediction = Prediction(outputs, input_problems, output_problems)
-        for observe in self.observers:  # every trigger comes through here, S3 chunks and SQS messages included
-            observe(columns, prediction)
+        if not _UNOBSERVED.get():
+            for observe in self.observers:  # every trigger comes through here, S3 chunks and SQS messages included
+                observe(columns, prediction)
         return prediction
 
     def predict_v1(self, body: Any, forward: Forward | None = None) -> dict[str, Any]:

@@ -8,10 +8,12 @@ template's alarms watch.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +224,31 @@ def test_a_baseline_this_server_cannot_read_turns_the_watch_off_with_a_warning(
     assert drift_scores(emf_lines(capture_stdout())) == []
     (warning,) = [m["message"] for m in log_messages(logs) if m["message"].startswith("drift watch off")]
     assert "baseline.json cannot be read (baseline format 99, this version reads format 1)" in warning
+
+
+@dataclass
+class _ClientContext:
+    custom: dict[str, str]
+
+
+@dataclass
+class _GateContext(LambdaContext):
+    """A context as awslambdaric builds it for an invoke with a ClientContext."""
+
+    client_context: _ClientContext | None = None
+
+
+def test_requests_marked_as_the_deploy_gates_are_answered_but_not_watched() -> None:
+    """The gate's golden rows are not users' traffic: answered the same, seen by no observer (drift, capture)."""
+    function = make_function("churn", drift_window=100)
+    assert function.service is not None
+    seen: list[int] = []
+    function.service.observers.append(lambda columns, prediction: seen.append(len(prediction.outputs["output_0"])))
+    handler = function.handler()
+    body = {"instances": data.churn_rows(data.churn(150, 503))}
+    gate = _GateContext(client_context=_ClientContext({"skewless": "deploy-gate"}))
+    other = _GateContext(client_context=_ClientContext({"skewless": "someone-else"}))
+    answers = [handler(copy.deepcopy(body), context) for context in (gate, other, LambdaContext())]
+    assert answers[0] == answers[1] == answers[2] and len(answers[0]["predictions"]) == 150
+    assert seen == [150, 150], "only the two invocations that are not the gate's are observed"
+    assert function.drift is not None and function.drift.reports == 2  # each batch of 150 closes a window of 100

@@ -47,6 +47,7 @@ class GateRun:
     asked: list[str]
     log: str
     function_log: str
+    client_contexts: list[str | None]
 
 
 @pytest.fixture(scope="session")
@@ -102,7 +103,7 @@ def run_gate(rie: Path, no_tensorflow: Path, tmp_path: Path) -> Callable[..., Ga
                     assert answer.status == 200, f"the gate's emulator answered {answer.status}: {answer.body}"
             function_log = (tmp_path / "function.log").read_text(errors="replace")
         gate_log = (tmp_path / "gate.log").read_text(errors="replace")
-        return GateRun(answer.body, standin.statuses(), front.asked, gate_log, function_log)
+        return GateRun(answer.body, standin.statuses(), front.asked, gate_log, function_log, front.client_contexts)
 
     return run
 

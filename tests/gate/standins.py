@@ -67,15 +67,19 @@ class LambdaFront:
     function_arn: str
     emulator_url: str
     asked: list[str] = field(default_factory=list)
+    client_contexts: list[str | None] = field(default_factory=list)
     endpoint: str = ""
 
-    def answer(self, path: str, payload: bytes) -> tuple[int, dict[str, str], bytes]:
+    def answer(self, path: str, payload: bytes, client_context: str | None = None) -> tuple[int, dict[str, str], bytes]:
         name = urllib.parse.unquote(path.split("/functions/", 1)[1].split("/invocations", 1)[0])
         self.asked.append(name)
         if name != self.function_arn:
             body = {"Type": "User", "message": f"Function not found: {name}"}
             return 404, {"x-amzn-ErrorType": "ResourceNotFoundException"}, json.dumps(body).encode()
-        request = urllib.request.Request(self.emulator_url, data=payload, method="POST")
+        self.client_contexts.append(client_context)
+        # The emulator hands X-Amz-Client-Context to the runtime, as Lambda does with Invoke's ClientContext.
+        headers = {"X-Amz-Client-Context": client_context} if client_context else {}
+        request = urllib.request.Request(self.emulator_url, data=payload, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=300) as reply:
                 status, raw = reply.status, reply.read()
@@ -103,7 +107,7 @@ def _handler(server_obj: CodeDeployStandIn | LambdaFront) -> type[BaseHTTPReques
                 status, body = server_obj.answer(operation, json.loads(raw or b"{}"))
                 self._send(status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(body).encode())
             else:
-                status, headers, payload = server_obj.answer(self.path, raw)
+                status, headers, payload = server_obj.answer(self.path, raw, self.headers.get("X-Amz-Client-Context"))
                 self._send(status, {"Content-Type": "application/json", **headers}, payload)
 
         def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:

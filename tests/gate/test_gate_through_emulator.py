@@ -9,6 +9,7 @@ the skew instead of refusing a tampered file. The CodeDeploy side is a stand-in 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -67,6 +68,18 @@ def test_the_committed_artifacts_pass_the_gate_in_every_trigger_shape(
     # One invocation per answer, each naming the new version's qualified ARN (never $LATEST or the alias).
     assert run.asked == [VERSION_ARN] * len(expected), sorted(set(run.asked))
     assert f"all {len(expected)} answers of {VERSION_ARN} match training" in run.log, run.log[-3000:]
+
+
+def test_the_gates_requests_are_kept_out_of_the_drift_watch(run_gate: Callable[..., GateRun]) -> None:
+    """Every invocation says it is the gate (ClientContext.custom); the function answers it but keeps its golden rows
+    out of its drift windows: with windows of 100 rows, the ~1,400 rows the gate sends for churn would close a dozen,
+    and the function's log has not one FeatureDrift line."""
+    run = run_gate(zoo.model_dir("churn"), zoo.model_dir("churn"), {"DRIFT_WINDOW": "100"})
+    _reported(run, "Succeeded")
+    custom = [json.loads(base64.b64decode(c))["custom"] if c else None for c in run.client_contexts]
+    assert custom == [{"skewless": "deploy-gate"}] * len(expected_answers("churn")), custom[:3]
+    assert "drift watch on" in run.function_log, run.function_log[-2000:]  # the watch runs, with windows of 100
+    assert "FeatureDrift" not in run.function_log, "the gate's golden rows were counted as users' traffic"
 
 
 def _assert_named_as_differing(run: GateRun, expected: set[str]) -> None:
