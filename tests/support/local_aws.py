@@ -78,9 +78,18 @@ def gateway_candidates(network: Mapping[str, Any], ip_addr_json: Sequence[Mappin
 
 
 def bind_error(address: str) -> str | None:
-    """None when a socket can bind ADDRESS here (it is one of this host's addresses), else why not.
-    (A host with net.ipv4.ip_nonlocal_bind=1 binds any address: there this proves nothing.)"""
+    """None when ADDRESS is one of this host's addresses and a socket can bind it, else why not.
+
+    A bind alone proves nothing on a host with net.ipv4.ip_nonlocal_bind=1, which binds any address;
+    so the kernel is also asked which source it would use to reach ADDRESS (a UDP connect sends
+    nothing): only for one of its own addresses is that ADDRESS itself.
+    """
     try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((address, 9))
+            source = probe.getsockname()[0]
+        if source != address:
+            return f"this host reaches it from {source}: it is not one of the host's addresses"
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((address, 0))
     except OSError as err:

@@ -9,6 +9,9 @@ once docker0 existed. Both were captured on a build machine; only Id and Created
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,8 @@ _OPTIONS = {
     "com.docker.network.bridge.name": "docker0",
     "com.docker.network.driver.mtu": "1500",
 }
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _network(ipam_config: list[dict[str, str]], options: dict[str, str] = _OPTIONS) -> dict[str, Any]:
@@ -114,26 +119,16 @@ def test_candidates_on_a_second_start_begin_with_the_ipam_gateway() -> None:
     assert [c.address for c in gateway_candidates(SECOND_START, NO_ADDRESS)] == ["172.17.0.1", None, "172.17.0.1"]
 
 
-# With ip_nonlocal_bind=1 the kernel lets a socket bind any address, so binding proves nothing.
-NONLOCAL_BIND = Path("/proc/sys/net/ipv4/ip_nonlocal_bind")
-needs_local_bind = pytest.mark.skipif(
-    NONLOCAL_BIND.exists() and NONLOCAL_BIND.read_text().strip() != "0", reason="net.ipv4.ip_nonlocal_bind is set"
-)
-
-
-@needs_local_bind
 def test_an_address_of_this_host_binds_and_a_documentation_address_does_not() -> None:
     assert bind_error("127.0.0.1") is None
     assert bind_error("192.0.2.1") is not None  # TEST-NET-1: never assigned to a host
 
 
-@needs_local_bind
 def test_the_first_bound_candidate_wins() -> None:
     picked = first_bound([Candidate("IPAM Gateway", "192.0.2.1"), Candidate("address of interface lo", "127.0.0.1")])
     assert picked == "127.0.0.1"
 
 
-@needs_local_bind
 def test_when_nothing_is_bound_the_error_names_every_source_tried() -> None:
     # The fresh engine's report on a host where the bridge has no address and the subnet's
     # first host is not ours (192.0.2.0/24 is documentation space).
@@ -144,3 +139,22 @@ def test_when_nothing_is_bound_the_error_names_every_source_tried() -> None:
     assert "IPAM Gateway: not reported (IPv4 subnets: 192.0.2.0/24)" in message
     assert "address of interface docker0: no IPv4 address on this host" in message
     assert "first host of the IPAM Subnet 192.0.2.0/24: 192.0.2.1 is not bound on this host" in message
+
+
+def test_the_check_holds_on_a_host_that_binds_any_address() -> None:
+    """With net.ipv4.ip_nonlocal_bind=1 a socket binds any address, so binding alone would call 192.0.2.1 ours.
+    Run in a network namespace of its own (the sysctl is per namespace; the tests run as root), so the host's
+    setting is left alone."""
+    script = (
+        "from tests.support.local_aws import bind_error; "
+        "assert bind_error('127.0.0.1') is None; "
+        "error = bind_error('192.0.2.1'); assert error is not None and 'not one of the host' in error, error; "
+        "print('ok')"
+    )
+    command = (
+        # A default route, as a real host has: 192.0.2.1 is then reachable, from another address.
+        "ip link set lo up && ip route add default dev lo && echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind && "
+        f'{shlex.quote(sys.executable)} -c "{script}"'
+    )
+    done = subprocess.run(["unshare", "--net", "sh", "-c", command], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
