@@ -60,7 +60,8 @@ ROUTES = [
 ]
 
 
-def _depth(value: Any) -> int:
+def depth(value: Any) -> int:
+    """How deep JSON containers nest (README: over 32 levels is a 400)."""
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, level = stack.pop()
@@ -70,7 +71,8 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook refusing a key twice in one object (README: a 400)."""
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):
         raise ValueError("a key twice")
@@ -86,10 +88,10 @@ def body_statuses(kind: str, raw: bytes) -> set[int]:
     if not text.strip():
         return {400}
     try:
-        body = json.loads(text, object_pairs_hook=_no_twice)
+        body = json.loads(text, object_pairs_hook=no_twice)
     except (ValueError, RecursionError):
         return {400}
-    if _depth(body) > MAX_DEPTH or not isinstance(body, dict):
+    if depth(body) > MAX_DEPTH or not isinstance(body, dict):
         return {400}
     if kind == "infer":
         inputs = body.get("inputs")

@@ -26,12 +26,12 @@ from handler.errors import BadRequest, InvalidInput
 from tests.conftest import LambdaContext
 from tests.hostile.bad_input import CODES
 from tests.hostile.conftest import check_error
+from tests.hostile.status_oracle import MAX_DEPTH, depth, no_twice  # README: nesting over 32 levels is a 400
 from tests.http.functions import FUNCTIONS
 from tests.http.http_events import body_of, http_event
 from tests.support import zoo
 
 MODELS = ("churn", "recommender")
-MAX_DEPTH = 32  # README: nesting over 32 levels is a 400
 V1_KEYS = {"instances", "inputs", "signature_name"}
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 FEW = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
@@ -60,32 +60,15 @@ request_like = st.fixed_dictionaries(
 )
 
 
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (list, dict)):
-            deepest = max(deepest, level)
-            stack.extend((c, level + 1) for c in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def _no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError("a key twice")
-    return dict(pairs)
-
-
 def parsed(text: str) -> tuple[str, Any]:
     """("no body" | "not JSON" | "not an object" | "object", the value)."""
     if text == "":
         return "no body", None
     try:
-        value = json.loads(text, object_pairs_hook=_no_twice)
+        value = json.loads(text, object_pairs_hook=no_twice)
     except (ValueError, RecursionError):
         return "not JSON", None
-    if _depth(value) > MAX_DEPTH:
+    if depth(value) > MAX_DEPTH:
         return "not JSON", None
     return ("object" if isinstance(value, dict) else "not an object"), value
 
