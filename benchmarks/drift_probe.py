@@ -21,19 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.lambda_context import Context
+
 ROOT = Path(__file__).resolve().parent.parent
 CHURN = ROOT / "model_artifacts" / "churn"
-
-
-class _Context:
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def _event(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -66,11 +57,11 @@ def warm_drift(batches: tuple[int, ...] = (1, 1024), repeats: dict[int, int] | N
             times: dict[str, list[float]] = {"on": [], "off": []}
             for i in range(20):
                 for h in handlers.values():
-                    h(events[i % len(events)], _Context())
+                    h(events[i % len(events)], Context())
             for i in range(repeats.get(n, 200)):
                 for name, h in handlers.items():
                     t = time.perf_counter()
-                    h(events[i % len(events)], _Context())
+                    h(events[i % len(events)], Context())
                     times[name].append(time.perf_counter() - t)
             served = [on.service.coercer.coerce({"instances": b}).columns for b in batches_of_n]
             predictions = [on.service.run(b) for b in served]

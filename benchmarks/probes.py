@@ -16,22 +16,12 @@ from typing import Any
 import numpy as np
 
 from benchmarks.drift_probe import warm_drift  # noqa: F401 (a probe: PROBES collects it by name)
+from benchmarks.lambda_context import Context
 from benchmarks.warm_path import warm_breakdown, warm_ratios  # noqa: F401 (probes, collected by name)
 
 T0 = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "model_artifacts" / "churn"
-
-
-class Context:
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def rows(n: int) -> list[dict[str, Any]]:

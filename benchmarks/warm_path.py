@@ -26,19 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.lambda_context import Context
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "model_artifacts"
-
-
-class _Context:
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 def _golden_rows(model: str, case: str, n: int) -> list[Any]:
@@ -109,7 +100,7 @@ def warm_breakdown(repeats: int = 3000) -> dict[str, Any]:
     parsed = json.loads(body)
     forward = service.forward()
     inputs, _ = prepare(service.artifacts, service.coercer.coerce(parsed).columns)
-    ctx = _Context()
+    ctx = Context()
     assert handler(event, ctx)["statusCode"] == 200 and api.handle("http", live, ctx)["statusCode"] == 200
     steps: dict[str, Callable[[], Any]] = {
         "lambda_handler": lambda: handler(event, ctx),
@@ -146,7 +137,7 @@ def warm_ratios(repeats: dict[str, int] | None = None) -> dict[str, Any]:
         body = event["body"]
         forward = service.forward()
         inputs, _ = prepare(service.artifacts, service.coercer.coerce(json.loads(body)).columns)
-        ctx = _Context()
+        ctx = Context()
         assert handler(event, ctx)["statusCode"] == 200
         steps: dict[str, Callable[[], Any]] = {
             "handler": lambda h=handler, e=event, c=ctx: h(e, c),
