@@ -141,7 +141,7 @@ def probe_floor() -> dict[str, float]:
     from handler.settings import Settings
     from handler.sources import aws, s3
     from handler.sources.csv_chunks import csv_chunks, text_coercer
-    from handler.sources.outputs import ParquetPredictions, prediction_lines
+    from handler.sources.outputs import CsvPredictions, ParquetPredictions, prediction_lines
     from handler.sources.parquet_chunks import open_parquet, parquet_chunks
 
     settings = Settings.from_env()
@@ -181,18 +181,15 @@ def probe_floor() -> dict[str, float]:
         "write_jsonl", lambda: [prediction_lines(c.rows, None, o, names) for c, o in zip(chunks, outputs, strict=True)]
     )
 
-    def write_parquet() -> None:
-        class Sink:
-            def write(self, data: bytes) -> None:
-                sink.write(data)
-
+    def write(kind: Any) -> None:
         sink = io.BytesIO()
-        writer = ParquetPredictions(Sink(), service.artifacts.signature.outputs)
+        writer = kind(sink, service.artifacts.signature.outputs)
         for c, o in zip(chunks, outputs, strict=True):
             writer.write(c.rows, None, o)
         writer.close()
 
-    timed("write_parquet", write_parquet)
+    timed("write_csv", lambda: write(CsvPredictions))
+    timed("write_parquet", lambda: write(ParquetPredictions))
     out["rows"] = float(sum(len(c.rows) for c in chunks))
 
     # The other form: rows handed over by the Map in batches of BulkBatchSize, as JSON, through lambda_handler.
@@ -351,7 +348,8 @@ def table(results: dict[str, Any]) -> str:
             ("read_parquet", "Parquet reader"),
             ("preprocess", "preprocessing"),
             ("model", "model"),
-            ("write_jsonl", "JSON Lines writer"),
+            ("write_csv", "CSV writer"),
+            ("write_jsonl", "JSON Lines writer (the same answers, for comparison)"),
             ("write_parquet", "Parquet writer"),
         )
     )

@@ -15,9 +15,10 @@ Input formats, by extension (the readers: `csv_chunks.py`, `parquet_chunks.py`, 
 - `.npy`, for a model with one array input ([n, *its shape]) or a tabular model ([n, features]).
 
 Outputs, for `s3://bucket/INPUT_PREFIX/a/b.csv` (in `OUTPUT_BUCKET`, default the source bucket):
-- the predictions, `OUTPUT_PREFIX/a/b.csv.jsonl` (JSON Lines, for CSV, JSON Lines and .npy
-  inputs) or `OUTPUT_PREFIX/a/b.parquet.parquet` (Parquet, for a Parquet input): one record per
-  answered row, in input order, with its row number (`outputs.py` says what each holds);
+- the predictions, in the input's format: `OUTPUT_PREFIX/a/b.csv.csv` (CSV, with a header),
+  `OUTPUT_PREFIX/a/b.parquet.parquet` (Parquet) or `OUTPUT_PREFIX/a/b.jsonl.jsonl` (JSON Lines,
+  also for .npy inputs): one record per answered row, in input order, with its row number
+  (`outputs.py` says what each holds);
 - `OUTPUT_PREFIX/a/b.csv.errors.jsonl`: one line per row that could not be answered, with every
   reason: `{"row": 5, "errors": [{"feature": "age", "reason": "..."}]}` (and its `line` where the
   reader knows it); always written (empty when all rows were good), so every row is in exactly
@@ -65,7 +66,7 @@ from handler.sources.file_chunks import (
     npy_chunks,
     npy_layout,
 )
-from handler.sources.outputs import JsonLinesPredictions, ParquetPredictions, PredictionWriter, Sink
+from handler.sources.outputs import CsvPredictions, JsonLinesPredictions, ParquetPredictions, PredictionWriter, Sink
 from handler.sources.parquet_chunks import open_parquet, parquet_chunks
 from handler.sources.pipeline import WriteBehind, prefetched
 
@@ -74,6 +75,11 @@ MARKER_SUFFIX = ".done.json"
 # A chunk's coerced input, when S3_CHUNK_ROWS does not say: churn ~32k rows, 28x28 images ~10k, 224x224x3 floats 64.
 CHUNK_BYTES = 8 << 20
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 65_536
+# The predictions' format for each input format that is not JSON Lines: the input's own.
+WRITERS: dict[str, type[CsvPredictions] | type[ParquetPredictions]] = {
+    "csv": CsvPredictions,
+    "parquet": ParquetPredictions,
+}
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet"}
 
 
@@ -163,7 +169,8 @@ def output_keys(ref: ObjectRef, settings: Settings, predictions_suffix: str = ".
 def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings) -> dict[str, Any]:
     """Read, predict and write one input object; returns its completion marker."""
     fmt = format_of(ref.key)
-    out = output_keys(ref, settings, ParquetPredictions.suffix if fmt == "parquet" else JsonLinesPredictions.suffix)
+    kind = WRITERS.get(fmt or "", JsonLinesPredictions)
+    out = output_keys(ref, settings, kind.suffix)
     model = {"name": service.name, "version": service.artifacts.manifest.version}
     previous = _read_marker(s3, out)
     # A redelivered event for a source and model already predicted: the outputs are there, complete.
@@ -184,7 +191,7 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
         # new outputs and the new marker would leave it vouching for outputs it does not describe.
         pending = {"status": "in_progress", "source": source, "model": model}
         aws.put_json(s3, out.bucket, out.marker, json.dumps(pending).encode())
-    content_type = ParquetPredictions.content_type if fmt == "parquet" else JsonLinesPredictions.content_type
+    content_type = kind.content_type
     # Leaving this block by an exception aborts both uploads: nothing half-written becomes visible.
     with (
         aws.MultipartWriter(s3, out.bucket, out.predictions, content_type, settings.s3_part_bytes) as preds,
@@ -237,15 +244,17 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
 
 
 def prediction_writer(fmt: str, sink: Sink, service: Service) -> PredictionWriter:
-    """Parquet in, Parquet out; JSON Lines for every other input."""
+    """CSV in, CSV out; Parquet in, Parquet out; JSON Lines for JSON Lines and .npy."""
     if fmt == "parquet":
         return ParquetPredictions(sink, service.artifacts.signature.outputs)
+    if fmt == "csv":
+        return CsvPredictions(sink, service.artifacts.signature.outputs)
     return JsonLinesPredictions(sink, service.output_names)
 
 
 def _empty(fmt: str | None, service: Service) -> bytes:
-    """The predictions object of a rejected file: no rows (for Parquet, a valid file with the schema)."""
-    if fmt != "parquet":
+    """The predictions object of a rejected file: no rows (a CSV header; for Parquet, a valid file with the schema)."""
+    if fmt not in WRITERS:
         return b""
     parts: list[bytes] = []
 

@@ -43,7 +43,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from handler.app import Function
 from handler.sources import aws
 from tests.conftest import ROOT, LambdaContext
-from tests.integration.conftest import COLUMNS, churn_rows, csv_bytes
+from tests.integration.conftest import COLUMNS, churn_rows, csv_bytes, read_predictions
 from tests.support import zoo
 from tests.support.reference import churn_reference
 
@@ -232,8 +232,8 @@ def test_every_object_under_a_prefix_goes_through_the_s3_path_and_the_results_ar
             ].read()
         )
         assert (marker["status"], marker["rows"], marker["predicted"]) == ("done", len(rows), len(rows)), marker
-        body = world.s3.get_object(Bucket=BUCKET, Key=marker["outputs"]["predictions"])["Body"].read()
-        got = np.asarray([json.loads(line)["prediction"] for line in body.splitlines()])
+        predictions = read_predictions(world.s3, BUCKET, marker["outputs"]["predictions"])
+        got = np.asarray([p["prediction"] for p in predictions])
         assert float(np.max(np.abs(got - churn_reference(rows)))) <= 1e-5, key
     table = pq.read_table(
         io.BytesIO(world.s3.get_object(Bucket=BUCKET, Key="predictions/part/lake.parquet.parquet")["Body"].read())

@@ -26,7 +26,14 @@ from handler.settings import Settings
 from handler.sources import aws
 from handler.sources import s3 as s3_source
 from tests.faults.conftest import CuttableProxy, MotoProcess, fast_client
-from tests.integration.conftest import COLUMNS, churn_rows, csv_bytes, expected_predictions, read_jsonl, s3_put_event
+from tests.integration.conftest import (
+    COLUMNS,
+    churn_rows,
+    csv_bytes,
+    expected_predictions,
+    read_predictions,
+    s3_put_event,
+)
 
 PART = 5 * 1024 * 1024
 NETWORK_ERRORS = (botocore.exceptions.BotoCoreError, urllib3.exceptions.HTTPError, OSError)
@@ -97,13 +104,18 @@ def _restore(proxy: CuttableProxy) -> None:
             time.sleep(0.05)
 
 
+def predictions_key(key: str) -> str:
+    """Where the predictions of an input go: CSV for a CSV, JSON Lines for JSON Lines and .npy."""
+    return "predictions/" + key.removeprefix("incoming/") + (".csv" if key.endswith(".csv") else ".jsonl")
+
+
 def assert_one_complete_output(s3: Any, bucket: str, key: str, n_rows: int, service: Service, rows: list) -> None:
     base = "predictions/" + key.removeprefix("incoming/")
     got = outputs(s3, bucket)
-    assert sorted(got) == [base + ".done.json", base + ".errors.jsonl", base + ".jsonl"], sorted(got)
+    assert sorted(got) == sorted([base + ".done.json", base + ".errors.jsonl", predictions_key(key)]), sorted(got)
     marker = json.loads(got[base + ".done.json"])
     assert (marker["status"], marker["rows"], marker["predicted"], marker["errors"]) == ("done", n_rows, n_rows, 0)
-    preds = [json.loads(line) for line in got[base + ".jsonl"].splitlines()]
+    preds = read_predictions(s3, bucket, predictions_key(key))
     assert [p["row"] for p in preds] == list(range(n_rows)), "a row was lost, duplicated or reordered"
     want = np.tile(expected_predictions(rows), (n_rows // len(rows), 1))
     worst = float(np.max(np.abs(np.asarray([p["prediction"] for p in preds]) - want)))
@@ -116,8 +128,10 @@ def assert_nothing_complete(s3: Any, bucket: str, key: str, n_rows: int) -> None
     base = "predictions/" + key.removeprefix("incoming/")
     got = outputs(s3, bucket)
     assert base + ".done.json" not in got, "a completion marker was written for a failed attempt"
-    if base + ".jsonl" in got:
-        assert len(got[base + ".jsonl"].splitlines()) == n_rows, "a truncated predictions object is visible"
+    preds_key = predictions_key(key)
+    if preds_key in got:
+        header = 1 if preds_key.endswith(".csv") else 0
+        assert len(got[preds_key].splitlines()) == header + n_rows, "a truncated predictions object is visible"
 
 
 def test_s3_server_killed_mid_read_fails_the_event_and_the_retry_writes_one_complete_output(
@@ -187,8 +201,8 @@ def test_s3_endpoint_dark_mid_read_leaves_nothing_complete_and_the_retry_writes_
 @pytest.mark.parametrize(
     ("operation", "which"),
     [
-        ("UploadPart", ".jsonl"),
-        ("CompleteMultipartUpload", ".jsonl"),
+        ("UploadPart", ".csv"),
+        ("CompleteMultipartUpload", ".csv"),
         ("PutObject", ".errors.jsonl"),
         ("PutObject", ".done.json"),
     ],
@@ -203,7 +217,7 @@ def test_a_refused_output_write_fails_the_event_and_the_retry_writes_one_complet
     settings: Settings,
     lambda_context: Any,
 ) -> None:
-    body, rows, n = big_csv(repeats=60)  # predictions over one 5 MiB part: a real multipart upload
+    body, rows, n = big_csv(repeats=120)  # predictions (~26 bytes a row) over one 5 MiB part: a real multipart upload
     key = "incoming/refused.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=body)
     event = s3_put_event(bucket, key, etag=s3.head_object(Bucket=bucket, Key=key)["ETag"], size=len(body))
@@ -264,7 +278,7 @@ def test_a_replaced_source_whose_new_marker_cannot_be_written_leaves_no_stale_do
     s3_source.handle_event(s3_put_event(bucket, key, etag=etag2), lambda_context, service, settings)
     marker = json.loads(s3.get_object(Bucket=bucket, Key=marker_key)["Body"].read())
     assert (marker["status"], marker["source"]["etag"], marker["predicted"]) == ("done", etag2.strip('"'), 40)
-    assert len(read_jsonl(s3, bucket, "predictions/replaced.csv.jsonl")) == 40
+    assert len(read_predictions(s3, bucket, "predictions/replaced.csv.csv")) == 40
 
 
 @pytest.mark.parametrize("name", ["gone.csv", "gone.jsonl", "gone.npy"])

@@ -107,6 +107,23 @@ def read_jsonl(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in body.splitlines() if line]
 
 
+def read_csv_predictions(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    """A churn CSV predictions object, read by the standard library: header `row,output_0`, a record per row.
+
+    Each record as {"row": int, "prediction": [float]}, the shape of a JSON Lines record, so a test reads
+    both alike.
+    """
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    records = list(csv.reader(io.StringIO(body, newline="")))
+    assert records and records[0] == ["row", "output_0"], records[:1]
+    return [{"row": int(row), "prediction": [float(value)]} for row, value in records[1:]]
+
+
+def read_predictions(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+    """The predictions object of a CSV (CSV) or JSON Lines / .npy input (JSON Lines), as JSON Lines records."""
+    return read_csv_predictions(s3, bucket, key) if key.endswith(".csv") else read_jsonl(s3, bucket, key)
+
+
 def expected_predictions(rows: list[dict[str, Any]]) -> np.ndarray:
     """What the training pipeline answers for these rows (not the serving path): the reference for S3 outputs."""
     return churn_reference(rows)

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     csv_bytes,
     expected_predictions,
     read_jsonl,
+    read_predictions,
     s3_put_event,
 )
 
@@ -40,7 +41,8 @@ def _run(s3: Any, bucket: str, key: str, body: bytes, service: Service, settings
 def _outputs(s3: Any, bucket: str, key: str) -> tuple[list[dict], list[dict], dict]:
     base = "predictions/" + key.removeprefix("incoming/")
     marker = json.loads(s3.get_object(Bucket=bucket, Key=base + ".done.json")["Body"].read())
-    return read_jsonl(s3, bucket, base + ".jsonl"), read_jsonl(s3, bucket, base + ".errors.jsonl"), marker
+    predictions = read_predictions(s3, bucket, marker["outputs"]["predictions"])
+    return predictions, read_jsonl(s3, bucket, base + ".errors.jsonl"), marker
 
 
 def _assert_predictions(got: list[dict], service: Service, rows: list[dict[str, Any]]) -> None:
@@ -52,19 +54,19 @@ def _assert_predictions(got: list[dict], service: Service, rows: list[dict[str, 
 
 
 @pytest.mark.slow
-def test_csv_of_150k_rows_is_predicted_in_order_with_row_numbers(
+def test_csv_of_250k_rows_is_predicted_in_order_with_row_numbers(
     s3: Any, bucket: str, service: Service, settings: Settings, lambda_context: Any
 ) -> None:
-    # 150k rows (it was 100k): without a "line" field (pyarrow does not report where a good CSV row starts) the
-    # predictions of 100k rows fit in one 5 MiB part, and this test is also about a multipart upload.
-    n = 150_000
+    # 250k rows: the CSV predictions (about 27 bytes a row) must pass one 5 MiB part, as this test is also about a
+    # multipart upload.
+    n = 250_000
     rows = churn_rows(n, seed=11)
     body = csv_bytes(rows, list(reversed(COLUMNS)))  # header in another order than training
     service.model.load()  # measure the file, not the first model load
     start = time.perf_counter()
     marker = _run(s3, bucket, "incoming/big/customers.csv", body, service, settings, lambda_context)
     seconds = time.perf_counter() - start
-    print(f"\n150k-row CSV ({len(body) / 1e6:.1f} MB) via local S3: {seconds:.2f} s, {n / seconds:,.0f} rows/s")
+    print(f"\n250k-row CSV ({len(body) / 1e6:.1f} MB) via local S3: {seconds:.2f} s, {n / seconds:,.0f} rows/s")
 
     preds, errors, stored = _outputs(s3, bucket, "incoming/big/customers.csv")
     assert marker == stored
@@ -80,7 +82,7 @@ def test_csv_of_150k_rows_is_predicted_in_order_with_row_numbers(
     assert all(set(p) == {"row", "prediction"} for p in preds)
     _assert_predictions(preds, service, rows)
     # The output was large enough to go up in several parts, and no upload is left open.
-    head = s3.head_object(Bucket=bucket, Key="predictions/big/customers.csv.jsonl")
+    head = s3.head_object(Bucket=bucket, Key="predictions/big/customers.csv.csv")
     assert "-" in head["ETag"], "expected a multipart object"
     assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
@@ -227,21 +229,21 @@ def test_retried_event_gives_identical_outputs_and_no_duplicates(
     s3_source.handle_event(event, lambda_context, service, settings)
     assert snapshot() == first
     assert sorted(first) == [
+        "predictions/retry.csv.csv",
         "predictions/retry.csv.done.json",
         "predictions/retry.csv.errors.jsonl",
-        "predictions/retry.csv.jsonl",
     ]
-    assert len(first["predictions/retry.csv.jsonl"].splitlines()) == 300
+    assert len(first["predictions/retry.csv.csv"].splitlines()) == 1 + 300  # the header and a record per row
 
 
 def test_keys_outside_the_input_prefix_are_ignored(
     s3: Any, bucket: str, service: Service, settings: Settings, lambda_context: Any
 ) -> None:
-    for key in ("predictions/x.csv.jsonl", "other/x.csv"):
+    for key in ("predictions/x.csv.csv", "other/x.csv"):
         s3.put_object(Bucket=bucket, Key=key, Body=b"a,b\n1,2\n")
         result = s3_source.handle_event(s3_put_event(bucket, key), lambda_context, service, settings)
         assert result["objects"] == [] and result["ignored"][0]["key"] == key
-    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="predictions/x.csv.jsonl.")
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="predictions/x.csv.csv.")
 
 
 def test_header_without_every_feature_rejects_the_file_with_the_reason(
@@ -307,7 +309,7 @@ def test_a_failed_output_write_raises_so_lambda_retries_and_publishes_nothing(
     # The retry, once the destination exists, produces the complete output.
     s3.create_bucket(Bucket=missing.output_bucket)
     s3_source.handle_event(s3_put_event(bucket, key), lambda_context, service, missing)
-    assert len(read_jsonl(s3, missing.output_bucket, "predictions/nowhere.csv.jsonl")) == 5
+    assert len(read_predictions(s3, bucket + "-missing", "predictions/nowhere.csv.csv")) == 5
 
 
 class ArrowPeak:

@@ -109,9 +109,12 @@ def test_sam_local_invoke_event_file(project: SamProject, name: str) -> None:
         _seed_s3_input(project, key)
         result = _invoke(project, path)
         s3 = project.aws.client("s3")
-        out_key = "predictions/" + key[len("incoming/") :] + ".jsonl"
-        lines = s3.get_object(Bucket=DATA_BUCKET, Key=out_key)["Body"].read().decode().splitlines()
-        predictions = [json.loads(line)["prediction"] for line in lines]
+        assert key.endswith(".csv"), key  # seeded as CSV: the predictions are CSV too
+        out_key = "predictions/" + key[len("incoming/") :] + ".csv"
+        body = s3.get_object(Bucket=DATA_BUCKET, Key=out_key)["Body"].read().decode()
+        header, *records = csv.reader(io.StringIO(body, newline=""))
+        assert header == ["row", "output_0"] and [int(r[0]) for r in records] == list(range(len(records))), body
+        predictions = [[float(value)] for _, value in records]
         _assert_golden(S3_CASE, {"predictions": predictions}, f"{name} -> s3://{DATA_BUCKET}/{out_key}")
         return
     result = _invoke(project, path)

@@ -1,7 +1,8 @@
-"""The predictions objects written back: JSON Lines lines and Parquet files; expectations written by hand."""
+"""The predictions objects written back: CSV, JSON Lines and Parquet files; expectations written by hand."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 
@@ -10,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from handler.core.signature import TensorSpec
-from handler.sources.outputs import ParquetPredictions, prediction_lines
+from handler.sources.outputs import CsvPredictions, ParquetPredictions, prediction_lines
 
 # --- JSON Lines ----------------------------------------------------------------------------
 
@@ -72,15 +73,96 @@ def test_no_rows_write_nothing() -> None:
     assert prediction_lines(np.zeros(0, dtype=np.int64), None, out, ["output_0"]) == b""
 
 
-# --- Parquet -------------------------------------------------------------------------------
-
-
 class Collect:
     def __init__(self) -> None:
         self.buffer = io.BytesIO()
 
     def write(self, data: bytes) -> None:
         self.buffer.write(data)
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def test_csv_predictions_have_a_header_and_a_column_per_value() -> None:
+    specs = (
+        TensorSpec("p", "float32", (1,)),
+        TensorSpec("scores", "float32", (3,)),
+        TensorSpec("grid", "int32", (2, 2)),
+        TensorSpec("flag", "bool", ()),
+    )
+    sink = Collect()
+    writer = CsvPredictions(sink, specs)
+    writer.write(
+        np.array([3, 9]),
+        None,
+        {
+            "p": np.array([[0.1], [2.0]], dtype=np.float32),
+            "scores": np.array([[0.5, 0.25, 0.25], [1, 0, 0]], dtype=np.float32),
+            "grid": np.arange(8, dtype=np.int32).reshape(2, 2, 2),
+            "flag": np.array([True, False]),
+        },
+    )
+    writer.write(
+        np.array([10]),
+        None,
+        {
+            "p": np.array([[1e-7]], dtype=np.float32),
+            "scores": np.zeros((1, 3), dtype=np.float32),
+            "grid": np.full((1, 2, 2), -1, dtype=np.int32),
+            "flag": np.array([True]),
+        },
+    )
+    writer.close()
+    # float32 widened to float64, in the shortest digits that give it back (as JSON Lines and HTTP answers have
+    # them: float32(0.1) is 0.10000000149011612), "2" for 2.0, "e-7" for Python's "e-07"; pyarrow quotes names.
+    assert sink.buffer.getvalue().decode() == (
+        '"row","p","scores[0]","scores[1]","scores[2]","grid[0][0]","grid[0][1]","grid[1][0]","grid[1][1]","flag"\n'
+        "3,0.10000000149011612,0.5,0.25,0.25,0,1,2,3,true\n"
+        "9,2,1,0,0,4,5,6,7,false\n"
+        "10,1.0000000116860974e-7,0,0,0,-1,-1,-1,-1,true\n"
+    )
+
+
+def test_csv_predictions_of_text_and_free_shapes_hold_text_and_json() -> None:
+    specs = (
+        TensorSpec("label", "string", ()),
+        TensorSpec("tags", "string", (2,)),
+        TensorSpec("seq", "float32", (None,)),
+    )
+    sink = Collect()
+    writer = CsvPredictions(sink, specs)
+    outputs = {
+        "label": np.array([b"cat", b'say "hi", then go'], dtype=object),
+        "tags": np.array([[b"a", b"b"], [b"c", b"\xff"]], dtype=object),
+        "seq": np.array([[1.5, 2.0], [0.0, -1.0]], dtype=np.float32),
+    }
+    writer.write(np.array([0, 1]), None, outputs)
+    writer.close()
+    records = list(csv.reader(io.StringIO(sink.buffer.getvalue().decode(), newline="")))
+    assert records == [
+        ["row", "label", "tags", "seq"],
+        ["0", "cat", '["a", "b"]', "[1.5, 2.0]"],
+        # Bytes that are not UTF-8 are written as {"b64": ...}, as an HTTP answer gives them.
+        ["1", 'say "hi", then go', '["c", {"b64": "/w=="}]', "[0.0, -1.0]"],
+    ]
+
+
+def test_a_csv_output_of_no_rows_is_its_header() -> None:
+    sink = Collect()
+    CsvPredictions(sink, (TensorSpec("output_0", "float32", (1,)),)).close()
+    assert sink.buffer.getvalue() == b'"row","output_0"\n'
+
+
+def test_a_discarded_csv_writer_writes_nothing_more() -> None:
+    sink = Collect()
+    writer = CsvPredictions(sink, (TensorSpec("output_0", "float32", (1,)),))
+    writer.discard()
+    writer.discard()  # a second discard, or one after close, is a no-op
+    assert sink.buffer.getvalue() == b'"row","output_0"\n', "more than the header reached the sink"
+
+
+# --- Parquet -------------------------------------------------------------------------------
 
 
 SPECS = (TensorSpec("click", "float32", (1,)), TensorSpec("scores", "float32", (3,)), TensorSpec("id", "int64", ()))
