@@ -120,6 +120,14 @@ MUTANTS: tuple[Mutant, ...] = (
         (S3,),
     ),
     Mutant(
+        "CSV predictions numbered from 1",
+        "S3",
+        "handler/sources/outputs.py",
+        "columns = [pa.array(rows.astype(np.int64, copy=False))]\n        for spec in self.outputs:\n            columns += _csv",
+        "columns = [pa.array(rows.astype(np.int64, copy=False) + 1)]\n        for spec in self.outputs:\n            columns += _csv",
+        (S3,),
+    ),
+    Mutant(
         "rejected rows are not written to the errors object",
         "S3",
         "handler/sources/s3.py",
