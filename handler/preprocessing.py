@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 
 from handler.core.signature import TensorSpec
+from handler.core.values import Coded
 
 FORMAT_VERSION = 1
 
@@ -147,11 +148,12 @@ class Preprocessor:
                 return f
         raise KeyError(name)
 
-    def transform(self, columns: Columns) -> np.ndarray:
+    def transform(self, columns: Columns, coded: Mapping[str, Coded] | None = None) -> np.ndarray:
         """Raw columns -> model input of shape [n, output_width] in the training dtype.
 
         Numeric features are scaled a column at a time in float64 and categorical ones set their one-hot
-        column in place, in the model's dtype; a few rows go through `_transform_small` instead.
+        column in place, in the model's dtype; a few rows go through `_transform_small` instead. `coded`
+        may give a categorical column as (codes, levels) too: the same values, looked up a level at a time.
         """
         plan = self._plan
         n = len(columns[self.features[0].name])
@@ -166,7 +168,12 @@ class Preprocessor:
         flat = out.reshape(-1)
         starts = np.arange(0, n * plan.width, plan.width, dtype=np.intp)
         for f, offset in plan.categorical:
-            idx = f.indices(columns[f.name])
+            codes_levels = coded.get(f.name) if coded else None
+            if codes_levels is not None:
+                codes, levels = codes_levels
+                idx = f.indices(levels)[codes]
+            else:
+                idx = f.indices(columns[f.name])
             known = idx >= 0
             if known.all():
                 flat[starts + offset + idx] = 1

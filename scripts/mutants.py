@@ -128,6 +128,14 @@ MUTANTS: tuple[Mutant, ...] = (
         (S3,),
     ),
     Mutant(
+        "a text column's codes are not filtered with the rows refused beside them",
+        "S3",
+        "handler/sources/arrow_columns.py",
+        "{name: (codes[keep], levels) for name, (codes, levels) in coded.items()}",
+        "{name: (codes, levels) for name, (codes, levels) in coded.items()}",
+        (UNIT,),
+    ),
+    Mutant(
         "rejected rows are not written to the errors object",
         "S3",
         "handler/sources/s3.py",

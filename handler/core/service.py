@@ -19,6 +19,7 @@ from handler.core.artifacts import Artifacts
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.golden import replay
 from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel
+from handler.core.values import Coded
 from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput
 from handler.preprocessing import PLAUSIBLE_SCALE, Preprocessor
 
@@ -131,9 +132,17 @@ class Service:
                 f"deployment; the next request tries again"
             ) from exc
 
-    def run(self, columns: Mapping[str, np.ndarray], forward: Forward | None = None) -> Prediction:
-        """Feature batches (already coerced) -> outputs by name, and the rows that have no answer."""
-        inputs, input_problems = prepare(self.artifacts, columns)
+    def run(
+        self,
+        columns: Mapping[str, np.ndarray],
+        forward: Forward | None = None,
+        coded: Mapping[str, Coded] | None = None,
+    ) -> Prediction:
+        """Feature batches (already coerced) -> outputs by name, and the rows that have no answer.
+
+        `coded`: text columns also given as (codes, levels), as columnar readers hold them (see `Coded`).
+        """
+        inputs, input_problems = prepare(self.artifacts, columns, coded)
         fn = forward or self.forward()  # a first, lazy load is ModelLoadTime, not inference time
         start = time.perf_counter()
         outputs = fn(inputs)
@@ -155,12 +164,14 @@ class Service:
         return format_v1(prediction.outputs, req, self.output_names)
 
 
-def prepare(artifacts: Artifacts, columns: Mapping[str, np.ndarray]) -> tuple[Arrays, dict[int, list[FieldError]]]:
+def prepare(
+    artifacts: Artifacts, columns: Mapping[str, np.ndarray], coded: Mapping[str, Coded] | None = None
+) -> tuple[Arrays, dict[int, list[FieldError]]]:
     """Feature batches -> the model's inputs: the numpy preprocessing, or the features themselves."""
     pre = artifacts.preprocessor
     if pre is None:
         return dict(columns), {}
-    x = pre.transform(columns)
+    x = pre.transform(columns, coded)
     model_input = artifacts.signature.inputs[0]
     if pre.in_bounds(x):  # the common case, in two numpy calls
         return {model_input.name: x}, {}

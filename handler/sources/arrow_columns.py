@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from handler.core.coerce import Coercer
 from handler.core.signature import TensorSpec, numpy_dtype
-from handler.core.values import Problems, ValuePolicy, to_batch
+from handler.core.values import Coded, Problems, ValuePolicy, to_batch
 from handler.errors import FieldError
 from handler.sources.file_chunks import Chunk, RowError
 
@@ -38,14 +38,19 @@ def batch_chunk(
     """One batch whose columns are named by feature -> a Chunk; rows refused join `errors`, in row order."""
     policy = coercer.policy.values
     columns: dict[str, np.ndarray] = {}
+    coded: dict[str, Coded] = {}
     bad: dict[int, list[FieldError]] = {}
     for spec in coercer.features:
-        arr, problems = column_values(spec, batch.column(spec.name), policy)
+        col = batch.column(spec.name)
+        if spec.rank == 0 and spec.kind == "string" and _is_text(col.type):
+            arr, problems, coded[spec.name] = _by_distinct_value(spec, col, policy)
+        else:
+            arr, problems = column_values(spec, col, policy)
         columns[spec.name] = arr
         for i, reasons in problems.items():
             bad.setdefault(i, []).extend(FieldError(i, spec.name, r) for r in reasons)
     if not bad:
-        return Chunk(columns, rows, lines, sorted(errors, key=lambda e: (e.row is None, e.row or 0)))
+        return Chunk(columns, rows, lines, sorted(errors, key=lambda e: (e.row is None, e.row or 0)), coded)
     keep = np.ones(len(rows), dtype=bool)
     keep[list(bad)] = False
     refused = [RowError(int(rows[i]), None if lines is None else int(lines[i]), bad[i]) for i in sorted(bad)]
@@ -54,6 +59,7 @@ def batch_chunk(
         rows[keep],
         None if lines is None else lines[keep],
         sorted([*errors, *refused], key=lambda e: (e.row is None, e.row or 0)),
+        {name: (codes[keep], levels) for name, (codes, levels) in coded.items()},
     )
 
 
@@ -64,7 +70,8 @@ def column_values(spec: TensorSpec, col: pa.Array, policy: ValuePolicy) -> tuple
         flat = _fixed_shape(spec, col)
         return _judge(spec, flat if flat is not None else col.to_pylist(), policy)
     if spec.kind == "string" and _is_text(kind):
-        return _by_distinct_value(spec, col, policy)
+        values, problems, _ = _by_distinct_value(spec, col, policy)
+        return values, problems
     if spec.kind in ("float", "int"):
         if pa.types.is_decimal(kind):
             col, kind = pc.cast(col, pa.float64()), pa.float64()
@@ -122,8 +129,11 @@ def _numbers(spec: TensorSpec, col: pa.Array, policy: ValuePolicy) -> tuple[np.n
     return out, problems
 
 
-def _by_distinct_value(spec: TensorSpec, col: pa.Array, policy: ValuePolicy) -> tuple[np.ndarray, Problems]:
-    """A text input: each distinct value judged once, then every row takes its value's verdict."""
+def _by_distinct_value(spec: TensorSpec, col: pa.Array, policy: ValuePolicy) -> tuple[np.ndarray, Problems, Coded]:
+    """A text input: each distinct value judged once, then every row takes its value's verdict.
+
+    Also returns the column as (codes, levels), the judged distinct values: preprocessing looks levels up once each.
+    """
     encoded = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
     distinct = encoded.dictionary.to_pylist()
     codes = encoded.indices
@@ -134,10 +144,10 @@ def _by_distinct_value(spec: TensorSpec, col: pa.Array, policy: ValuePolicy) -> 
     judged, problems = _judge(spec, distinct, policy)
     values = judged[codes_np]
     if not problems:
-        return values, {}
+        return values, {}, (codes_np, judged)
     bad_codes = np.fromiter(problems, dtype=np.intp, count=len(problems))
     positions = np.flatnonzero(np.isin(codes_np, bad_codes))
-    return values, {int(i): problems[int(codes_np[i])] for i in positions}
+    return values, {int(i): problems[int(codes_np[i])] for i in positions}, (codes_np, judged)
 
 
 def _fixed_shape(spec: TensorSpec, col: pa.Array) -> np.ndarray | None:

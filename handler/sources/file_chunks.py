@@ -19,6 +19,7 @@ import numpy as np
 
 from handler.core.coerce import Coercer
 from handler.core.signature import TensorSpec
+from handler.core.values import Coded
 from handler.errors import FieldError
 
 # A .npy header is at most this long in practice (numpy itself warns above 10 kB).
@@ -49,6 +50,7 @@ class Chunk:
     rows: np.ndarray  # row number of each good row
     lines: np.ndarray | None  # line number of each good row (None for .npy)
     errors: list[RowError] = field(default_factory=list)
+    coded: dict[str, Coded] = field(default_factory=dict)  # text columns also as (codes, levels), for preprocessing
 
 
 class FileRejected(Exception):
@@ -98,6 +100,7 @@ def split_chunk(chunk: Chunk, size: int) -> Iterator[Chunk]:
             chunk.rows[start:end],
             None if chunk.lines is None else chunk.lines[start:end],
             errors[taken:upto],
+            {name: (codes[start:end], levels) for name, (codes, levels) in chunk.coded.items()},
         )
         taken = upto
 

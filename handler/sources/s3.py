@@ -272,7 +272,7 @@ def _write_chunk(
     errors = list(chunk.errors)
     n_good = len(chunk.rows)
     if n_good:
-        prediction = service.run(chunk.columns)
+        prediction = service.run(chunk.columns, coded=chunk.coded)
         outputs, rows, lines = prediction.outputs, chunk.rows, chunk.lines
         problems = prediction.problems
         if prediction.output_problems:

@@ -122,6 +122,10 @@ def served(chunks: Iterator[Chunk], chunk_rows: int) -> Any:
         for c in chunks:
             assert len(c.rows) <= chunk_rows
             assert c.lines is None and all(e.line is None for e in c.errors), "a CSV row has no line number"
+            # Text columns come coded too, for preprocessing: the codes must give back exactly the column's values.
+            assert set(c.coded) == (set(VOCAB) if c.columns else set()), sorted(c.coded)
+            for name, (codes, levels) in c.coded.items():
+                assert levels[codes].tolist() == c.columns[name].tolist(), f"{name}: codes and column differ"
             for k, row in enumerate(c.rows.tolist()):
                 good[row] = {
                     name: col[k].item() if hasattr(col[k], "item") else col[k] for name, col in c.columns.items()

@@ -66,6 +66,33 @@ def test_unseen_category_under_zeros_policy_encodes_as_no_column() -> None:
     assert x[1, 0:3].tolist() == [0.0, 1.0, 0.0]
 
 
+def test_a_batch_past_the_small_path_and_its_coded_form_give_the_rows_worked_out_by_hand() -> None:
+    # 8 rows: past the few-row path. plan one-hot over (basic, pro, team), "enterprise" unseen -> zeros; tenure 27 is
+    # the training mean -> 0; score min-max over 1..5 -> (x - 1) / 4; flag passes through.
+    levels = np.array(["pro", "team", "basic", "enterprise"], dtype=object)
+    codes = np.array([1, 2, 3, 0, 1, 2, 0, 2])
+    columns = {
+        "plan": levels[codes],
+        "tenure": np.full(8, 27.0),
+        "score": np.array([1.0, 2.0, 3.0, 4.0, 5.0, 1.0, 2.0, 3.0]),
+        "flag": np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]),
+    }
+    want = [
+        [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # team
+        [1.0, 0.0, 0.0, 0.0, 0.25, 1.0],  # basic
+        [0.0, 0.0, 0.0, 0.0, 0.5, 0.0],  # enterprise: no column
+        [0.0, 1.0, 0.0, 0.0, 0.75, 1.0],  # pro
+        [0.0, 0.0, 1.0, 0.0, 1.0, 0.0],  # team
+        [1.0, 0.0, 0.0, 0.0, 0.0, 1.0],  # basic
+        [0.0, 1.0, 0.0, 0.0, 0.25, 0.0],  # pro
+        [1.0, 0.0, 0.0, 0.0, 0.5, 1.0],  # basic
+    ]
+    pre = _fit()
+    assert pre.transform(columns).tolist() == want
+    # A columnar reader's (codes, levels): each level looked up once, the same rows.
+    assert pre.transform(columns, {"plan": (codes, levels)}).tolist() == want
+
+
 def test_saved_and_reloaded_preprocessing_transforms_identically(tmp_path: Path) -> None:
     pre = _fit()
     pre.save(tmp_path / "p.json")
