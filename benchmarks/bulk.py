@@ -174,7 +174,7 @@ def probe_floor() -> dict[str, float]:
     timed("s3_get_csv", get)
     chunks = timed("read_csv", read_csv)
     timed("read_parquet", read_parquet)
-    inputs = timed("preprocess", lambda: [prepare(service.artifacts, c.columns)[0] for c in chunks])
+    inputs = timed("preprocess", lambda: [prepare(service.artifacts, c.columns, c.coded)[0] for c in chunks])
     outputs = timed("model", lambda: [forward(x) for x in inputs])
     names = service.output_names
     timed(

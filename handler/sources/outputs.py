@@ -17,7 +17,7 @@
   an output of shape () or [1] is a scalar column, any other shape a fixed-size list column
   ([k], or lists of lists). One row group per chunk; the footer is written at `close`.
 
-Every way the bytes go to a `MultipartWriter`, which makes the object visible only when the
+In every format the bytes go to a `MultipartWriter`, which makes the object visible only when the
 whole job completes, and the content depends only on the input and the model, so a retried
 event rewrites the same bytes.
 """
