@@ -120,11 +120,11 @@ MUTANTS: tuple[Mutant, ...] = (
         (S3,),
     ),
     Mutant(
-        "CSV predictions numbered from 1",
+        "CSV and Parquet predictions numbered from 1",
         "S3",
         "handler/sources/outputs.py",
-        "columns = [pa.array(rows.astype(np.int64, copy=False))]\n        for spec in self.outputs:\n            columns += _csv",
-        "columns = [pa.array(rows.astype(np.int64, copy=False) + 1)]\n        for spec in self.outputs:\n            columns += _csv",
+        "columns = [pa.array(rows.astype(np.int64, copy=False)), *self._columns(outputs)]",
+        "columns = [pa.array(rows.astype(np.int64, copy=False) + 1), *self._columns(outputs)]",
         (S3,),
     ),
     Mutant(

@@ -157,29 +157,52 @@ def _join_groups(texts: pa.Array, size: int) -> pa.Array:
     return pc.binary_join(pa.ListArray.from_arrays(offsets, texts), ", ")
 
 
-# --- CSV -----------------------------------------------------------------------------------
+# --- CSV and Parquet, through pyarrow's writers --------------------------------------------
 
 
-class CsvPredictions:
-    """`row` and the outputs' columns, with a header; a record per answered row."""
+class _ToSink:
+    """The file object pyarrow writes into (CSV, Parquet): bytes go on to the sink; close() leaves it open."""
 
-    content_type = "text/csv"
-    suffix = ".csv"
+    closed = False
 
-    def __init__(self, sink: Sink, outputs: tuple[TensorSpec, ...]) -> None:
-        self.outputs = outputs
-        fields = [pa.field("row", pa.int64())]
-        for spec in outputs:
-            fields += [pa.field(name, kind) for name, kind in csv_columns(spec)]
-        self.schema = pa.schema(fields)
+    def __init__(self, sink: Sink) -> None:
+        self.sink: Sink | None = sink
+        self.position = 0
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        if self.sink is not None:  # None once discarded: the footer of an abandoned file goes nowhere
+            self.sink.write(chunk)
+        self.position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class _ArrowPredictions:
+    """A pyarrow file writer (CSV, Parquet) over the sink: `row` and the outputs' columns, a batch per chunk."""
+
+    def __init__(self, sink: Sink, outputs: tuple[TensorSpec, ...], schema: pa.Schema) -> None:
+        self.outputs, self.schema = outputs, schema
         self._to = _ToSink(sink)
         self._closed = False
-        self._writer = pacsv.CSVWriter(self._to, self.schema)  # writes the header now
+        self._writer = self._open(self._to)
+
+    def _open(self, to: _ToSink) -> Any:
+        raise NotImplementedError
+
+    def _columns(self, outputs: dict[str, np.ndarray]) -> list[pa.Array]:
+        raise NotImplementedError
 
     def write(self, rows: np.ndarray, lines: np.ndarray | None, outputs: dict[str, np.ndarray]) -> None:
-        columns = [pa.array(rows.astype(np.int64, copy=False))]
-        for spec in self.outputs:
-            columns += _csv_values(spec, outputs[spec.name])
+        columns = [pa.array(rows.astype(np.int64, copy=False)), *self._columns(outputs)]
         self._writer.write_batch(pa.record_batch(columns, schema=self.schema))
 
     def close(self) -> None:
@@ -188,8 +211,30 @@ class CsvPredictions:
 
     def discard(self) -> None:
         if not self._closed:
-            self._to.sink = None
+            self._to.sink = None  # what closing writes (Parquet's footer) goes nowhere
             self.close()
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+class CsvPredictions(_ArrowPredictions):
+    """`row` and the outputs' columns, with a header; a record per answered row."""
+
+    content_type = "text/csv"
+    suffix = ".csv"
+
+    def __init__(self, sink: Sink, outputs: tuple[TensorSpec, ...]) -> None:
+        fields = [pa.field("row", pa.int64())]
+        for spec in outputs:
+            fields += [pa.field(name, kind) for name, kind in csv_columns(spec)]
+        super().__init__(sink, outputs, pa.schema(fields))
+
+    def _open(self, to: _ToSink) -> Any:
+        return pacsv.CSVWriter(to, self.schema)  # writes the header now
+
+    def _columns(self, outputs: dict[str, np.ndarray]) -> list[pa.Array]:
+        return [arr for spec in self.outputs for arr in _csv_values(spec, outputs[spec.name])]
 
 
 def csv_columns(spec: TensorSpec) -> list[tuple[str, pa.DataType]]:
@@ -224,66 +269,23 @@ def _csv_values(spec: TensorSpec, arr: np.ndarray) -> list[pa.Array]:
 # --- Parquet -------------------------------------------------------------------------------
 
 
-class _ToSink:
-    """The file object pyarrow writes into (CSV, Parquet): bytes go on to the sink; close() leaves it open."""
-
-    closed = False
-
-    def __init__(self, sink: Sink) -> None:
-        self.sink: Sink | None = sink
-        self.position = 0
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        if self.sink is not None:  # None once discarded: the footer of an abandoned file goes nowhere
-            self.sink.write(chunk)
-        self.position += len(chunk)
-        return len(chunk)
-
-    def tell(self) -> int:
-        return self.position
-
-    def flush(self) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
-class ParquetPredictions:
+class ParquetPredictions(_ArrowPredictions):
     """`row` and one column per output, one row group per chunk."""
 
     content_type = "application/vnd.apache.parquet"
     suffix = ".parquet"
 
     def __init__(self, sink: Sink, outputs: tuple[TensorSpec, ...]) -> None:
-        self.outputs = outputs
-        self.schema = pa.schema([("row", pa.int64()), *((o.name, arrow_type(o)) for o in outputs)])
+        super().__init__(sink, outputs, pa.schema([("row", pa.int64()), *((o.name, arrow_type(o)) for o in outputs)]))
+
+    def _open(self, to: _ToSink) -> Any:
         # No dictionary (model outputs seldom repeat), row numbers delta-encoded (a few bits per row).
-        self._to = _ToSink(sink)
-        self._closed = False
-        self._writer = pq.ParquetWriter(
-            self._to,
-            self.schema,
-            compression="zstd",
-            use_dictionary=False,
-            column_encoding={"row": "DELTA_BINARY_PACKED"},
+        return pq.ParquetWriter(
+            to, self.schema, compression="zstd", use_dictionary=False, column_encoding={"row": "DELTA_BINARY_PACKED"}
         )
 
-    def write(self, rows: np.ndarray, lines: np.ndarray | None, outputs: dict[str, np.ndarray]) -> None:
-        columns = [pa.array(rows.astype(np.int64, copy=False))]
-        for i, spec in enumerate(self.outputs, start=1):
-            columns.append(_column(outputs[spec.name], self.schema.field(i).type))
-        self._writer.write_batch(pa.record_batch(columns, schema=self.schema))
-
-    def close(self) -> None:
-        self._writer.close()
-        self._closed = True
-
-    def discard(self) -> None:
-        if not self._closed:
-            self._to.sink = None
-            self.close()
+    def _columns(self, outputs: dict[str, np.ndarray]) -> list[pa.Array]:
+        return [_column(outputs[spec.name], self.schema.field(i).type) for i, spec in enumerate(self.outputs, 1)]
 
 
 def _column(arr: np.ndarray, kind: pa.DataType) -> pa.Array:
