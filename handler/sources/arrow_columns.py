@@ -15,6 +15,7 @@ feature), only in fewer, larger steps:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,11 @@ def batch_chunk(
 def column_values(spec: TensorSpec, col: pa.Array, policy: ValuePolicy) -> tuple[np.ndarray, Problems]:
     """One Arrow column -> (an array [n, *shape] of the input's dtype, the bad positions and why), as to_batch."""
     kind = col.type
+    if tuple(spec.shape) == (1,) and not _is_list(kind):
+        # One value per row (a CSV cell, a scalar Parquet column) for an input of shape [1], as Keras'
+        # Input((1,)) gives: judged as a scalar, then given its axis.
+        values, problems = column_values(replace(spec, shape=()), col, policy)
+        return values.reshape(len(values), 1), problems
     if spec.rank > 0:
         flat = _fixed_shape(spec, col)
         return _judge(spec, flat if flat is not None else col.to_pylist(), policy)
@@ -91,6 +97,10 @@ def _is_text(kind: pa.DataType) -> bool:
     if pa.types.is_dictionary(kind):
         return _is_text(kind.value_type)
     return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind))
 
 
 def _is_number(kind: pa.DataType) -> bool:
@@ -156,8 +166,7 @@ def _fixed_shape(spec: TensorSpec, col: pa.Array) -> np.ndarray | None:
         return None  # a free axis: the coercer checks that examples agree with each other
     values: Any = col
     for dim in spec.shape:
-        kind = values.type
-        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)):
+        if not _is_list(values.type):
             return None
         if values.null_count:
             return None

@@ -1,7 +1,7 @@
 """CSV rows -> chunks of coerced feature batches, streamed by pyarrow (the file is never held whole).
 
 A CSV needs a header naming every feature (any order) and suits models whose features are all
-scalars (tabular models). The header is read here, with the standard library, so a missing,
+scalars, or of shape [1] (tabular models). The header is read here, with the standard library, so a missing,
 repeated or unknown column rejects the file by name before any row is parsed. The rows are then
 streamed by `pyarrow.csv.open_csv` in blocks, every cell read as text; `arrow_columns` casts the
 numbers with `pyarrow.compute` and judges what does not cast with the coercer, cell by cell.
@@ -49,7 +49,7 @@ def text_coercer(coercer: Coercer) -> Coercer:
 
 def check_csv_model(coercer: Coercer) -> None:
     """CSV carries one value per cell: refuse, with what to send instead, a model with array inputs."""
-    arrays = [f"{f.name} ({f.describe()})" for f in coercer.features if f.rank > 0]
+    arrays = [f"{f.name} ({f.describe()})" for f in coercer.features if f.rank > 0 and tuple(f.shape) != (1,)]
     if arrays:
         raise FileRejected(
             f"a CSV holds one value per cell, but this model takes array input(s) {', '.join(arrays)}: send JSON "
