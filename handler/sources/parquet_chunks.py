@@ -2,12 +2,13 @@
 
 A Parquet file holds one column per feature, named like it (a list column for an array input:
 an image as nested lists [28][28][1]; a scalar column will do for an input of shape [1]); other
-columns are refused unless UNKNOWN_FEATURES=ignore, as for a CSV header. The file is read through any seekable file object; on S3 that is
-`aws.RangeFile`, so pyarrow fetches the footer and then only the feature columns' byte ranges, a
-span of row groups at a time (about 32 MiB of them; with `pre_buffer`, one coalesced GET per
-span). Memory follows the span (and a row group larger than it), not the file. `row` is the row's
-position in the file, from 0. Values keep their Parquet types: numbers need no parsing, and a
-number stored as text follows NUMERIC_STRINGS like any request.
+columns are refused unless UNKNOWN_FEATURES=ignore, as for a CSV header. The file is read
+through any seekable file object; on S3 that is `aws.RangeFile`, so pyarrow fetches the footer
+and then only the feature columns' byte ranges, a span of row groups at a time (about 32 MiB of
+them; with `pre_buffer`, one coalesced GET per span). Memory follows the span (and a row group
+larger than it), not the file. `row` is the row's position in the file, from 0. Values keep
+their Parquet types: numbers need no parsing, and a number stored as text follows NUMERIC_STRINGS
+like any request.
 """
 
 from __future__ import annotations
