@@ -24,7 +24,7 @@ from handler.bootstrap import open_service
 from handler.core.service import Service
 from handler.settings import Settings
 from handler.sources import s3 as s3_source
-from tests.integration.conftest import s3_put_event
+from tests.integration.conftest import read_jsonl, s3_put_event
 
 PLANS = ["basic", "pro", "team"]
 ROWS = [
@@ -100,8 +100,8 @@ def test_a_csv_of_a_keras_tabular_model_gives_a_column_per_output_value(
     np.testing.assert_allclose(got[:, 0], want["churn"][:, 0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got[:, 1:], want["segment"], rtol=1e-5, atol=1e-6)
 
-    errors = s3.get_object(Bucket=bucket, Key="predictions/users.csv.errors.jsonl")["Body"].read().decode()
-    assert '"row": 2' in errors and '"feature": "visits"' in errors, errors
+    errors = read_jsonl(s3, bucket, "predictions/users.csv.errors.jsonl")
+    assert [(e["row"], [x["feature"] for x in e["errors"]]) for e in errors] == [(2, ["visits"])], errors
 
 
 def test_a_parquet_of_scalar_columns_serves_the_same_model(
