@@ -25,6 +25,7 @@ event rewrites the same bytes.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
 import numpy as np
@@ -186,8 +187,11 @@ class _ToSink:
         return None
 
 
-class _ArrowPredictions:
-    """A pyarrow file writer (CSV, Parquet) over the sink: `row` and the outputs' columns, a batch per chunk."""
+class _ArrowPredictions(ABC):
+    """A pyarrow file writer (CSV, Parquet) over the sink: `row` and the outputs' columns, a batch per chunk.
+
+    A format says how to open its pyarrow writer and how to turn one chunk's outputs into its columns.
+    """
 
     def __init__(self, sink: Sink, outputs: tuple[TensorSpec, ...], schema: pa.Schema) -> None:
         self.outputs, self.schema = outputs, schema
@@ -195,11 +199,13 @@ class _ArrowPredictions:
         self._closed = False
         self._writer = self._open(self._to)
 
+    @abstractmethod
     def _open(self, to: _ToSink) -> Any:
-        raise NotImplementedError
+        """The format's pyarrow writer, writing into `to`."""
 
+    @abstractmethod
     def _columns(self, outputs: dict[str, np.ndarray]) -> list[pa.Array]:
-        raise NotImplementedError
+        """One chunk's outputs as the format's columns, after `row`."""
 
     def write(self, rows: np.ndarray, lines: np.ndarray | None, outputs: dict[str, np.ndarray]) -> None:
         columns = [pa.array(rows.astype(np.int64, copy=False)), *self._columns(outputs)]
