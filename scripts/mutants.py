@@ -225,6 +225,14 @@ MUTANTS: tuple[Mutant, ...] = (
         (GOLDEN,),
     ),
     Mutant(
+        "BYTES element lengths of the binary tensor extension read big-endian",
+        "protocols",
+        "handler/sources/oip_binary.py",
+        '(size,) = struct.unpack_from("<I", raw, pos)',
+        '(size,) = struct.unpack_from(">I", raw, pos)',
+        ("tests/http/test_http_binary.py",),
+    ),
+    Mutant(
         "a direct invoke that cannot be answered returns an error object as a success",
         "protocols",
         "handler/sources/direct.py",
