@@ -144,6 +144,14 @@ MUTANTS: tuple[Mutant, ...] = (
         (S3, EVERY),
     ),
     Mutant(
+        "a chunk in which every row is refused never writes its errors (the marker still counts them)",
+        "S3",
+        "handler/sources/s3.py",
+        "        n_good = len(rows)\n    if errors:\n        behind.submit(errs.write,",
+        "        n_good = len(rows)\n        if errors:\n            behind.submit(errs.write,",
+        ("tests/integration/test_s3_refused_chunks.py",),
+    ),
+    Mutant(
         "rows the model answered NaN for are published as predictions",
         "S3",
         "handler/sources/s3.py",
