@@ -201,6 +201,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "if not name or name == MANIFEST_FILE:",
         ("tests/security/test_artifact_integrity.py",),
     ),
+    Mutant(
+        "the downloaded model is cached by MODEL_S3_URI, so a re-export to the same URI serves the old files",
+        "integrity",
+        "handler/sources/model_store.py",
+        "hashlib.sha256(manifest_bytes).hexdigest()[:16]",
+        "hashlib.sha256(uri.encode()).hexdigest()[:16]",
+        ("tests/faults/test_model_reexport.py",),
+    ),
     # --- IAM --------------------------------------------------------------------------------
     Mutant(
         "OutputPrefix admits '*' again",

@@ -72,6 +72,9 @@ def fetch_model(uri: str, cache_dir: Path, s3: Any) -> Path:
             raise ArtifactError(
                 f"{uri}{MANIFEST_FILE} lists the file {name!r}: artifact names must be plain file names"
             )
+    # Keyed by the manifest's bytes, not the URI: a re-export to the same URI lists other hashes, so it gets
+    # a folder of its own. The manifest is read anyway, so this costs nothing; an ETag changes with the
+    # upload's part size or encryption, and a version id needs a versioned bucket.
     final = cache_dir / (DIR_PREFIX + hashlib.sha256(manifest_bytes).hexdigest()[:16])
     if final.is_dir():
         return final
