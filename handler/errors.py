@@ -56,6 +56,17 @@ class PayloadTooLarge(SkewlessError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(SkewlessError):
+    """The body comes in a Content-Encoding we cannot decode (HTTP 415); `accepted` names the ones we can."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+    def __init__(self, message: str, accepted: str) -> None:
+        super().__init__(message)
+        self.accepted = accepted
+
+
 # How many field errors a 422 lists before it summarises the rest.
 MAX_LISTED_ERRORS = 100
 

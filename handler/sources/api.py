@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import (
@@ -35,7 +36,7 @@ from handler.core.values import kind_of
 from handler.errors import BadRequest, NotFound, SkewlessError
 from handler.observability import add_metric, logger
 from handler.settings import Settings
-from handler.sources import http_body
+from handler.sources import http_body, http_codings
 from handler.sources.http_errors import MethodNotAllowed, error_response
 from handler.sources.oip import V2Protocol
 
@@ -89,19 +90,62 @@ def allowed_methods(path: str) -> list[str]:
     return sorted({method for method, rx in _STRICT if rx.match(path)})
 
 
-class _ResponseBuilder(ResponseBuilder[Any]):
-    """Powertools' response builder, minus one header read a request here never needs.
+# Answers under 1 KiB go out as they are: with their headers they fit one TCP segment (about 1,460 bytes)
+# compressed or not, so gzip would save no packet, only cost time at both ends (CloudFront's floor is 1,000 bytes).
+MIN_COMPRESSED_BYTES = 1024
+# zlib level 1, not Powertools' 9: on a 4 MB JSON answer it took 0.10 s instead of 0.88 s, for 8% more bytes.
+GZIP_LEVEL = 1
 
-    Powertools builds a case-insensitive copy of every request header (twice) to look for
-    Accept-Encoding: gzip before it asks whether the route or the response wants compression. No route
-    here does, and then its answer is False whatever the headers say: answered first, without the copies.
+
+class _ResponseBuilder(ResponseBuilder[Any]):
+    """Powertools' response builder: answers of MIN_COMPRESSED_BYTES or more gzip'd for a client that asks.
+
+    No route sets `compress`: once the body is serialized and its size known, `_route` reads Accept-Encoding
+    and sets the answer's own `compress`, which Powertools obeys (it gzips, and says so in Content-Encoding). A
+    smaller answer never reads the request's headers: Powertools' own check would build a case-insensitive copy
+    of all of them (twice) only to find compression off.
     """
+
+    compresses = True
+
+    def _route(self, event: Any, cors: Any) -> None:
+        body = self.response.body
+        if self._may_compress() and body is not None and len(body) >= MIN_COMPRESSED_BYTES:
+            self.response.headers["Vary"] = "Accept-Encoding"  # for caches: this answer depends on it
+            accept = http_body.header(event.raw_event, "accept-encoding")
+            self.response.compress = http_codings.accepts_gzip(accept)
+        super()._route(event, cors)
+
+    def _may_compress(self) -> bool:
+        # Only a route's answer (Powertools compresses nothing else), and only if nobody decided already.
+        return self.compresses and self.route is not None and self.response.compress is None
 
     @staticmethod
     def _has_compression_enabled(route_compression: bool, response_compression: bool | None, event: Any) -> bool:
-        if response_compression is None and not route_compression:
+        # `_route` decided from Accept-Encoding already, with its q-values and in any case: Powertools' own check
+        # looks for "gzip" as written (so "GZIP" is refused and "gzip;q=0" taken).
+        if response_compression is not None:
+            return response_compression
+        if not route_compression:
             return False
         return ResponseBuilder._has_compression_enabled(route_compression, response_compression, event)
+
+    def _compress(self) -> None:
+        # Powertools' own steps, at GZIP_LEVEL.
+        body = self.response.body
+        if body is None:
+            return
+        self.response.headers["Content-Encoding"] = "gzip"
+        gzip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+        self.response.body = gzip.compress(body.encode() if isinstance(body, str) else body) + gzip.flush()
+
+
+class _RestResponseBuilder(_ResponseBuilder):
+    """API Gateway REST APIs send a base64 answer as binary only for BinaryMediaTypes (application/octet-stream
+    here): a gzip'd JSON answer would reach the client as base64 text. The REST API compresses answers itself
+    (MinimumCompressionSize in template.yaml)."""
+
+    compresses = False
 
 
 class Request:
@@ -140,7 +184,8 @@ class HttpApi:
         self.resolvers: dict[HttpTrigger, ApiGatewayResolver] = {}
         for trigger, (resolver_class, _) in _RESOLVERS.items():
             resolver = resolver_class(enable_validation=False, json_body_deserializer=http_body.parse_json_body)
-            resolver._response_builder_class = _ResponseBuilder  # as Powertools' own Bedrock resolvers set theirs
+            # As Powertools' own Bedrock resolvers set theirs.
+            resolver._response_builder_class = _RestResponseBuilder if trigger == "rest" else _ResponseBuilder
             routes_v1.register(resolver, self)
             routes_v2.register(resolver, self)
             register_errors(resolver, self)

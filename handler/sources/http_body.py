@@ -1,4 +1,5 @@
-"""HTTP bodies, checked before any route sees them: size, base64, JSON parsed strictly, OIP binary framing.
+"""HTTP bodies, checked before any route sees them: size, base64, Content-Encoding, JSON parsed strictly, OIP
+binary framing.
 
 Any body that parses as JSON is taken whatever its Content-Type (TF Serving's examples use
 `curl -d`, which says form-urlencoded); one that does not is a 400 that says so. A body with an
@@ -16,7 +17,7 @@ from itertools import chain
 from typing import Any
 
 from handler.errors import BadRequest, PayloadTooLarge
-from handler.sources import oip_binary
+from handler.sources import http_codings, oip_binary
 
 
 def header(event: dict[str, Any], name: str) -> str | None:
@@ -40,7 +41,7 @@ class Body:
 
 
 def prepare(event: dict[str, Any], max_bytes: int) -> Body:
-    """Check the body's size and encoding; decode base64; split a binary OIP body."""
+    """Check the body's size and encoding; decode base64 and any Content-Encoding; split a binary OIP body."""
     body = event.get("body")
     if not body:
         return Body(event)
@@ -49,17 +50,44 @@ def prepare(event: dict[str, Any], max_bytes: int) -> Body:
     if len(body) > (max_bytes * 4 // 3 + 4 if encoded else max_bytes):
         raise PayloadTooLarge(f"the body is over MAX_BODY_BYTES={max_bytes}: split the batch into smaller requests")
     length = header(event, oip_binary.HEADER_LENGTH)
+    coding = header(event, "content-encoding")
+    if coding is not None and http_codings.codings(coding):  # identity alone applies nothing
+        return _decoded(event, body, encoded, coding, length, max_bytes)
     if not encoded:
         # ASCII text is as many bytes as characters (isascii() reads a flag): only other text is encoded to count.
         _check_size(len(body) if body.isascii() else len(body.encode("utf-8", "surrogatepass")), max_bytes)
         if length is not None:
             return Body(event, oip_binary.split(body.encode("utf-8", "surrogatepass"), length))
         return Body(event)
+    raw = _base64(body)
+    _check_size(len(raw), max_bytes)
+    return _from_bytes(event, raw, length)
+
+
+def _base64(body: str) -> bytes:
     try:
-        raw = base64.b64decode(body, validate=True)
+        return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
         raise BadRequest("the body is marked isBase64Encoded but is not valid base64") from None
-    _check_size(len(raw), max_bytes)
+
+
+def _decoded(event: dict[str, Any], body: str, encoded: bool, coding: str, length: str | None, max_bytes: int) -> Body:
+    """A body with a Content-Encoding: undone here, once, so that every route sees the body as sent.
+
+    The binary extension's header length counts the decompressed body, as Triton's client sends it.
+    """
+    # A trigger that passed compressed bytes as text has already mangled them: the 400 below says so.
+    raw = _base64(body) if encoded else body.encode("utf-8", "surrogatepass")
+    try:
+        raw = http_codings.decode(raw, coding, max_bytes)
+    except BadRequest as exc:
+        hint = "" if encoded else " (a compressed body must reach the function base64-encoded)"
+        raise BadRequest(exc.message + hint) from None
+    return _from_bytes(event, raw, length)
+
+
+def _from_bytes(event: dict[str, Any], raw: bytes, length: str | None) -> Body:
+    """The body from its bytes: the binary extension split, or UTF-8 text for JSON."""
     if length is not None:
         return Body(event, oip_binary.split(raw, length))
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 
-from handler.errors import SkewlessError
+from handler.errors import SkewlessError, UnsupportedMediaType
 from handler.observability import count_rejection, logger
 
 
@@ -29,6 +29,8 @@ def error_response(exc: SkewlessError, request_id: str) -> Response[Any]:
         body["request_id"] = request_id
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.allow)
+    if isinstance(exc, UnsupportedMediaType):  # a 415 for a content coding says which ones we take (RFC 9110 §12.5.3)
+        headers["Accept-Encoding"] = exc.accepted
     # The code and status, never the message: a 422's reasons name inputs, and logs keep no request content.
     logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
     count_rejection(exc)
