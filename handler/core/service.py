@@ -35,6 +35,8 @@ class Timings:
 
     batch_size: int = 0
     inference_seconds: float = 0.0
+    input_seconds: float = 0.0  # coerced features to the model's inputs (the numpy preprocessing, if any)
+    output_seconds: float = 0.0  # the outputs checked for NaN and infinity
 
 
 @dataclass
@@ -142,14 +144,22 @@ class Service:
 
         `coded`: text columns also given as (codes, levels), as columnar readers hold them (see `Coded`).
         """
+        begin = time.perf_counter()
         inputs, input_problems = prepare(self.artifacts, columns, coded)
+        prepared = time.perf_counter()
         fn = forward or self.forward()  # a first, lazy load is ModelLoadTime, not inference time
         start = time.perf_counter()
         outputs = fn(inputs)
+        inferred = time.perf_counter()
         n = len(next(iter(inputs.values())))
-        self.last = Timings(batch_size=n, inference_seconds=time.perf_counter() - start)
         # A row refused for its input is not also reported for the NaN the model made of it.
         output_problems = {i: e for i, e in non_finite_outputs(outputs).items() if i not in input_problems}
+        self.last = Timings(
+            batch_size=n,
+            inference_seconds=inferred - start,
+            input_seconds=prepared - begin,
+            output_seconds=time.perf_counter() - inferred,
+        )
         prediction = Prediction(outputs, input_problems, output_problems)
         if not _UNOBSERVED.get():
             for observe in self.observers:  # every trigger comes through here, S3 chunks and SQS messages included

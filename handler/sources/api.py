@@ -38,6 +38,7 @@ from handler.observability import add_metric, logger
 from handler.settings import Settings
 from handler.sources import http_body, http_codings
 from handler.sources.http_errors import MethodNotAllowed, error_response
+from handler.sources.inference_stats import STATS
 from handler.sources.oip import V2Protocol
 
 HttpTrigger = Literal["rest", "http", "function_url", "alb"]
@@ -269,9 +270,13 @@ def current(app: ApiGatewayResolver) -> Request:
 
 
 def timed_predict(service: Service, columns: dict[str, Any]) -> Any:
-    """Predict and record inference time and batch size; a batch with any row unanswerable is refused."""
-    prediction = service.run(columns)
-    prediction.raise_for_problems()
+    """Predict and record inference time and batch size; a batch with any row unanswerable is refused.
+
+    Every HTTP inference comes through here: it is counted, success or failure, in Triton's statistics.
+    """
+    with STATS.request(service):
+        prediction = service.run(columns)
+        prediction.raise_for_problems()
     add_metric("InferenceTime", MetricUnit.Milliseconds, service.last.inference_seconds * 1e3)
     add_metric("BatchSize", MetricUnit.Count, service.last.batch_size)
     return prediction.outputs
