@@ -56,7 +56,13 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", "/v1/models/<name>/versions/<version>:predict"),
     ("POST", "/v1/models/<name>/labels/<label>:predict"),
     ("POST", "/v1/models/<name>:classify"),
+    ("POST", "/v1/models/<name>/versions/<version>:classify"),
+    ("POST", "/v1/models/<name>/labels/<label>:classify"),
+    ("POST", "/v1/models/<name>:regress"),
+    ("POST", "/v1/models/<name>/versions/<version>:regress"),
+    ("POST", "/v1/models/<name>/labels/<label>:regress"),
     ("POST", "/predict"),
+    ("GET", "/"),
     ("GET", "/v1/models/<name>"),
     ("GET", "/v1/models/<name>/versions/<version>"),
     ("GET", "/v1/models/<name>/labels/<label>"),
@@ -72,6 +78,12 @@ ROUTES: tuple[tuple[str, str], ...] = (
     ("GET", "/v2/models/<name>/versions/<version>/ready"),
     ("GET", "/v2/health/live"),
     ("GET", "/v2/health/ready"),
+    ("GET", "/v2/models/<name>/config"),
+    ("GET", "/v2/models/<name>/versions/<version>/config"),
+    ("GET", "/v2/models/stats"),
+    ("GET", "/v2/models/<name>/stats"),
+    ("GET", "/v2/models/<name>/versions/<version>/stats"),
+    ("POST", "/v2/repository/index"),
     ("GET", "/openapi.json"),
 )
 
@@ -218,10 +230,13 @@ class HttpApi:
     def require_model(self, req: Request, name: str, version: str | None = None, label: str | None = None) -> Service:
         """The service if `name` (and `version` or `label`) is what is served here; else 404 (405 on a route)."""
         service = self.require_service()
-        if name != service.name:
+        # A parameter holding ':' is Powertools reading "versions/1:predict" as version "1:predict" on a GET route:
+        # that path is another route's, so its method is what is wrong (checked only then: it reads every route).
+        if name != service.name or ":" in f"{version or ''}{label or ''}":
             allow = allowed_methods(req.path)
             if allow and req.method not in allow:
                 raise MethodNotAllowed(req.method, req.path, allow)
+        if name != service.name:
             raise NotFound(f"model '{name}' is not served here: this function serves '{service.name}'")
         served = service.artifacts.manifest.version
         if version is not None and version != served:

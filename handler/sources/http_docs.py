@@ -34,6 +34,26 @@ class PredictResponse(BaseModel):
     outputs: list[Any] | None = None
 
 
+class ExamplesRequest(BaseModel):
+    """A TF-Serving classify or regress body: examples keyed by input, and inputs shared by all of them."""
+
+    signature_name: str | None = Field(None, description="serving_default (the one signature), or left out")
+    context: dict[str, Any] | None = Field(None, description="inputs added to every example")
+    examples: list[dict[str, Any]] = Field(description="one object per example, keyed by input name")
+
+
+class RegressResponse(BaseModel):
+    """TF-Serving's regress answer: one score per example."""
+
+    result: list[float]
+
+
+class RepositoryIndexRequest(BaseModel):
+    """Triton's repository index body (an empty body is taken too)."""
+
+    ready: bool | None = Field(None, description="true: only the models ready for inference")
+
+
 class ErrorBody(BaseModel):
     """Every error answer: what is wrong and the fix, a stable code, and for a 422 every offending field."""
 

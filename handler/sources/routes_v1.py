@@ -1,11 +1,14 @@
-"""TF Serving's REST API, as its documentation describes it: predict, classify, status and metadata.
+"""TF Serving's REST API, as its documentation describes it: predict, classify, regress, status and metadata.
 
 `/v1/models/{name}`, `/v1/models/{name}/versions/{N}` and `/v1/models/{name}/labels/{L}` name the
 served model (a label is one of MODEL_LABELS); `POST /predict` is a shorthand for the served one.
+KServe's v1 protocol is the same predict; its readiness (`name`, `ready` in the model status) and
+liveness (`GET /`) are answered here too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
@@ -15,19 +18,33 @@ from handler.core.answer import format_v1
 from handler.core.service import Service
 from handler.errors import BadRequest
 from handler.sources import tfserving
-from handler.sources.api import HttpApi, current, timed_predict
-from handler.sources.http_docs import PredictRequest, PredictResponse, responses
+from handler.sources.api import HttpApi, current, model_load_failure, timed_predict
+from handler.sources.http_docs import ExamplesRequest, PredictRequest, PredictResponse, RegressResponse, responses
 
 TAGS = ["TF Serving REST"]
 NO_BODY = None  # the body is documented here and read by the route; the coercer checks it
+CLASSIFY = "(models exported with class_names): class names and scores"
+REGRESS = "(models with one scalar output): one score per example"
+# served(name, version=None, label=None): the service if that is what is served here, else a 404.
+Served = Callable[..., Service]
 
 
 def register(app: ApiGatewayResolver, api: HttpApi) -> None:
-    """Register the TF Serving routes on one resolver."""
+    """Register the TF Serving routes (and KServe v1's liveness) on one resolver."""
 
     def served(name: str, version: str | None = None, label: str | None = None) -> Service:
         return api.require_model(current(app), name, version, label)
 
+    _register_predict(app, api, served)
+    _register_examples(app, api, served)
+    _register_status(app, served)
+
+    @app.get("/", summary="liveness (KServe v1)", tags=TAGS)
+    def live() -> dict[str, Any]:
+        return {"status": "alive"}
+
+
+def _register_predict(app: ApiGatewayResolver, api: HttpApi, served: Served) -> None:
     def predict(service: Service) -> dict[str, Any]:
         body = api.json_body(app)
         req = service.coercer.coerce(body)
@@ -69,38 +86,101 @@ def register(app: ApiGatewayResolver, api: HttpApi) -> None:
     def predict_served(body: Annotated[PredictRequest, Body()] = NO_BODY) -> dict[str, Any]:  # type: ignore[assignment]
         return predict(api.require_service())
 
-    @app.post(
-        "/v1/models/<name>:classify",
-        summary="classify: class names and scores (models exported with class_names)",
-        responses=responses("the classes and scores of each example"),
-        tags=TAGS,
-    )
-    def classify(name: str) -> dict[str, Any]:
-        service = served(name)
+
+def _register_examples(app: ApiGatewayResolver, api: HttpApi, served: Served) -> None:
+    """:classify and :regress: TF Serving's examples body, under the name, a version and a label."""
+
+    def examples(service: Service) -> Any:
+        """A classify or regress body's examples through the model: its one output's scores."""
+        req = service.coercer.coerce(tfserving.examples_request(api.json_body(app)))
+        (scores,) = timed_predict(service, req.columns).values()
+        return scores
+
+    def classify(service: Service) -> dict[str, Any]:
         classes = service.artifacts.manifest.raw.get("class_names")
         if not classes:
-            raise BadRequest(f"model '{name}' was exported without class_names: use :predict")
-        body = api.json_body(app)
-        examples = body.get("examples")
-        if not isinstance(examples, list):
-            raise BadRequest("a classify body needs 'examples': an array of objects keyed by input")
-        context = body.get("context") or {}
-        if not isinstance(context, dict):
-            raise BadRequest("'context' must be an object of inputs shared by every example")
-        req = service.coercer.coerce({"instances": [{**context, **e} if isinstance(e, dict) else e for e in examples]})
-        (scores,) = timed_predict(service, req.columns).values()
-        return {"result": tfserving.classify_result(scores, classes)}
+            raise BadRequest(f"model '{service.name}' was exported without class_names: use :predict")
+        return {"result": tfserving.classify_result(examples(service), classes)}
 
+    def regress(service: Service) -> dict[str, Any]:
+        problem = tfserving.not_a_regression(service.name, service.artifacts.signature)
+        if problem is not None:
+            raise BadRequest(problem)
+        return {"result": tfserving.regress_result(examples(service))}
+
+    classified = responses("the classes and scores of each example")
+    regressed = responses("one score per example", RegressResponse)
+
+    @app.post("/v1/models/<name>:classify", summary=f"classify {CLASSIFY}", responses=classified, tags=TAGS)
+    def classify_named(name: str, body: Annotated[ExamplesRequest, Body()] = NO_BODY) -> dict[str, Any]:  # type: ignore[assignment]
+        return classify(served(name))
+
+    @app.post(
+        "/v1/models/<name>/versions/<version>:classify",
+        summary=f"classify with a version {CLASSIFY}",
+        responses=classified,
+        tags=TAGS,
+    )
+    def classify_version(
+        name: str,
+        version: str,
+        body: Annotated[ExamplesRequest, Body()] = NO_BODY,  # type: ignore[assignment]
+    ) -> dict[str, Any]:
+        return classify(served(name, version=version))
+
+    @app.post(
+        "/v1/models/<name>/labels/<label>:classify",
+        summary=f"classify with a version label {CLASSIFY}",
+        responses=classified,
+        tags=TAGS,
+    )
+    def classify_label(name: str, label: str, body: Annotated[ExamplesRequest, Body()] = NO_BODY) -> dict[str, Any]:  # type: ignore[assignment]
+        return classify(served(name, label=label))
+
+    @app.post("/v1/models/<name>:regress", summary=f"regress {REGRESS}", responses=regressed, tags=TAGS)
+    def regress_named(name: str, body: Annotated[ExamplesRequest, Body()] = NO_BODY) -> dict[str, Any]:  # type: ignore[assignment]
+        return regress(served(name))
+
+    @app.post(
+        "/v1/models/<name>/versions/<version>:regress",
+        summary=f"regress with a version {REGRESS}",
+        responses=regressed,
+        tags=TAGS,
+    )
+    def regress_version(
+        name: str,
+        version: str,
+        body: Annotated[ExamplesRequest, Body()] = NO_BODY,  # type: ignore[assignment]
+    ) -> dict[str, Any]:
+        return regress(served(name, version=version))
+
+    @app.post(
+        "/v1/models/<name>/labels/<label>:regress",
+        summary=f"regress with a version label {REGRESS}",
+        responses=regressed,
+        tags=TAGS,
+    )
+    def regress_label(name: str, label: str, body: Annotated[ExamplesRequest, Body()] = NO_BODY) -> dict[str, Any]:  # type: ignore[assignment]
+        return regress(served(name, label=label))
+
+
+def _register_status(app: ApiGatewayResolver, served: Served) -> None:
     def status(service: Service) -> dict[str, Any]:
-        # Artifacts are verified; the model itself loads on first use.
+        # TF Serving's status, with KServe v1's name and ready (true unless the last model load failed).
+        # The artifacts are verified; the model loads on first use, and a failed load is retried by the next
+        # prediction: state START (known, not loaded), with the reason.
+        failed = model_load_failure(service)
+        ok = {"error_code": "OK", "error_message": ""}
         return {
+            "name": service.name,
+            "ready": failed is None,
             "model_version_status": [
                 {
                     "version": service.artifacts.manifest.version,
-                    "state": "AVAILABLE",
-                    "status": {"error_code": "OK", "error_message": ""},
+                    "state": "AVAILABLE" if failed is None else "START",
+                    "status": ok if failed is None else {"error_code": "UNAVAILABLE", "error_message": failed},
                 }
-            ]
+            ],
         }
 
     def metadata(service: Service) -> dict[str, Any]:

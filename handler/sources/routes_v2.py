@@ -1,11 +1,14 @@
 """The Open Inference Protocol v2 (KServe, Triton): server and model metadata, health, infer.
 
 Infer takes JSON, or the binary tensor data extension (a JSON header then raw tensor bytes, what
-Triton's clients send by default); outputs asked for as binary come back that way.
+Triton's clients send by default); outputs asked for as binary come back that way. Triton's model
+configuration, statistics and repository index extensions (`triton.py`, `inference_stats.py`) are
+answered too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import metadata as package_metadata
 from typing import Annotated, Any
 
@@ -15,13 +18,16 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from handler.core.service import Service
 from handler.errors import ModelLoadError
-from handler.sources import oip_binary
+from handler.sources import oip_binary, triton
 from handler.sources.api import HttpApi, current, model_load_failure, timed_predict
-from handler.sources.http_docs import InferRequest, responses
+from handler.sources.http_docs import InferRequest, RepositoryIndexRequest, responses
+from handler.sources.inference_stats import STATS
 from handler.sources.oip import V2Protocol, without_arrays
 
 TAGS = ["Open Inference Protocol v2"]
-EXTENSIONS = ["binary_tensor_data"]
+TRITON = ["Triton extensions"]
+# As Triton names them in its server metadata. Not model_repository: of it only the index is answered, not load.
+EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics"]
 
 
 def _version() -> str:
@@ -121,3 +127,59 @@ def register(app: ApiGatewayResolver, api: HttpApi) -> None:
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
         return Response(200, content_types.APPLICATION_JSON, api.openapi_json(app))
+
+    _register_triton(app, api, lambda name, version=None: served(name, version)[0])
+
+
+def _register_triton(app: ApiGatewayResolver, api: HttpApi, served: Callable[..., Service]) -> None:
+    """Triton's model configuration, statistics and repository index extensions (what tritonclient calls)."""
+    config_doc = responses("Triton's ModelConfig of the served model", None, 404, 405, 503)
+    stats_doc = responses("Triton's statistics of the served model, since this container started", None, 404, 405, 503)
+
+    def config(name: str, version: str | None) -> dict[str, Any]:
+        return triton.model_config(served(name, version), api.settings.max_batch_size)
+
+    def stats(service: Service) -> dict[str, Any]:
+        return {"model_stats": [STATS.model_stat(service)]}
+
+    @app.get("/v2/models/<name>/config", summary="model configuration (Triton)", tags=TRITON, responses=config_doc)
+    def model_config(name: str) -> dict[str, Any]:
+        return config(name, None)
+
+    @app.get(
+        "/v2/models/<name>/versions/<version>/config",
+        summary="a version's configuration (Triton)",
+        tags=TRITON,
+        responses=config_doc,
+    )
+    def version_config(name: str, version: str) -> dict[str, Any]:
+        return config(name, version)
+
+    @app.get("/v2/models/stats", summary="statistics of every model (Triton)", tags=TRITON, responses=stats_doc)
+    def all_stats() -> dict[str, Any]:
+        return stats(api.require_service())
+
+    @app.get("/v2/models/<name>/stats", summary="a model's statistics (Triton)", tags=TRITON, responses=stats_doc)
+    def model_stats(name: str) -> dict[str, Any]:
+        return stats(served(name))
+
+    @app.get(
+        "/v2/models/<name>/versions/<version>/stats",
+        summary="a version's statistics (Triton)",
+        tags=TRITON,
+        responses=stats_doc,
+    )
+    def version_stats(name: str, version: str) -> dict[str, Any]:
+        return stats(served(name, version))
+
+    @app.post(
+        "/v2/repository/index",
+        summary="the models served here, and their state (Triton)",
+        tags=TRITON,
+        responses=responses("[{name, version, state, reason?}]", None, 400, 405, 413, 503),
+    )
+    def repository_index(body: Annotated[RepositoryIndexRequest, Body()] = None) -> list[dict[str, Any]]:  # type: ignore[assignment]
+        service = api.require_service()
+        text = app.current_event.body
+        parsed = api.json_body(app) if text and not text.isspace() else None  # tritonclient sends no body
+        return triton.repository_index(service, triton.index_filter(parsed))

@@ -1,4 +1,4 @@
-"""TF Serving's REST metadata, as its documentation shows it, for what a client sends.
+"""TF Serving's REST metadata and its classify and regress bodies, as its documentation shows them.
 
 `GET /v1/models/{name}/metadata` answers a `SignatureDef` under `serving_default`: each input
 is a feature of the signature (what a client puts in `instances` or `inputs`), each output a
@@ -8,9 +8,12 @@ and any free dimension).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from handler.core.signature import Signature, TensorSpec
+from handler.core.values import kind_of
+from handler.errors import BadRequest, FieldError, InvalidInput
 
 SIGNATURE_NAME = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -48,3 +51,55 @@ def classify_result(scores: Any, classes: list[str]) -> list[list[list[Any]]]:
     if arr.shape[1] != len(classes):
         raise ValueError(f"{arr.shape[1]} scores per example for {len(classes)} class names")
     return [[[c, float(s)] for c, s in zip(classes, row, strict=True)] for row in arr.tolist()]
+
+
+def examples_request(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A classify or regress body -> the predict body of its examples, each with the `context`'s inputs added.
+
+    TF Serving's body is `{"signature_name"?, "context"?, "examples": [{input: value, ...}, ...]}`.
+    """
+    examples = body.get("examples")
+    if not isinstance(examples, list):
+        raise BadRequest("the body needs 'examples': an array of objects, each keyed by input name")
+    context = body.get("context")
+    if context is None:
+        context = {}
+    if not isinstance(context, dict):
+        raise BadRequest(f"'context' must be an object of inputs shared by every example, got {kind_of(context)}")
+    # An array of values would silently drop the context's inputs: TF Serving's examples are objects.
+    errors = [
+        FieldError(i, None, f"an example must be an object keyed by input name, got {kind_of(e)}")
+        for i, e in enumerate(examples)
+        if not isinstance(e, dict)
+    ]
+    if errors:
+        raise InvalidInput(errors)
+    request: dict[str, Any] = {"instances": [{**context, **e} for e in examples]}
+    if "signature_name" in body:  # checked by the coercer, as for predict
+        request["signature_name"] = body["signature_name"]
+    return request
+
+
+def not_a_regression(name: str, signature: Signature) -> str | None:
+    """Why :regress cannot answer for this model (None: it can): it needs one scalar score per example."""
+    outputs = signature.outputs
+    if len(outputs) != 1:
+        names = ", ".join(o.name for o in outputs)
+        return (
+            f"model '{name}' has {len(outputs)} outputs ({names}): :regress answers one score per example, "
+            f"for a model with one output of shape [] or [1]; use :predict"
+        )
+    (out,) = outputs
+    if out.shape not in ((), (1,)) or out.kind == "string":
+        return (
+            f"model '{name}' answers output '{out.name}' as {out.describe()} per example: :regress answers one "
+            f"number per example, for a model with one numeric output of shape [] or [1]; use :predict"
+        )
+    return None
+
+
+def regress_result(scores: Any) -> list[float]:
+    """TF Serving's regress result: one float per example."""
+    import numpy as np
+
+    return [float(s) for s in np.asarray(scores, dtype=np.float64).reshape(len(scores)).tolist()]

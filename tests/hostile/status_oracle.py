@@ -8,7 +8,13 @@ from the server's router: the fuzz judges every generated request with it (issue
 - POST predict or infer: no body, not JSON, a key twice, nesting over 32 levels, or not an object: 400;
   then the v1 body rules (tests/hostile/test_any_body_properties.py) or the v2 ones: 422 when `inputs` is
   not a non-empty array, else 200 or 422, or 400 when `outputs` (the outputs to answer with) is given;
-- :classify on a model exported without class_names (every reference model): 400.
+- :classify (under the name, a version or a label) on a model exported without class_names (every reference
+  model): 400; :regress on a model without one scalar output (recommender: two outputs): 400;
+- :regress otherwise: a body that is not a JSON object (as above), without an `examples` array, or with a
+  `context` that is not an object or a `signature_name` other than serving_default: 400; an example that is
+  not an object: 422; else 200 or 422 (the v1 body rules);
+- Triton's repository index: an empty body or an object whose `ready` (if given) is true/false: 200, any other
+  body 400; its model config and statistics: GET routes, as above.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import json
 import re
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.support import zoo
 
 SERVED_VERSION = "1"
 LABELS = ("stable",)
@@ -39,7 +47,13 @@ ROUTES = [
         ("POST", "/v1/models/{name}/versions/{version}:predict", "predict"),
         ("POST", "/v1/models/{name}/labels/{label}:predict", "predict"),
         ("POST", "/v1/models/{name}:classify", "classify"),
+        ("POST", "/v1/models/{name}/versions/{version}:classify", "classify"),
+        ("POST", "/v1/models/{name}/labels/{label}:classify", "classify"),
+        ("POST", "/v1/models/{name}:regress", "regress"),
+        ("POST", "/v1/models/{name}/versions/{version}:regress", "regress"),
+        ("POST", "/v1/models/{name}/labels/{label}:regress", "regress"),
         ("POST", "/predict", "predict"),
+        ("GET", "/", "get"),
         ("GET", "/v1/models/{name}", "get"),
         ("GET", "/v1/models/{name}/versions/{version}", "get"),
         ("GET", "/v1/models/{name}/labels/{label}", "get"),
@@ -47,6 +61,7 @@ ROUTES = [
         ("GET", "/v1/models/{name}/versions/{version}/metadata", "get"),
         ("GET", "/v1/models/{name}/labels/{label}/metadata", "get"),
         ("GET", "/v2", "get"),
+        ("GET", "/v2/models/stats", "get"),  # before /v2/models/{name}: a fixed path is the router's first choice
         ("POST", "/v2/models/{name}/infer", "infer"),
         ("POST", "/v2/models/{name}/versions/{version}/infer", "infer"),
         ("GET", "/v2/models/{name}", "get"),
@@ -55,6 +70,11 @@ ROUTES = [
         ("GET", "/v2/models/{name}/versions/{version}/ready", "get"),
         ("GET", "/v2/health/live", "get"),
         ("GET", "/v2/health/ready", "get"),
+        ("GET", "/v2/models/{name}/config", "get"),
+        ("GET", "/v2/models/{name}/versions/{version}/config", "get"),
+        ("GET", "/v2/models/{name}/stats", "get"),
+        ("GET", "/v2/models/{name}/versions/{version}/stats", "get"),
+        ("POST", "/v2/repository/index", "index"),
         ("GET", "/openapi.json", "get"),
     )
 ]
@@ -79,19 +99,57 @@ def no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def body_statuses(kind: str, raw: bytes) -> set[int]:
-    """The statuses a predict or infer body may get, by its class."""
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None where it is a 400: not UTF-8, empty, not JSON, too deep, not an object."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return {400}
+        return None
     if not text.strip():
-        return {400}
+        return None
     try:
         body = json.loads(text, object_pairs_hook=no_twice)
     except (ValueError, RecursionError):
-        return {400}
+        return None
     if depth(body) > MAX_DEPTH or not isinstance(body, dict):
+        return None
+    return body
+
+
+def one_scalar_output(model: str) -> bool:
+    """The model answers one score per example (one output of shape [] or [1]): what :regress is for."""
+    outputs = zoo.manifest(model)["signature"]["outputs"]
+    return len(outputs) == 1 and outputs[0]["shape"] in ([], [1]) and outputs[0]["dtype"] != "string"
+
+
+def examples_statuses(raw: bytes) -> set[int]:
+    """The statuses of a :regress body (TF Serving's `{"signature_name"?, "context"?, "examples": [...]}`)."""
+    body = json_object(raw)
+    if body is None or not isinstance(body.get("examples"), list):
+        return {400}
+    if body.get("context") is not None and not isinstance(body["context"], dict):
+        return {400}
+    if not all(isinstance(e, dict) for e in body["examples"]):
+        return {422}
+    if body.get("signature_name") not in (None, "", "serving_default"):
+        return {400}
+    return {200, 422}
+
+
+def index_statuses(raw: bytes) -> set[int]:
+    """Triton's repository index: no body, or an object with an optional boolean `ready`."""
+    if not raw.strip():
+        return {200}
+    body = json_object(raw)
+    if body is None or ("ready" in body and not isinstance(body["ready"], bool)):
+        return {400}
+    return {200}
+
+
+def body_statuses(kind: str, raw: bytes) -> set[int]:
+    """The statuses a predict or infer body may get, by its class."""
+    body = json_object(raw)
+    if body is None:
         return {400}
     if kind == "infer":
         inputs = body.get("inputs")
@@ -126,7 +184,11 @@ def expected_statuses(method: str, url: str, body: bytes | str | None, served: s
         return {404}
     if kind == "get":
         return {200}
-    if kind == "classify":
+    if kind == "classify" or (kind == "regress" and not one_scalar_output(served)):
         return {400}
     raw = body.encode() if isinstance(body, str) else (body or b"")
+    if kind == "regress":
+        return examples_statuses(raw)
+    if kind == "index":
+        return index_statuses(raw)
     return body_statuses(kind, raw)

@@ -143,7 +143,7 @@ def test_unknown_model_name_is_404_naming_the_served_model(model: str, trigger: 
         assert "model 'fraud' is not served here" in err["error"] and f"'{model}'" in err["error"], (method, path)
 
 
-@pytest.mark.parametrize("path", ["/v3/everything", "/v1/models", "/v2/models/churn/infer/extra", "/"])
+@pytest.mark.parametrize("path", ["/v3/everything", "/v1/models", "/v2/models/churn/infer/extra", "/v2/repository"])
 def test_unknown_path_is_404(path: str, functions: Functions) -> None:
     err = error(functions.http("churn", "GET", path), 404, "not_found")
     assert f"GET {path}" in err["error"], err

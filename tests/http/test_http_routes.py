@@ -41,7 +41,8 @@ def _tf_tensor(spec: dict[str, Any]) -> tuple[str, list[str]]:
 def test_tf_serving_model_status_and_metadata(model: str, trigger: str, functions: Functions) -> None:
     status, body = _get(functions, model, trigger, f"/v1/models/{model}")
     ok = {"error_code": "OK", "error_message": ""}
-    assert (status, body) == (200, {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": ok}]})
+    versions = [{"version": "1", "state": "AVAILABLE", "status": ok}]
+    assert (status, body) == (200, {"name": model, "ready": True, "model_version_status": versions})
     status, body = _get(functions, model, trigger, f"/v1/models/{model}/metadata")
     assert status == 200, body
     assert body["model_spec"] == {"name": model, "signature_name": "", "version": "1"}
