@@ -54,8 +54,9 @@ class TensorSpec:
     shape: tuple[int | None, ...] = ()
     # Integer ids must lie in [lo, hi): an Embedding's input_dim, a CategoryEncoding's num_tokens.
     index_range: tuple[int, int] | None = None
-    # A string feature whose unseen values are refused (a strict categorical column).
-    vocabulary: frozenset[str] | None = field(default=None, compare=False)
+    # The only values taken, others refused: a strict categorical column, or a lookup layer without an OOV index
+    # (strings, or int ids) that would fail inside the graph on any other value.
+    vocabulary: frozenset[str] | frozenset[int] | None = field(default=None, compare=False)
     # What NON_FINITE=impute puts in place of NaN/Infinity: the training mean of a numeric column.
     fill_value: float | None = None
 
@@ -113,7 +114,7 @@ class TensorSpec:
         if self.index_range is not None:
             out["index_range"] = list(self.index_range)
         if self.vocabulary is not None:
-            out["vocabulary"] = sorted(self.vocabulary)
+            out["vocabulary"] = sorted(self.vocabulary)  # one type per feature: str or int
         if self.fill_value is not None:
             out["fill_value"] = self.fill_value
         return out

@@ -83,11 +83,11 @@ def to_batch(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> 
 def _shape_fits(spec: TensorSpec, shape: tuple[int, ...], n: int) -> bool:
     if len(shape) != spec.rank + 1 or shape[0] != n:
         return False
-    return all(want is None or want == got for want, got in zip(spec.shape, shape[1:], strict=True))
+    return all(got > 0 if want is None else want == got for want, got in zip(spec.shape, shape[1:], strict=True))
 
 
 # Up to this many scalars, checking each in Python is cheaper than numpy's fixed cost per call.
-_SMALL = SMALL_BATCH = 64
+SMALL_BATCH = 64
 
 
 def _small_numbers(spec: TensorSpec, examples: Sequence[Any]) -> np.ndarray | None:
@@ -125,9 +125,12 @@ def quick_batch(spec: TensorSpec) -> QuickBatch | None:
     if spec.kind in ("float", "int"):
         lo, hi = _limits(spec)
         integral = spec.kind == "int"
+        known = spec.vocabulary
 
         def numbers(examples: list[Any]) -> np.ndarray | None:
-            return np.array(examples, dtype=dtype) if _plain_numbers(examples, lo, hi, integral) else None
+            if not _plain_numbers(examples, lo, hi, integral) or (known is not None and not known.issuperset(examples)):
+                return None
+            return np.array(examples, dtype=dtype)
 
         return numbers
     if spec.kind == "string":
@@ -148,9 +151,9 @@ def quick_batch(spec: TensorSpec) -> QuickBatch | None:
 def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.ndarray | None:
     """The batch as an array if every value is plainly right, else None (the slow path explains why)."""
     n = len(examples)
-    if spec.rank == 0 and n <= _SMALL and spec.kind in ("float", "int") and isinstance(examples, list):
+    if spec.rank == 0 and n <= SMALL_BATCH and spec.kind in ("float", "int") and isinstance(examples, list):
         small = _small_numbers(spec, examples)
-        if small is not None:
+        if small is not None and (spec.vocabulary is None or spec.vocabulary.issuperset(small.tolist())):
             return small
     if spec.kind == "string":
         if isinstance(examples, np.ndarray) and examples.dtype.kind in "US":
@@ -199,11 +202,17 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
     if kind == "f":
         if not np.isfinite(arr).all():
             return None
-        if spec.kind == "int" and (not (arr == np.floor(arr)).all() or (np.abs(arr) > _EXACT_INT).any()):
+        # (In float64: 2**53 overflows a float16 array's own dtype.)
+        if spec.kind == "int" and (
+            not (arr == np.floor(arr)).all() or (np.abs(arr, dtype=np.float64) > _EXACT_INT).any()
+        ):
             return None
     if arr.size and not _in_range(spec, arr):
         return None
-    return arr.astype(numpy_dtype(spec.dtype), copy=False)
+    arr = arr.astype(numpy_dtype(spec.dtype), copy=False)
+    if spec.vocabulary is not None and not spec.vocabulary.issuperset(np.unique(arr).tolist()):
+        return None
+    return arr
 
 
 def _uint8_exact(spec: TensorSpec, examples: list[Any]) -> np.ndarray | None:
@@ -327,6 +336,11 @@ def _positions(spec: TensorSpec, value: Any, reasons: list[str]) -> Iterator[tup
             dims = "×".join("n" if d is None else str(d) for d in spec.shape[depth:])
             reasons.append(f"{_at(where)}must be an array of {dims} values, got {kind_of(item)}")
             continue
+        if want is None and not item:
+            # A free axis (a sequence) of no values: recurrent layers and pooling have nothing to run over, and fail
+            # inside the graph. The request is what is wrong, so it is refused here, naming it.
+            reasons.append(f"{_at(where)}has no entries on axis {depth + 1}: a sequence needs at least one value")
+            continue
         if want is None:
             want = free.setdefault(depth, len(item))
         if len(item) != want:
@@ -387,6 +401,9 @@ def _leaf(spec: TensorSpec, v: Any, policy: ValuePolicy, reasons: list[str], whe
             return None
         x = int(x)
     lo, hi = _limits(spec)
+    if spec.vocabulary is not None and x not in spec.vocabulary:
+        reasons.append(f"{at}is not a value this input knows; expected {_known(spec)}")
+        return None
     if not lo <= x <= hi:
         if spec.index_range is not None:
             reasons.append(f"{at}is an id outside this input's range {spec.index_range[0]}..{spec.index_range[1] - 1}")
@@ -406,6 +423,8 @@ def _number(v: Any, policy: ValuePolicy, reasons: list[str], at: str) -> float |
         return v
     if t is bool:
         return int(v)
+    if t is bytes:  # OIP BYTES sent as binary data: the number's text, as the JSON form would carry it
+        v, t = v.decode("utf-8", "replace"), str
     if t is str:
         if policy.numeric_strings == "reject":
             reasons.append(f"{at}must be a number, got a string (NUMERIC_STRINGS=reject)")
@@ -420,22 +439,54 @@ def _number(v: Any, policy: ValuePolicy, reasons: list[str], at: str) -> float |
     return None
 
 
-def _string(spec: TensorSpec, v: Any, reasons: list[str], at: str) -> str | bytes | None:
-    if isinstance(v, str):
-        if spec.vocabulary is not None and v not in spec.vocabulary:
-            reasons.append(f"{at}is not a known category; expected one of {', '.join(sorted(spec.vocabulary))}")
-            return None
-        return v
-    if isinstance(v, bytes):  # from binary tensor data (OIP); a strict vocabulary holds text
-        if spec.vocabulary is not None and v.decode("utf-8", "replace") not in spec.vocabulary:
-            reasons.append(f"{at}is not a known category; expected one of {', '.join(sorted(spec.vocabulary))}")
-            return None
-        return v
+def decoded(v: Any) -> Any:
+    """A string value as every wire form means it: `{"b64": ...}` and bytes become their text where it is UTF-8.
+
+    One value, one answer: a category sent as "one_year", as {"b64": "b25lX3llYXI="} or as OIP BYTES is
+    the same category, so it is decoded once, here, before any rule (the vocabulary) looks at it. Bytes
+    that are not UTF-8 stay bytes (an image's bytes): they are no text category. Raises ValueError for a
+    "b64" value that is not valid base64.
+    """
     if _is_b64(v):
         try:
-            return base64.b64decode(v["b64"], validate=True)
+            v = base64.b64decode(v["b64"], validate=True)
         except (binascii.Error, ValueError, TypeError):
-            reasons.append(f'{at}has a "b64" value that is not valid base64')
+            raise ValueError("not valid base64") from None
+    return as_text(v)
+
+
+def as_text(v: Any) -> Any:
+    """Bytes as their text where they are UTF-8 (as a JSON string would carry them); anything else as it is."""
+    if type(v) is bytes:
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            return v
+    return v
+
+
+def _string(spec: TensorSpec, v: Any, reasons: list[str], at: str) -> str | bytes | None:
+    try:
+        v = decoded(v)
+    except ValueError:
+        reasons.append(f'{at}has a "b64" value that is not valid base64')
+        return None
+    if isinstance(v, (str, bytes)):
+        if spec.vocabulary is not None and v not in spec.vocabulary:
+            reasons.append(f"{at}is not a known category; expected {_known(spec)}")
             return None
+        return v
     reasons.append(f'{at}must be a string (or {{"b64": ...}} for bytes), got {kind_of(v)}')
     return None
+
+
+# A vocabulary is listed in a reason up to this many values; a longer one is counted, with its first few.
+_LISTED = 20
+
+
+def _known(spec: TensorSpec) -> str:
+    """The values a vocabulary takes, for a reason: all of them when few, else how many and the first few."""
+    values = sorted(spec.vocabulary or (), key=lambda v: (str(type(v)), v))
+    if len(values) <= _LISTED:
+        return "one of " + ", ".join(map(str, values))
+    return f"one of the {len(values)} values it was trained on (such as {', '.join(map(str, values[:5]))})"

@@ -85,7 +85,28 @@ def column_values(spec: TensorSpec, col: pa.Array, policy: ValuePolicy) -> tuple
             return _numbers(spec, col, policy)
     if spec.kind == "bool" and (pa.types.is_boolean(kind) or pa.types.is_integer(kind)) and not col.null_count:
         return _judge(spec, col.to_numpy(zero_copy_only=False), policy)
+    if spec.kind == "bool" and _is_text(kind):
+        cells = (_boolean_cells(col) or col).to_pylist()
+        return _judge(spec, [_DIGIT.get(c, c) for c in cells], policy)
     return _judge(spec, col.to_pylist(), policy)
+
+
+# The cells pyarrow's CSV reader takes as booleans by default (ConvertOptions' true_values and false_values). A CSV
+# that pandas wrote has True/False for a bool column: read as 1/0, as a JSON true/false is, for a bool or a number.
+TRUE_CELLS = ("1", "True", "TRUE", "true")
+FALSE_CELLS = ("0", "False", "FALSE", "false")
+_TRUE_WORDS, _FALSE_WORDS = pa.array(TRUE_CELLS[1:]), pa.array(FALSE_CELLS[1:])  # "1" and "0" are digits already
+_DIGIT = {"1": 1, "0": 0}
+
+
+def _boolean_cells(col: pa.Array) -> pa.Array | None:
+    """A text column with its true/false words as "1" and "0" (other cells as they are); None if it has none."""
+    if pa.types.is_dictionary(col.type):
+        col = pc.cast(col, col.type.value_type)
+    true, false = pc.is_in(col, value_set=_TRUE_WORDS), pc.is_in(col, value_set=_FALSE_WORDS)
+    if not (pc.any(true).as_py() or pc.any(false).as_py()):
+        return None
+    return pc.if_else(true, "1", pc.if_else(false, "0", col))
 
 
 def _judge(spec: TensorSpec, values: Any, policy: ValuePolicy) -> tuple[np.ndarray, Problems]:
@@ -116,6 +137,9 @@ def _numbers(spec: TensorSpec, col: pa.Array, policy: ValuePolicy) -> tuple[np.n
         try:
             values = pc.cast(col, target).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            digits = _boolean_cells(col)  # only now: a column of numbers never pays for the look
+            if digits is not None:  # it has no true/false word left: this recursion ends
+                return _numbers(spec, digits, policy)
             # Some cell is no number pyarrow reads (" 7", "", "1_000"): the coercer judges each cell of the column,
             # and accepts what it accepts (it strips spaces) and names the rest.
             return _judge(spec, col.to_pylist(), policy)

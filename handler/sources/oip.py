@@ -22,6 +22,7 @@ from handler.core.answer import jsonable
 from handler.core.coerce import CoercedRequest
 from handler.core.service import Service
 from handler.core.signature import OIP_DTYPES, TensorSpec
+from handler.core.values import as_text
 from handler.errors import BadRequest, FieldError, InvalidInput
 
 NUMERIC_DATATYPES = tuple(t for t in OIP_DTYPES if t != "BYTES")
@@ -137,6 +138,10 @@ class V2Protocol:
             )
         elif isinstance(flat, list) and datatype in OIP_DTYPES and (reason := _value_error(str(datatype), flat)):
             errors.append(FieldError(None, name, reason))
+        if datatype == "BYTES":
+            # Decoded once, here: binary BYTES elements arrive as bytes, JSON ones as text; both mean the same text
+            # (a category, or a number's digits in the one-tensor form), so every rule after sees one form.
+            flat = [as_text(v) for v in flat]
         return (shape, flat) if len(errors) == before else None
 
     def _tensor(self, t: Mapping[str, Any], spec: TensorSpec, errors: list[FieldError]) -> tuple[int, Any] | None:
@@ -161,8 +166,7 @@ class V2Protocol:
         n = shape[0]
         per_example = [n, *(d for d in dims)] if spec.rank else [n]
         if datatype == "BYTES":
-            # Binary BYTES elements arrive as bytes: text where it is UTF-8, as JSON BYTES would be.
-            arr: Any = np.array([_text(v) for v in flat], dtype=object).reshape(per_example)
+            arr: Any = np.array(flat, dtype=object).reshape(per_example)
         else:
             arr = np.asarray(flat).reshape(per_example)
         return n, arr
@@ -253,15 +257,6 @@ class V2Protocol:
                 "feature_order": list(self.features),
             }
         return body
-
-
-def _text(value: Any) -> Any:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value
-    return value
 
 
 def without_arrays(answer: dict[str, Any]) -> dict[str, Any]:

@@ -259,9 +259,11 @@ def test_a_bad_value_in_a_batched_column_names_its_instance() -> None:
 def test_a_single_string_input_takes_b64_leaves() -> None:
     spec = TensorSpec("text", "string")
     sig = Signature(features=(spec,), inputs=(spec,), outputs=OUT)
-    assert coerce(sig, {"instances": [{"b64": "aGk="}, "plain"]}).columns["text"].tolist() == [b"hi", "plain"]
+    # b64 of UTF-8 text is that text (one value, one answer); other bytes (0xff is no UTF-8) stay bytes.
+    got = coerce(sig, {"instances": [{"b64": "aGk="}, "plain", {"b64": "/wA="}]}).columns["text"].tolist()
+    assert got == ["hi", "plain", b"\xff\x00"]
     req = coerce(sig, {"inputs": {"b64": "aGk="}})
-    assert (req.n, req.batched) == (1, False) and req.columns["text"].tolist() == [b"hi"]
+    assert (req.n, req.batched) == (1, False) and req.columns["text"].tolist() == ["hi"]
 
 
 # --- the body ------------------------------------------------------------------------------

@@ -157,9 +157,11 @@ def test_bool_takes_true_false_and_the_integers_0_and_1_only() -> None:
 
 
 def test_string_inputs_take_text_and_b64_bytes() -> None:
-    arr = ok(TensorSpec("word", "string"), ["café", {"b64": "aGk="}])
+    arr = ok(TensorSpec("word", "string"), ["café", {"b64": "aGk="}, {"b64": "/wA="}])
     assert arr.dtype == object
-    assert arr.tolist() == ["café", b"hi"]  # "aGk=" is base64 for the bytes "hi"
+    # "aGk=" is base64 for the bytes "hi": UTF-8 text, so the text "hi", as if sent as a string (one value, one
+    # answer); "/wA=" is 0xff 0x00, no UTF-8, so it stays bytes.
+    assert arr.tolist() == ["café", "hi", b"\xff\x00"]
 
 
 def test_string_inputs_refuse_numbers_null_booleans_and_bad_base64() -> None:
@@ -182,7 +184,7 @@ def test_string_tensors_keep_every_word_in_place() -> None:
     spec = TensorSpec("words", "string", (3,))
     arr = ok(spec, [["a", "b", ""], ["c", {"b64": "aGk="}, "d"]])
     assert arr.shape == (2, 3)
-    assert arr.tolist() == [["a", "b", ""], ["c", b"hi", "d"]]
+    assert arr.tolist() == [["a", "b", ""], ["c", "hi", "d"]]
 
 
 # --- shapes --------------------------------------------------------------------------------
