@@ -51,6 +51,11 @@ def count_rejection(exc: SkewlessError) -> None:
         count_non_finite(len({e.instance for e in exc.errors}))
 
 
+def count_internal_error() -> None:
+    """A request that failed for a reason no check before the model caught (a 500): counted, for an alarm."""
+    metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
+
+
 def count_non_finite(rows: int) -> None:
     """Rows the model answered NaN or infinity for: never served, always counted."""
     metrics.add_metric(name="NonFiniteOutputs", unit=MetricUnit.Count, value=rows)

@@ -205,7 +205,10 @@ def choose_runtime(artifacts: Artifacts, requested: str) -> tuple[str, str]:
 
 
 def warmup_inputs(signature: Signature) -> Arrays:
-    """One example of zeros (the lowest id, an empty string) per input: enough to trace and allocate."""
+    """One example of zeros (the lowest id, an empty string) per input: enough to trace and allocate.
+
+    Only for artifacts without a golden case: a lookup without an OOV index refuses made-up values inside the graph.
+    """
     out: Arrays = {}
     for s in signature.inputs:
         shape = (1, *(d or 1 for d in s.shape))
@@ -225,9 +228,12 @@ class LazyModel:
         artifacts: Artifacts,
         loader: Callable[[Artifacts], Forward] = load_tensorflow_forward,
         verify: Callable[[Forward], None] | None = None,
+        warmup: Callable[[], Arrays] | None = None,
     ) -> None:
         self.artifacts = artifacts
         self._loader = loader
+        # The example the first load runs (to trace and allocate); made-up zeros unless the caller has a real one.
+        self._warmup = warmup or (lambda: warmup_inputs(artifacts.signature))
         # Runs on the freshly loaded model before it serves; raising refuses it (the next call retries).
         self._verify = verify
         # Why the last load failed, until one succeeds: readiness reports it; a failed load is never cached.
@@ -250,7 +256,7 @@ class LazyModel:
                 start = time.perf_counter()
                 try:
                     fn = self._loader(self.artifacts)
-                    fn(warmup_inputs(self.artifacts.signature))  # trace now, not on the first request
+                    fn(self._warmup())  # trace now, not on the first request
                     if self._verify is not None:
                         self._verify(fn)
                 except BaseException as exc:

@@ -18,7 +18,7 @@ from handler.core.answer import format_v1
 from handler.core.artifacts import Artifacts
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.golden import replay
-from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel
+from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel, warmup_inputs
 from handler.core.values import Coded
 from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput
 from handler.preprocessing import PLAUSIBLE_SCALE, Preprocessor
@@ -110,7 +110,7 @@ class Service:
         # Other library versions than at export may compute other numbers: prove they do not before serving.
         verify = (lambda fn: check_golden(artifacts, policy, fn, warnings)) if warnings else None
         loader = partial(LOADERS[runtime], modules=custom_object_modules)
-        model = LazyModel(artifacts, loader, verify=verify)
+        model = LazyModel(artifacts, loader, verify=verify, warmup=partial(golden_example, artifacts))
         return cls(artifacts=artifacts, policy=policy, model=model, runtime=runtime, warnings=warnings)
 
     @property
@@ -216,6 +216,21 @@ def _input_problems(
         for name in names:
             add(row, name, f"is too large for the model: after preprocessing it does not fit {dtype}")
     return problems
+
+
+def golden_example(artifacts: Artifacts) -> Arrays:
+    """The first example of the first golden case, as the model takes it: the model's first call, at load.
+
+    A real request's values, not made-up ones: a lookup without an OOV index (FeatureSpace's
+    `integer_categorical(num_oov_indices=0)`) fails inside the graph on a 0 or an empty string.
+    """
+    cases = artifacts.golden().get("cases") or []
+    if not cases:
+        return warmup_inputs(artifacts.signature)
+    # The export's own request, read with the export's policy (the settings' policy may refuse what it sends).
+    req = Coercer(artifacts.signature, CoercePolicy(max_batch_size=1 << 30)).coerce(cases[0]["request"])
+    inputs, _ = prepare(artifacts, {name: col[:1] for name, col in req.columns.items()})
+    return inputs
 
 
 def non_finite_outputs(outputs: Arrays) -> dict[int, list[FieldError]]:

@@ -6,6 +6,7 @@ name after save and load, and the server only ever sees the reloaded one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from handler.core.signature import DTYPES, Signature, Structure, TensorSpec
@@ -15,6 +16,7 @@ from handler.preprocessing import Preprocessor
 # Layers whose integer input must lie in [0, size): reading past it is an error (Embedding on CPU)
 # or a silent wrong answer (CategoryEncoding drops it).
 _INDEX_SIZE_ATTRIBUTES = {"Embedding": "input_dim", "CategoryEncoding": "num_tokens"}
+_LOOKUPS = ("StringLookup", "IntegerLookup")
 
 
 def _structure(value: Any) -> Structure:
@@ -88,6 +90,25 @@ def _index_range(model: Any, tensor: Any) -> tuple[int, int] | None:
     return (0, min(sizes)) if sizes else None
 
 
+def _strict_vocabulary(model: Any, tensor: Any) -> frozenset[str] | frozenset[int] | None:
+    """The values an input takes when a lookup without an OOV index reads it directly, else None.
+
+    `StringLookup`/`IntegerLookup(num_oov_indices=0)` (FeatureSpace's `*_categorical(num_oov_indices=0)`) fail
+    inside the graph on any other value: the server refuses such a value first, naming it (a 422, not a 500).
+    """
+    found: set[Any] | None = None
+    for layer in model._flatten_layers(include_self=False):
+        if type(layer).__name__ not in _LOOKUPS or layer.num_oov_indices > 0 or layer.invert:
+            continue
+        if not any(any(t is tensor for t in node.input_tensors) for node in layer._inbound_nodes):
+            continue
+        values = {v if isinstance(v, str) else int(v) for v in layer.get_vocabulary(include_special_tokens=False)}
+        if layer.mask_token is not None:
+            values.add(layer.mask_token if isinstance(layer.mask_token, str) else int(layer.mask_token))
+        found = values if found is None else found & values
+    return frozenset(found) if found is not None else None
+
+
 def signature_of(model: Any, preprocessor: Preprocessor | None) -> Signature:
     """The model's signature; with a preprocessor, its raw columns are what clients send."""
     in_kind, inputs = _input_structure(model)
@@ -95,7 +116,8 @@ def signature_of(model: Any, preprocessor: Preprocessor | None) -> Signature:
     input_specs = []
     for name, tensor in inputs:
         rng = _index_range(model, tensor) if str(tensor.dtype).startswith(("int", "uint")) else None
-        input_specs.append(_spec(name, tensor, "input", rng))
+        spec = _spec(name, tensor, "input", rng)
+        input_specs.append(replace(spec, vocabulary=_strict_vocabulary(model, tensor)))
     output_specs = tuple(_spec(name, tensor, "output") for name, tensor in outputs)
     if preprocessor is None:
         features = tuple(input_specs)

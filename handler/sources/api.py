@@ -34,7 +34,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from handler.core.service import Service
 from handler.core.values import kind_of
 from handler.errors import BadRequest, NotFound, SkewlessError
-from handler.observability import add_metric, logger
+from handler.observability import add_metric, count_internal_error, logger
 from handler.settings import Settings
 from handler.sources import http_body, http_codings
 from handler.sources.http_errors import MethodNotAllowed, error_response
@@ -337,4 +337,5 @@ def register_errors(app: ApiGatewayResolver, api: HttpApi) -> None:
     def internal_error(exc: Exception) -> Response[Any]:
         # The stack trace goes to the log, never to the client.
         logger.exception("unexpected error while answering a request")
+        count_internal_error()
         return answer(SkewlessError("internal error: this is a fault of the service, not of the request"))

@@ -22,7 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from handler.core.service import Service
 from handler.errors import SkewlessError
-from handler.observability import count_rejection, logger, metrics
+from handler.observability import count_internal_error, count_rejection, logger, metrics
 
 
 class InvalidInput(Exception):
@@ -81,6 +81,7 @@ def guarded(answer: Callable[[], Any], context: Any, mode: str = "raise") -> Any
         return body if mode == "return" else Failure(_typed(exc.status)(json.dumps(body)))
     except Exception:
         logger.exception("unexpected error while answering an invocation")
+        count_internal_error()
         body = {
             "error": "internal error: this is a fault of the service, not of the request",
             "code": "internal_error",
