@@ -1,10 +1,11 @@
 """HTTP content codings: compressed request bodies (gzip, deflate) decoded within MAX_BODY_BYTES, and
 whether a client takes a gzip'd answer.
 
-A request body is inflated a bounded piece at a time (`zlib.decompressobj` with `max_length`), so a
-small body that inflates to gigabytes (a zip bomb) costs at most MAX_BODY_BYTES of memory before it
-is refused with a 413. `deflate` is the zlib format (RFC 9110 §8.4.1.2), but some clients send raw
-deflate: zlib's two-byte header tells them apart.
+A request body is inflated with a bound (`zlib.decompressobj` with `max_length`), so a small body
+that inflates to gigabytes (a zip bomb) is refused with a 413 having taken memory in proportion to
+MAX_BODY_BYTES (about twice it: zlib's output is copied once as it ends), never to the bomb.
+`deflate` is the zlib format (RFC 9110 §8.4.1.2), but some clients send raw deflate: zlib's two-byte
+header tells them apart.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _inflate_one(data: bytes, wbits: int, max_bytes: int, name: str, used: int =
             "split the batch into smaller requests"
         )
     if not inflater.eof:  # all of the input read, and the stream has not ended
-        raise BadRequest(f"the body is not valid {name} data (Content-Encoding: {name}): it ends before its end")
+        raise BadRequest(f"the body is not valid {name} data (Content-Encoding: {name}): it is cut short")
     return out, inflater.unused_data
 
 

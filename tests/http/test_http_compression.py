@@ -186,11 +186,11 @@ def test_identity_stacked_codings_and_gzip_members_are_decoded(
     "content_encoding, raw, reason",
     [
         ("gzip", b"this is not gzip at all, just text", "not valid gzip data"),
-        ("gzip", gzip.compress(b'{"instances": [[1.0]]}')[:-12], "ends before its end"),  # cut short
+        ("gzip", gzip.compress(b'{"instances": [[1.0]]}')[:-12], "it is cut short"),  # cut short
         ("gzip", gzip.compress(b'{"instances": []}') + b"garbage", "not valid gzip data"),
         ("deflate", b"\xff\xfe not deflate \x00\x01", "not valid deflate data"),
         ("deflate", _zlib(b'{"instances": []}') + b"tail", "after the end of its deflate data"),
-        ("deflate", _zlib(b'{"instances": []}')[:-6], "ends before its end"),
+        ("deflate", _zlib(b'{"instances": []}')[:-6], "it is cut short"),
         ("gzip", gzip.compress(b"\xff\xfe{}"), "not UTF-8 text"),
         ("gzip", gzip.compress(b'{"instances": ['), "not valid JSON"),
     ],
