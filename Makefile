@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 SAM_VENV ?= .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 export SAM_CLI_TELEMETRY := 0
-# Client libraries written by others (Triton's) have their own venv too: tritonclient pins an older ml-dtypes.
+# Client libraries written by others (Triton's, KServe's) have their own venv too: tritonclient pins an older ml-dtypes.
 CLIENTS_VENV ?= .venv-clients
 CLIENTS := $(CLIENTS_VENV)/.installed
 BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
@@ -36,7 +36,7 @@ $(SAM): scripts/requirements-sam.txt
 sam-cli: $(SAM)
 
 $(CLIENTS): scripts/requirements-clients.txt
-	@echo "installing the client libraries the tests use (tritonclient) into $(CLIENTS_VENV) (first run only, about 10 s)"
+	@echo "installing the client libraries the tests use (tritonclient, the KServe SDK) into $(CLIENTS_VENV) (first run only, about 40 s)"
 	test -x $(CLIENTS_VENV)/bin/python || $(PYTHON) -m venv $(CLIENTS_VENV)
 	$(CLIENTS_VENV)/bin/python -m pip install -q -r scripts/requirements-clients.txt
 	touch $@

@@ -2,7 +2,9 @@
 
 With its defaults it sends and asks for binary tensor data (the OIP binary extension); with
 binary_data=False it speaks JSON. Both must give every golden case of every model, the health
-and metadata calls must say what the spec says, and the version we serve must be ready.
+and metadata calls must say what the spec says, and the version we serve must be ready. Its calls
+of Triton's extensions must work too: get_model_config (the manifest's tensors), get_model_repository_index
+(the model, READY) and get_inference_statistics, whose counts grow by exactly the inferences made.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def test_the_triton_client_gets_golden_answers_binary_and_json(name: str) -> Non
     assert seen["model_ready_unknown_version"] is False
     assert seen["metadata"]["name"] == name and seen["metadata"]["versions"] == [zoo.manifest(name)["model"]["version"]]
     assert [o["name"] for o in seen["metadata"]["outputs"]] == zoo.output_names(name)
+    _check_extensions(name, seen)
+    _check_statistics(name, cases, seen)
     for c in cases:
         case = c["case"]
         for bi, bo in MODES:
@@ -73,3 +77,35 @@ def test_the_triton_client_gets_golden_answers_binary_and_json(name: str) -> Non
             zoo.check_v2(name, case, {"outputs": tensors}, f"tritonclient (binary in {bi}, out {bo})")
             for n, t in got.items():
                 assert np.isfinite(t["data"]).all(), f"{name}/{case['name']}: {n} not finite"
+
+
+def _check_extensions(name: str, seen: dict[str, Any]) -> None:
+    """The model configuration and repository index as the client returns them, against the manifest."""
+    sig = zoo.manifest(name)["signature"]
+    config = seen["config"]
+    assert config == seen["config_latest"], "the version's config differs from the model's"
+    assert (config["name"], config["max_batch_size"]) == (name, 1024), config  # MAX_BATCH_SIZE's default
+    for side, specs in (("input", sig["features"]), ("output", sig["outputs"])):
+        # Triton's dims are per example with max_batch_size > 0; a scalar is [1] reshaped to [].
+        want = [(s["name"], [-1 if d is None else d for d in s["shape"]] or [1]) for s in specs]
+        assert [(t["name"], t["dims"]) for t in config[side]] == want, (side, config[side])
+    unknown = seen["config_unknown_version"]
+    assert unknown["status"] == "404" and "version 999 of model" in unknown["message"], unknown
+    assert seen["index"] == [{"name": name, "version": "1", "state": "READY"}], seen["index"]
+
+
+def _check_statistics(name: str, cases: list[dict[str, Any]], seen: dict[str, Any]) -> None:
+    """Every case was inferred once per mode: the counts grow by exactly that, and nothing failed."""
+    (before,), (after,) = seen["stats_before"]["model_stats"], seen["stats_after"]["model_stats"]
+    calls = len(cases) * len(MODES)
+    examples = sum(len(c["case"]["expected"][zoo.output_names(name)[0]]) for c in cases) * len(MODES)
+    assert (after["name"], after["version"]) == (name, "1"), after
+    assert after["inference_count"] - before["inference_count"] == examples, (before, after)
+    assert after["execution_count"] - before["execution_count"] == calls, (before, after)
+    grown = {
+        k: after["inference_stats"][k]["count"] - before["inference_stats"][k]["count"] for k in ("success", "fail")
+    }
+    assert grown == {"success": calls, "fail": 0}, grown
+    assert after["inference_stats"]["success"]["ns"] > before["inference_stats"]["success"]["ns"]
+    # Nothing was inferred between these three calls: the model's, the version's and every model's are one.
+    assert seen["stats_model"]["model_stats"] == seen["stats_all"]["model_stats"] == [after]

@@ -3,6 +3,8 @@
 Reads {"url", "model", "version", "cases": [{"name", "inputs": [{name, shape, datatype, data}],
 "binary_in", "binary_out"}]} on stdin, writes what the client saw as JSON on stdout. `binary_out`
 None leaves the outputs to the client's defaults (it then asks for every output, as binary data).
+Besides infer, the client's calls of Triton's extensions: the model configuration, the repository
+index, and the inference statistics before and after the cases (and for every model).
 """
 
 import json
@@ -10,6 +12,7 @@ import sys
 
 import numpy as np
 import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
 NUMPY = {"BOOL": bool, "UINT8": np.uint8, "INT32": np.int32, "INT64": np.int64, "FP32": np.float32, "FP64": np.float64}
 
@@ -25,6 +28,11 @@ def main() -> None:
         "model_ready": client.is_model_ready(model, version),
         "model_ready_unknown_version": client.is_model_ready(model, "999"),
         "metadata": client.get_model_metadata(model, version),
+        "config": client.get_model_config(model, version),
+        "config_latest": client.get_model_config(model),
+        "config_unknown_version": _error(lambda: client.get_model_config(model, "999")),
+        "index": client.get_model_repository_index(),
+        "stats_before": client.get_inference_statistics(model, version),
         "cases": {},
     }
     output_names = [o["name"] for o in seen["metadata"]["outputs"]]
@@ -46,7 +54,19 @@ def main() -> None:
             n: {"shape": list(result.as_numpy(n).shape), "data": result.as_numpy(n).reshape(-1).tolist()}
             for n in output_names
         }
+    seen["stats_after"] = client.get_inference_statistics(model, version)
+    seen["stats_model"] = client.get_inference_statistics(model)
+    seen["stats_all"] = client.get_inference_statistics()
     json.dump(seen, sys.stdout)
+
+
+def _error(call) -> dict:
+    """The client's exception for a call that must fail: its status and message."""
+    try:
+        answer = call()
+    except InferenceServerException as exc:
+        return {"status": exc.status(), "message": exc.message()}
+    return {"status": None, "answer": answer}
 
 
 if __name__ == "__main__":

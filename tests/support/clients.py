@@ -1,8 +1,8 @@
 """Client libraries written by others, in their own venv (`.venv-clients`), and our local server for them.
 
-tritonclient pins ml-dtypes<=0.5.4 while TensorFlow here needs 0.6.0, so the clients cannot share
-`.venv`: they run in a subprocess from `.venv-clients` (made here when missing, as `make clients`
-makes it), against `python -m handler serve` started on a free loopback port.
+tritonclient (and the KServe SDK beside it) pins ml-dtypes<=0.5.4 while TensorFlow here needs 0.6.0, so the
+clients cannot share `.venv`: they run in a subprocess from `.venv-clients` (made here when missing, as
+`make clients` makes it), against `python -m handler serve` started on a free loopback port.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def clients_python() -> Path:
     """The Python of `.venv-clients`, with the pinned client libraries installed (made here if missing)."""
     python = CLIENTS_VENV / "bin" / "python"
     if python.exists():
-        probe = subprocess.run([str(python), "-c", "import tritonclient.http"], capture_output=True)
+        probe = subprocess.run([str(python), "-c", "import tritonclient.http, kserve"], capture_output=True)
         if probe.returncode == 0:
             return python
     if not python.exists():
