@@ -32,6 +32,15 @@ class Invocation:
     body: Any
     seconds: float
 
+    def __str__(self) -> str:
+        """What came back, for assertion messages: the status, the time it took and the body."""
+        return f"status {self.status} after {self.seconds:.2f} s, body {self.body!r:.2000}"
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, or an AssertionError saying what came back instead (a timeout's text, say)."""
+        assert isinstance(self.body, dict), f"the answer is not a JSON object: {self}"
+        return self.body
+
 
 class RuntimeEmulator:
     """`aws-lambda-rie ... python -m awslambdaric HANDLER` on a free 127.0.0.1 port, from the repo dir."""
@@ -46,7 +55,8 @@ class RuntimeEmulator:
             **os.environ,
             "AWS_LAMBDA_FUNCTION_NAME": "skewless-rie",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048",
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": "30",
+            # The template's default Timeout: a cold TensorFlow load on a loaded machine stays far below it.
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": "60",
             "AWS_DEFAULT_REGION": "us-east-1",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "skewless-rie",
@@ -87,7 +97,11 @@ class RuntimeEmulator:
         raise RuntimeError(f"the emulator did not listen on 127.0.0.1:{self.port}:\n{self.log()}")
 
     def invoke(self, event: Any, timeout: float = 120) -> Invocation:
-        """POST the event to the invocation endpoint, as `aws lambda invoke` would send it."""
+        """POST the event to the invocation endpoint, as `aws lambda invoke` would send it.
+
+        `timeout` outlasts the function's own, so a call that runs too long comes back as the emulator's
+        'Task timed out' answer; no answer at all is an AssertionError with the emulator's log.
+        """
         request = urllib.request.Request(self.url, data=json.dumps(event).encode(), method="POST")
         start = time.perf_counter()
         try:
@@ -95,6 +109,9 @@ class RuntimeEmulator:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as err:
             status, raw = err.code, err.read()
+        except (urllib.error.URLError, TimeoutError) as err:
+            seconds = time.perf_counter() - start
+            raise AssertionError(f"no answer from the emulator after {seconds:.1f} s ({err}):\n{self.log()}") from None
         seconds = time.perf_counter() - start
         try:
             body = json.loads(raw) if raw else None
@@ -103,7 +120,11 @@ class RuntimeEmulator:
         return Invocation(status, body, seconds)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        """The end of the log, for assertion messages."""
+        return self.full_log()[-4000:]
+
+    def full_log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
         """Stop the emulator and the runtime it started (its own process group)."""
