@@ -53,7 +53,12 @@ def _invoke(project: SamProject, event_file: Path, env_vars: Path | None = None)
     assert done.returncode == 0, f"sam local invoke -e {event_file.name}:\n{done.stderr[-4000:]}"
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     assert lines, f"no result from sam local invoke -e {event_file.name}:\n{done.stderr[-4000:]}"
-    return json.loads(lines[-1])
+    try:
+        return json.loads(lines[-1])
+    except ValueError:  # a timeout's text, say: show it and the log rather than a JSONDecodeError
+        raise AssertionError(
+            f"sam local invoke -e {event_file.name} answered {lines[-1][:2000]!r}:\n{done.stderr[-4000:]}"
+        ) from None
 
 
 def _http_body(result: dict[str, Any]) -> tuple[int, Any]:
