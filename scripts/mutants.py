@@ -40,8 +40,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "a fraction for an int input is truncated on the fast path",
         "coercion",
         "handler/core/values.py",
-        'if spec.kind == "int" and (not (arr == np.floor(arr)).all() or (np.abs(arr) > _EXACT_INT).any()):',
-        'if spec.kind == "int" and (np.abs(arr) > _EXACT_INT).any():',
+        "return bool((arr == np.floor(arr)).all() and (np.abs(arr, dtype=np.float64) <= _EXACT_INT).all())",
+        "return bool((np.abs(arr, dtype=np.float64) <= _EXACT_INT).all())",
         (UNIT + "/test_values.py",),
     ),
     Mutant(
@@ -239,6 +239,30 @@ MUTANTS: tuple[Mutant, ...] = (
         "self._inputs = {s.name: (d['index'], numpy_dtype(s.dtype)) "
         "for s, d in zip(signature.inputs, inputs.values(), strict=True)}",
         (GOLDEN,),
+    ),
+    Mutant(
+        'a {"b64"} string stays bytes, so a b64 category is taken as unseen',
+        "protocols",
+        "handler/core/values.py",
+        '            raise ValueError("not valid base64") from None\n    return as_text(v)',
+        '            raise ValueError("not valid base64") from None\n        return v\n    return as_text(v)',
+        ("tests/http/test_http_one_value_one_answer.py",),
+    ),
+    Mutant(
+        "OIP BYTES sent as binary data are not decoded to text (the one-tensor form's numbers refused)",
+        "protocols",
+        "handler/sources/oip.py",
+        "flat = [as_text(v) for v in flat]",
+        "flat = list(flat)",
+        ("tests/http/test_http_one_value_one_answer.py",),
+    ),
+    Mutant(
+        "a CSV's True/False cells refused for a number feature",
+        "files",
+        "handler/sources/arrow_columns.py",
+        "            if digits is not None:  # it has no true/false word left: this recursion ends\n",
+        "            if False:\n",
+        ("tests/http/test_http_one_value_one_answer.py",),
     ),
     Mutant(
         "BYTES element lengths of the binary tensor extension read big-endian",

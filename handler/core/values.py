@@ -202,10 +202,7 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
     if kind == "f":
         if not np.isfinite(arr).all():
             return None
-        # (In float64: 2**53 overflows a float16 array's own dtype.)
-        if spec.kind == "int" and (
-            not (arr == np.floor(arr)).all() or (np.abs(arr, dtype=np.float64) > _EXACT_INT).any()
-        ):
+        if spec.kind == "int" and not _exact_integers(arr):
             return None
     if arr.size and not _in_range(spec, arr):
         return None
@@ -213,6 +210,11 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
     if spec.vocabulary is not None and not spec.vocabulary.issuperset(np.unique(arr).tolist()):
         return None
     return arr
+
+
+def _exact_integers(arr: np.ndarray) -> bool:
+    """Every value whole and within 2**53 (compared in float64: 2**53 overflows a float16 array's own dtype)."""
+    return bool((arr == np.floor(arr)).all() and (np.abs(arr, dtype=np.float64) <= _EXACT_INT).all())
 
 
 def _uint8_exact(spec: TensorSpec, examples: list[Any]) -> np.ndarray | None:
@@ -423,8 +425,6 @@ def _number(v: Any, policy: ValuePolicy, reasons: list[str], at: str) -> float |
         return v
     if t is bool:
         return int(v)
-    if t is bytes:  # OIP BYTES sent as binary data: the number's text, as the JSON form would carry it
-        v, t = v.decode("utf-8", "replace"), str
     if t is str:
         if policy.numeric_strings == "reject":
             reasons.append(f"{at}must be a number, got a string (NUMERIC_STRINGS=reject)")

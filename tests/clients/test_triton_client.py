@@ -109,3 +109,24 @@ def _check_statistics(name: str, cases: list[dict[str, Any]], seen: dict[str, An
     assert after["inference_stats"]["success"]["ns"] > before["inference_stats"]["success"]["ns"]
     # Nothing was inferred between these three calls: the model's, the version's and every model's are one.
     assert seen["stats_model"]["model_stats"] == seen["stats_all"]["model_stats"] == [after]
+
+
+def test_the_triton_client_gets_golden_answers_with_churns_one_tensor_of_rows() -> None:
+    """churn's documented one-tensor form (`features`, [n, 12] BYTES, numbers as their text), binary by default."""
+    names = zoo.feature_names("churn")
+    cases = []
+    for case in zoo.cases("churn"):
+        rows = zoo.named_rows(case)
+        if not rows or any(isinstance(v, dict) for r in rows for v in r.values()):
+            continue
+        data = [str(float(r[n])) if not isinstance(r[n], str) else r[n] for r in rows for n in names]
+        tensor = {"name": "features", "shape": [len(rows), len(names)], "datatype": "BYTES", "data": data}
+        cases.append({"case": case, "inputs": [tensor]})
+    assert len(cases) > 10, "churn's golden cases give too few named rows"
+    with serving(zoo.model_dir("churn")) as url:
+        seen = _run_client(url, "churn", cases)
+    for c in cases:
+        for bi, bo in MODES:
+            got = seen["cases"][f"{c['case']['name']}|{bi}|{bo}"]
+            tensors = [{"name": n, "shape": t["shape"], "data": t["data"]} for n, t in got.items()]
+            zoo.check_v2("churn", c["case"], {"outputs": tensors}, f"tritonclient features tensor (binary {bi}, {bo})")
