@@ -110,9 +110,10 @@ def probe_object() -> dict[str, float]:
 
     The service is the function's own (`Function`), so its drift watch bins every chunk as it does in Lambda.
     """
+    from handler import aws
     from handler.app import Function
     from handler.settings import Settings
-    from handler.sources import aws, s3
+    from handler.triggers.s3 import job as s3
 
     settings = Settings.from_env()
     service = Function(settings).require_service()
@@ -136,13 +137,16 @@ def probe_floor() -> dict[str, float]:
     """Each stage alone over the same object, in seconds: GET, readers, preprocessing, model, writers."""
     import io
 
+    from handler import aws
     from handler.bootstrap import open_service
     from handler.core.service import prepare
+    from handler.formats.base import text_coercer
+    from handler.formats.csv import CsvPredictions, csv_chunks
+    from handler.formats.jsonl import prediction_lines
+    from handler.formats.parquet import ParquetPredictions
+    from handler.formats.parquet import open_parquet, parquet_chunks
     from handler.settings import Settings
-    from handler.sources import aws, s3
-    from handler.sources.csv_chunks import csv_chunks, text_coercer
-    from handler.sources.outputs import CsvPredictions, ParquetPredictions, prediction_lines
-    from handler.sources.parquet_chunks import open_parquet, parquet_chunks
+    from handler.triggers.s3 import job as s3
 
     settings = Settings.from_env()
     service = open_service(settings)

@@ -133,7 +133,7 @@ def warm_numpy_floor() -> dict[str, list[float]]:
     import handler.custom_objects  # noqa: F401
     from handler.core.artifacts import Artifacts
     from handler.core.coerce import CoercePolicy, Coercer
-    from handler.preprocessing import Preprocessor
+    from handler.core.preprocessing import Preprocessor
 
     model = keras.saving.load_model(MODEL_DIR / "model.keras", compile=False, safe_mode=True)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
@@ -182,7 +182,7 @@ def s3_csv() -> dict[str, float]:
     """Predict the CSV named by BENCH_BUCKET/BENCH_KEY; time it and read the process' peak memory."""
     from handler.bootstrap import open_service
     from handler.settings import Settings
-    from handler.sources import s3
+    from handler.triggers.s3 import job as s3
 
     settings = Settings.from_env()
     service = open_service(settings)

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 import handler.custom_objects  # noqa: F401  (the model's custom layer)
-from handler.preprocessing import CategoricalFeature, Preprocessor
+from handler.core.preprocessing import CategoricalFeature, Preprocessor
 from handler.settings import DEFAULT_MODEL_DIR
 
 MODEL_DIR = os.environ.get("MODEL_DIR", str(DEFAULT_MODEL_DIR))

@@ -88,7 +88,7 @@ def warm_breakdown(repeats: int = 3000) -> dict[str, Any]:
     """One churn example (HTTP API v2): the handler's p50 and where it goes, in microseconds."""
     from handler.core.service import prepare
     from handler.observability import metrics
-    from handler.sources.http_body import parse_json_body
+    from handler.triggers.http.body import parse_json_body
 
     fn = _function("churn")
     service, api = fn.service, fn.http_api

@@ -95,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _drift(args: argparse.Namespace) -> int:
     from handler.bootstrap import model_dir
     from handler.core.artifacts import Artifacts
-    from handler.drift.report import run
+    from handler.monitoring.report.report import run
 
     settings = Settings.from_env()
     try:

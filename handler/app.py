@@ -21,11 +21,12 @@ from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 from handler.bootstrap import open_service
 from handler.core.service import Service, unobserved
 from handler.errors import SkewlessError
+from handler.monitoring import capture as data_capture
+from handler.monitoring import emf as drift_metrics
 from handler.observability import capture_lambda_handler, correlation_id, logger, metrics
 from handler.settings import Settings
-from handler.sources import capture as data_capture
-from handler.sources import direct, drift_metrics, map_batch
-from handler.sources.api import HttpApi
+from handler.triggers import direct, map_batch
+from handler.triggers.http.resolvers import HttpApi
 
 Trigger = Literal["rest", "http", "function_url", "alb", "s3", "eventbridge_s3", "sqs", "map_batch", "direct"]
 HTTP_TRIGGERS = ("rest", "http", "function_url", "alb")
@@ -115,11 +116,11 @@ class Function:
         if trigger in HTTP_TRIGGERS:
             return self.http_api.handle(trigger, event, context)  # type: ignore[arg-type]
         if trigger in ("s3", "eventbridge_s3"):
-            from handler.sources import s3  # lazily: HTTP-only functions never import the file readers
+            from handler.triggers.s3 import job as s3  # lazily: HTTP-only functions never import the file readers
 
             return s3.handle_event(event, context, self.require_service(), self.settings)
         if trigger == "sqs":
-            from handler.sources import sqs
+            from handler.triggers import sqs
 
             return sqs.handle_event(event, context, self.require_service(), self.settings)
         if trigger == "map_batch":

@@ -17,7 +17,7 @@ def model_dir(settings: Settings) -> Path:
     """MODEL_DIR, or the verified local copy of MODEL_S3_URI."""
     if not settings.model_s3_uri:
         return settings.model_dir
-    from handler.sources import model_store  # lazily: boto3 only when the model lives in S3
+    from handler import model_store  # lazily: boto3 only when the model lives in S3
 
     s3 = model_store.make_client(settings.model_s3_timeout, settings.model_s3_max_attempts)
     local = model_store.fetch_model(settings.model_s3_uri, settings.model_cache_dir, s3)

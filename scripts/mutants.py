@@ -64,7 +64,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "minmax divides by the maximum, not the range",
         "preprocessing",
-        "handler/preprocessing.py",
+        "handler/core/preprocessing.py",
         "return self.min, self.max - self.min",
         "return self.min, self.max",
         (GOLDEN,),
@@ -72,7 +72,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "one-hot column shifted by one within its feature",
         "preprocessing",
-        "handler/preprocessing.py",
+        "handler/core/preprocessing.py",
         "                flat[starts + offset + idx] = 1\n",
         "                flat[starts + offset + (idx + 1) % f.width] = 1\n",
         (GOLDEN,),
@@ -80,7 +80,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "an unseen category is encoded as the first known one instead of zeros",
         "preprocessing",
-        "handler/preprocessing.py",
+        "handler/core/preprocessing.py",
         "            known = idx >= 0\n",
         "            idx = np.maximum(idx, 0)\n            known = idx >= 0\n",
         (GOLDEN, UNIT + "/test_preprocessing.py"),
@@ -88,7 +88,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "one example with an unseen category lights the first known column (the few-rows path)",
         "preprocessing",
-        "handler/preprocessing.py",
+        "handler/core/preprocessing.py",
         "i = get(v, -1)",
         "i = get(v, 0)",
         (GOLDEN,),
@@ -114,7 +114,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "prediction lines numbered from 1",
         "S3",
-        "handler/sources/outputs.py",
+        "handler/formats/jsonl.py",
         """parts: list[Any] = ['{"row": ', _text(rows)]""",
         """parts: list[Any] = ['{"row": ', _text(rows + 1)]""",
         (S3,),
@@ -122,7 +122,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "CSV and Parquet predictions numbered from 1",
         "S3",
-        "handler/sources/outputs.py",
+        "handler/formats/arrow.py",
         "columns = [pa.array(rows.astype(np.int64, copy=False)), *self._columns(outputs)]",
         "columns = [pa.array(rows.astype(np.int64, copy=False) + 1), *self._columns(outputs)]",
         (S3,),
@@ -130,7 +130,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "a text column's codes are not filtered with the rows refused beside them",
         "S3",
-        "handler/sources/arrow_columns.py",
+        "handler/formats/arrow.py",
         "{name: (codes[keep], levels) for name, (codes, levels) in coded.items()}",
         "{name: (codes, levels) for name, (codes, levels) in coded.items()}",
         (UNIT,),
@@ -138,7 +138,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "rejected rows are not written to the errors object",
         "S3",
-        "handler/sources/s3.py",
+        "handler/triggers/s3/job.py",
         "    if errors:\n        behind.submit(errs.write,",
         "    if False:\n        behind.submit(errs.write,",
         (S3, EVERY),
@@ -146,7 +146,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "a chunk in which every row is refused never writes its errors (the marker still counts them)",
         "S3",
-        "handler/sources/s3.py",
+        "handler/triggers/s3/job.py",
         "        n_good = len(rows)\n    if errors:\n        behind.submit(errs.write,",
         "        n_good = len(rows)\n        if errors:\n            behind.submit(errs.write,",
         ("tests/integration/test_s3_refused_chunks.py",),
@@ -154,7 +154,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "rows the model answered NaN for are published as predictions",
         "S3",
-        "handler/sources/s3.py",
+        "handler/triggers/s3/job.py",
         "        problems = prediction.problems\n",
         "        problems = {}\n",
         (EVERY,),
@@ -163,7 +163,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "a client's bad message is retried (and dead-lettered) instead of answered with the reason",
         "SQS",
-        "handler/sources/sqs.py",
+        "handler/triggers/sqs.py",
         "if exc.status >= 500:",
         "if exc.status >= 400:",
         (SQS,),
@@ -171,7 +171,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "results filed under the SQS message id, not the request id",
         "SQS",
-        "handler/sources/sqs.py",
+        "handler/triggers/sqs.py",
         "    deliver(result, request_id, settings)",
         "    deliver(result, message_id, settings)",
         (SQS,),
@@ -196,7 +196,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "a manifest may name a file outside its folder",
         "integrity",
-        "handler/sources/model_store.py",
+        "handler/model_store.py",
         'if not name or "/" in name or "\\\\" in name or name in (".", "..") or name == MANIFEST_FILE:',
         "if not name or name == MANIFEST_FILE:",
         ("tests/security/test_artifact_integrity.py",),
@@ -204,7 +204,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "the downloaded model is cached by MODEL_S3_URI, so a re-export to the same URI serves the old files",
         "integrity",
-        "handler/sources/model_store.py",
+        "handler/model_store.py",
         "hashlib.sha256(manifest_bytes).hexdigest()[:16]",
         "hashlib.sha256(uri.encode()).hexdigest()[:16]",
         ("tests/faults/test_model_reexport.py",),
@@ -251,7 +251,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "OIP BYTES sent as binary data are not decoded to text (the one-tensor form's numbers refused)",
         "protocols",
-        "handler/sources/oip.py",
+        "handler/protocols/oip.py",
         "flat = [as_text(v) for v in flat]",
         "flat = list(flat)",
         ("tests/http/test_http_one_value_one_answer.py",),
@@ -259,7 +259,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "a CSV's True/False cells refused for a number feature",
         "files",
-        "handler/sources/arrow_columns.py",
+        "handler/formats/arrow.py",
         "            if digits is not None:  # it has no true/false word left: this recursion ends\n",
         "            if False:\n",
         ("tests/http/test_http_one_value_one_answer.py",),
@@ -267,7 +267,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "BYTES element lengths of the binary tensor extension read big-endian",
         "protocols",
-        "handler/sources/oip_binary.py",
+        "handler/protocols/oip_binary.py",
         '(size,) = struct.unpack_from("<I", raw, pos)',
         '(size,) = struct.unpack_from(">I", raw, pos)',
         ("tests/http/test_http_binary.py",),
@@ -275,7 +275,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "a direct invoke that cannot be answered returns an error object as a success",
         "protocols",
-        "handler/sources/direct.py",
+        "handler/triggers/direct.py",
         'return body if mode == "return" else Failure(_typed(exc.status)(json.dumps(body)))',
         "return body",
         ("tests/faults/test_model_loading_faults.py",),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handler.preprocessing import Preprocessor
+from handler.core.preprocessing import Preprocessor
 from training import churn_data as data
 from training.churn_samples import sample_cases, training_columns
 from training.common import Trained, fit, seed_everything

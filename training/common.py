@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from handler.preprocessing import Preprocessor
+from handler.core.preprocessing import Preprocessor
 
 
 def seed_everything(seed: int) -> None:

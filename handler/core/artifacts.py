@@ -16,9 +16,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from handler.core.preprocessing import Preprocessor
 from handler.core.signature import Signature
 from handler.errors import ArtifactError
-from handler.preprocessing import Preprocessor
 
 MODEL_FILE = "model.keras"
 LITERT_FILE = "model.tflite"

@@ -19,9 +19,9 @@ from handler.core.artifacts import Artifacts
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.golden import replay
 from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel, warmup_inputs
+from handler.core.preprocessing import PLAUSIBLE_SCALE, Preprocessor
 from handler.core.values import Coded
 from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput
-from handler.preprocessing import PLAUSIBLE_SCALE, Preprocessor
 
 log = logging.getLogger("skewless.service")
 

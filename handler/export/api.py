@@ -38,6 +38,7 @@ from handler.core.artifacts import (
 from handler.core.coerce import CoercePolicy
 from handler.core.golden import GOLDEN_FORMAT, CaseResult, replay, table
 from handler.core.model import named_outputs, structured_inputs
+from handler.core.preprocessing import Preprocessor
 from handler.core.service import Service, prepare
 from handler.core.signature import Signature
 from handler.errors import ExportError, SkewlessError
@@ -45,7 +46,6 @@ from handler.export import litert
 from handler.export.baseline import write_baseline
 from handler.export.keras_model import custom_objects, signature_of
 from handler.export.reference import by_output_name, is_batched, jsonable, predicted
-from handler.preprocessing import Preprocessor
 
 
 @dataclass(frozen=True)

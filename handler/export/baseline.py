@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from handler.core.artifacts import BASELINE_FILE
-from handler.core.baseline import Baseline
 from handler.core.model import structured_inputs
+from handler.core.preprocessing import Preprocessor
 from handler.core.signature import Signature, TensorSpec, numpy_dtype
 from handler.errors import ExportError
 from handler.export.reference import by_output_name
-from handler.preprocessing import Preprocessor
+from handler.monitoring.baseline import Baseline
 
 PREDICT_BATCH = 1024
 

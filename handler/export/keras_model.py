@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from handler.core.preprocessing import Preprocessor
 from handler.core.signature import DTYPES, Signature, Structure, TensorSpec
 from handler.errors import ExportError
-from handler.preprocessing import Preprocessor
 
 # Layers whose integer input must lie in [0, size): reading past it is an error (Embedding on CPU)
 # or a silent wrong answer (CategoryEncoding drops it).

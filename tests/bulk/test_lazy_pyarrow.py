@@ -35,7 +35,7 @@ seen["after_http_prediction"] = "pyarrow" in sys.modules
 answers.append(sorted(app.lambda_handler(request, LambdaContext())))
 answers.append(sorted(app.lambda_handler(batch_event(request["instances"]), LambdaContext())))
 seen["after_direct_and_batch"] = "pyarrow" in sys.modules
-from handler.sources import s3  # what the first S3 event imports
+from handler.triggers.s3 import job as s3  # what the first S3 event imports
 seen["after_s3_module"] = "pyarrow" in sys.modules
 print("RESULT " + json.dumps({"seen": seen, "answers": answers}))
 """

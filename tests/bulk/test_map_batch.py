@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from handler.app import Function
-from handler.sources import direct
+from handler.triggers import direct
 from tests.conftest import ROOT, LambdaContext
 from tests.support import zoo
 

@@ -40,8 +40,8 @@ from cfnlint.decode import decode
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 
+from handler import aws
 from handler.app import Function
-from handler.sources import aws
 from tests.conftest import ROOT, LambdaContext
 from tests.integration.conftest import COLUMNS, churn_rows, csv_bytes, read_predictions
 from tests.support import zoo

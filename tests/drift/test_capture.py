@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from handler.__main__ import main
-from handler.sources import capture
+from handler.monitoring import capture
 from tests.conftest import ROOT, LambdaContext, load_event
 from tests.drift import data
 from tests.drift.conftest import http_event, log_messages, make_function

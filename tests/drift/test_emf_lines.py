@@ -14,8 +14,8 @@ import math
 
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
-from handler.core.drift import Drift, DriftReport
-from handler.sources.drift_metrics import emit
+from handler.monitoring.drift import Drift, DriftReport
+from handler.monitoring.emf import emit
 
 
 def _drift(name: str, score: float, **rates: float) -> Drift:

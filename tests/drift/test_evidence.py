@@ -17,10 +17,10 @@ import pytest
 
 from handler.bootstrap import open_service
 from handler.core.artifacts import BASELINE_FILE
-from handler.core.baseline import Baseline
-from handler.core.drift import DriftReport
-from handler.core.drift_monitor import DriftMonitor
 from handler.core.service import Service
+from handler.monitoring.baseline import Baseline
+from handler.monitoring.drift import DriftReport
+from handler.monitoring.window import DriftMonitor
 from handler.settings import Settings
 from tests.conftest import ROOT
 from tests.drift import data

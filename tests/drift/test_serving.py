@@ -193,13 +193,13 @@ import json, sys
 from handler.app import lambda_handler
 from tests.drift.conftest import http_event
 from tests.conftest import LambdaContext, load_event
-seen = {"init": "handler.core.drift" in sys.modules}
+seen = {"init": "handler.monitoring.drift" in sys.modules}
 event = http_event("/v2/health/ready", None)
 event["requestContext"]["http"]["method"] = "GET"
 lambda_handler(event, LambdaContext())
-seen["health"] = "handler.core.drift" in sys.modules
+seen["health"] = "handler.monitoring.drift" in sys.modules
 lambda_handler(http_event("/v1/models/churn:predict", load_event("direct.json")), LambdaContext())
-seen["prediction"] = "handler.core.drift" in sys.modules
+seen["prediction"] = "handler.monitoring.drift" in sys.modules
 print(json.dumps(seen))
 """
     env = {**os.environ, "MODEL_DIR": str(data.ROOT / "model_artifacts" / "churn"), "SERVING_RUNTIME": "litert"}

@@ -1,4 +1,4 @@
-"""The statistics of handler.core.drift, against values written by hand or computed here with numpy."""
+"""The statistics of handler.monitoring.drift, against values written by hand or computed here with numpy."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from handler.core.baseline import Baseline
-from handler.core.drift import Bins, Reference, psi
-from handler.core.drift_monitor import DriftMonitor
 from handler.core.service import Prediction
 from handler.core.signature import TensorSpec
 from handler.errors import FieldError
+from handler.monitoring.baseline import Baseline
+from handler.monitoring.drift import Bins, Reference, psi
+from handler.monitoring.window import DriftMonitor
 
 
 def test_psi_of_two_bins_is_the_textbook_sum() -> None:
@@ -124,7 +124,7 @@ def test_scalar_features_binned_together_count_as_written_out() -> None:
 
 @pytest.mark.parametrize("features", [9, 40])  # 90 bins fit a byte; 400 need two
 def test_binning_all_scalars_at_once_agrees_with_a_binary_search_per_feature(features: int) -> None:
-    from handler.core.baseline import _bin_rows
+    from handler.monitoring.baseline import _bin_rows
 
     rng = np.random.default_rng(features)
     x = rng.integers(-5, 6, size=(features, 3000)).astype(np.float64)  # integers: many values sit on a cut point

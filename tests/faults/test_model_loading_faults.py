@@ -20,7 +20,7 @@ from handler.core.artifacts import Artifacts
 from handler.core.model import load_tensorflow_forward
 from handler.errors import ModelLoadError
 from handler.settings import Settings
-from handler.sources.direct import InternalError, ModelUnavailable
+from handler.triggers.direct import InternalError, ModelUnavailable
 from tests.conftest import ARTIFACTS
 from tests.faults.conftest import rehash
 from tests.http.http_events import body_of, http_event

@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import urllib3.exceptions
 
+from handler import aws
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources import aws
-from handler.sources import s3 as s3_source
+from handler.triggers.s3 import job as s3_source
 from tests.faults.conftest import CuttableProxy, MotoProcess, fast_client
 from tests.integration.conftest import (
     COLUMNS,
@@ -314,7 +314,7 @@ def test_s3_server_killed_between_parquet_row_groups_fails_and_the_retry_writes_
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from handler.sources import parquet_chunks
+    from handler.formats import parquet as parquet_chunks
 
     # Row groups are fetched in spans of ~32 MiB; this small file would be one: a GET per row group here.
     monkeypatch.setattr(parquet_chunks, "SPAN_BYTES", 1)

@@ -16,9 +16,9 @@ import pytest
 from handler.bootstrap import open_service
 from handler.core.artifacts import Artifacts
 from handler.core.model import choose_runtime
+from handler.core.preprocessing import NumericFeature, Preprocessor
 from handler.errors import ExportError, ModelLoadError
 from handler.export import export_model
-from handler.preprocessing import NumericFeature, Preprocessor
 from handler.settings import Settings
 
 pytestmark = pytest.mark.slow

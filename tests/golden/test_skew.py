@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from handler.bootstrap import open_service
+from handler.core.preprocessing import NumericFeature, Preprocessor
 from handler.errors import ExportError
 from handler.export import export_model
-from handler.preprocessing import NumericFeature, Preprocessor
 from handler.settings import Settings
 from tests.golden import layers
 from tests.golden.conftest import copy_model, rehash, run_handler

@@ -15,7 +15,7 @@ from handler.bootstrap import open_service
 from handler.core.model import LazyModel
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources.api import HttpApi
+from handler.triggers.http.resolvers import HttpApi
 from tests.conftest import LambdaContext
 from tests.hostile.bad_input import SECRET_NUMBER, SECRET_TEXT
 from tests.hostile.catalogue import PREDICT, ROW

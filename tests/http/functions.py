@@ -75,7 +75,7 @@ class Functions:
         """A direct invoke that must fail: the raised error's type name and the JSON error body it carries."""
         try:
             answer = self.direct(model, event, runtime=runtime)
-        except Exception as exc:  # the typed errors of handler.sources.direct
+        except Exception as exc:  # the typed errors of handler.triggers.direct
             body: dict[str, Any] = json.loads(str(exc))
             return type(exc).__name__, body
         raise AssertionError(f"the invocation did not fail: it answered {answer!r:.300}")

@@ -18,7 +18,7 @@ from handler.core.service import Service
 from handler.errors import ModelLoadError
 from handler.export import export_model
 from handler.settings import Settings
-from handler.sources.api import HttpApi
+from handler.triggers.http.resolvers import HttpApi
 from tests.conftest import LambdaContext
 from tests.http.functions import Functions, predict_path
 from tests.http.golden_requests import rows_of

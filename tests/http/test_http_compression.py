@@ -23,8 +23,8 @@ import pytest
 
 from handler.bootstrap import open_service
 from handler.settings import Settings
-from handler.sources import http_body
-from handler.sources.api import HttpApi
+from handler.triggers.http import body as http_body
+from handler.triggers.http.resolvers import HttpApi
 from tests.conftest import LambdaContext
 from tests.http.functions import Functions, infer_path, predict_path
 from tests.http.golden_requests import rows_of, v2_infer_body

@@ -10,7 +10,7 @@ import pytest
 
 from handler.bootstrap import open_service
 from handler.settings import Settings
-from handler.sources.api import HttpApi
+from handler.triggers.http.resolvers import HttpApi
 from tests.conftest import ARTIFACTS, LambdaContext
 from tests.http.functions import Functions, infer_path, predict_path
 from tests.http.http_events import HTTP_TRIGGERS, body_of, header, http_event

@@ -17,8 +17,8 @@ from handler.core.model import LazyModel
 from handler.core.service import Service
 from handler.errors import ArtifactError, ModelLoadError, SkewlessError
 from handler.settings import Settings
-from handler.sources import direct
-from handler.sources.api import HttpApi
+from handler.triggers import direct
+from handler.triggers.http.resolvers import HttpApi
 from tests.conftest import ARTIFACTS, LambdaContext
 from tests.http.functions import Functions, infer_path, predict_path
 from tests.http.golden_requests import v2_infer_body

@@ -30,9 +30,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handler.core.service import Service
-from handler.sources.csv_chunks import csv_chunks, text_coercer
-from handler.sources.file_chunks import jsonl_chunks
-from handler.sources.parquet_chunks import open_parquet, parquet_chunks
+from handler.formats.base import text_coercer
+from handler.formats.csv import csv_chunks
+from handler.formats.jsonl import jsonl_chunks
+from handler.formats.parquet import open_parquet, parquet_chunks
 from tests.conftest import LambdaContext
 from tests.http.functions import RUNTIMES, Functions, infer_path, predict_path
 from tests.http.golden_requests import rows_of

@@ -15,7 +15,7 @@ from handler.core.artifacts import Artifacts
 from handler.core.model import LazyModel
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources.api import HttpApi
+from handler.triggers.http.resolvers import HttpApi
 from tests.conftest import LambdaContext
 from tests.http.functions import Functions, infer_path, predict_path
 from tests.http.golden_requests import rows_of, v2_infer_body

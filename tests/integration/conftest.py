@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from moto.server import ThreadedMotoServer
 
+from handler import aws
 from handler.core.artifacts import Artifacts
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources import aws
 from tests.conftest import ARTIFACTS
 from tests.support.reference import churn_reference
 from training.churn_data import COLUMNS, generate

@@ -17,8 +17,8 @@ import pytest
 from handler.bootstrap import open_service
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources import s3 as s3_source
-from handler.sources import sqs as sqs_source
+from handler.triggers import sqs as sqs_source
+from handler.triggers.s3 import job as s3_source
 from tests.integration.conftest import churn_rows, read_jsonl, s3_put_event
 from tests.integration.test_sqs_source import _s3_result, sqs_event
 from tests.support import zoo

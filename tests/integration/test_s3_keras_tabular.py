@@ -23,7 +23,7 @@ import pytest
 from handler.bootstrap import open_service
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources import s3 as s3_source
+from handler.triggers.s3 import job as s3_source
 from tests.integration.conftest import read_jsonl, s3_put_event
 
 PLANS = ["basic", "pro", "team"]

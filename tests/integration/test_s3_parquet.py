@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from handler import aws
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources import aws
-from handler.sources import s3 as s3_source
+from handler.triggers.s3 import job as s3_source
 from tests.integration.conftest import COLUMNS, churn_rows, expected_predictions, read_jsonl, s3_put_event
 
 TOLERANCE = 1e-5

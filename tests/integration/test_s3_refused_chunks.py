@@ -22,7 +22,7 @@ import pytest
 
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources import s3 as s3_source
+from handler.triggers.s3 import job as s3_source
 from tests.integration.conftest import (
     COLUMNS,
     churn_rows,

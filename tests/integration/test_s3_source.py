@@ -15,7 +15,7 @@ import pytest
 
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources import s3 as s3_source
+from handler.triggers.s3 import job as s3_source
 from tests.conftest import load_event
 from tests.integration.conftest import (
     COLUMNS,
@@ -356,7 +356,7 @@ def test_memory_does_not_grow_with_the_file_size(
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
-    from handler.sources import parquet_chunks
+    from handler.formats import parquet as parquet_chunks
 
     monkeypatch.setattr(parquet_chunks, "SPAN_BYTES", 1 << 20)
     s3 = moto_process_s3

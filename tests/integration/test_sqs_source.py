@@ -13,7 +13,7 @@ import pytest
 
 from handler.core.service import Service
 from handler.settings import Settings
-from handler.sources import sqs as sqs_source
+from handler.triggers import sqs as sqs_source
 from tests.conftest import load_event
 from tests.integration.conftest import churn_rows
 from tests.support import zoo

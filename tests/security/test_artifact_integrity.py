@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from handler import model_store
 from handler.core.artifacts import Artifacts
 from handler.core.model import load_tensorflow_forward
 from handler.errors import ArtifactError, ModelLoadError
 from handler.settings import Settings
-from handler.sources import model_store
 from tests.faults.conftest import rehash
 from tests.faults.test_model_loading_faults import PREDICT, assert_down, call, from_s3, upload_artifacts
 from tests.support import zoo

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from handler.preprocessing import Preprocessor
+from handler.core.preprocessing import Preprocessor
 from tests.support.zoo import model_dir
 from training.churn_data import CATEGORICAL_FEATURES, COLUMNS
 

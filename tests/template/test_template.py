@@ -453,7 +453,7 @@ def test_bulk_inference_reads_the_rows_of_one_object_in_batches_and_every_object
     listing = states["EveryObjectUnderThePrefix"]
     assert listing["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
     assert "ItemBatcher" not in listing, "one object per child, through the S3 path"
-    # Each child gets an EventBridge "Object Created" event, which handler/sources/s3.py reads.
+    # Each child gets an EventBridge "Object Created" event, which handler/triggers/s3/job.py reads.
     event = listing["ItemSelector"]
     assert (event["source"], event["detail-type"]) == ("aws.s3", "Object Created")
     assert event["detail"]["object"] == {

@@ -4,7 +4,7 @@ The reference reader uses only the standard library (`csv.reader` over `TextIOWr
 the vocabularies in the committed `preprocessing.json`) and its own statement of the rules the
 README gives: `row` counts the records after the header from 0, a record with the wrong number
 of fields included (it is refused, with its row); blank lines and lines of spaces are not rows;
-no line numbers. It shares no code with `handler/sources`.
+no line numbers. It shares no code with `handler/formats`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.signature import Signature
-from handler.sources.csv_chunks import check_csv_model, csv_chunks, text_coercer
-from handler.sources.file_chunks import Chunk, FileRejected
+from handler.formats.base import Chunk, FileRejected, text_coercer
+from handler.formats.csv import check_csv_model, csv_chunks
 from tests.support import zoo
 
 FEATURES: list[dict[str, Any]] = zoo.manifest("churn")["signature"]["features"]

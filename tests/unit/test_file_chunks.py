@@ -10,7 +10,9 @@ import pytest
 
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.signature import Signature, TensorSpec
-from handler.sources.file_chunks import Chunk, FileRejected, jsonl_chunks, npy_chunks, npy_layout
+from handler.formats.base import Chunk, FileRejected
+from handler.formats.jsonl import jsonl_chunks
+from handler.formats.npy import npy_chunks, npy_layout
 
 OUT = (TensorSpec("output_0", "float32", (1,)),)
 IMAGE_SPEC = TensorSpec("image", "uint8", (2, 2))

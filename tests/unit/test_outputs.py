@@ -11,7 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from handler.core.signature import TensorSpec
-from handler.sources.outputs import CsvPredictions, ParquetPredictions, prediction_lines
+from handler.formats.csv import CsvPredictions
+from handler.formats.jsonl import prediction_lines
+from handler.formats.parquet import ParquetPredictions
 
 # --- JSON Lines ----------------------------------------------------------------------------
 

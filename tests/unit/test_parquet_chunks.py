@@ -13,8 +13,8 @@ import pytest
 
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.signature import Signature, TensorSpec
-from handler.sources.file_chunks import Chunk, FileRejected
-from handler.sources.parquet_chunks import open_parquet, parquet_chunks
+from handler.formats.base import Chunk, FileRejected
+from handler.formats.parquet import open_parquet, parquet_chunks
 
 OUT = (TensorSpec("output_0", "float32", (1,)),)
 TAB = (

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from handler.sources.pipeline import WriteBehind, prefetched
+from handler.triggers.s3.pipeline import WriteBehind, prefetched
 
 
 def test_read_ahead_keeps_the_order_and_the_end() -> None:

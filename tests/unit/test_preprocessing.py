@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from handler.core.preprocessing import CategoricalFeature, NumericFeature, Preprocessor
 from handler.core.signature import TensorSpec
-from handler.preprocessing import CategoricalFeature, NumericFeature, Preprocessor
 
 COLUMNS = {
     "tenure": np.array([0.0, 12.0, 24.0, 72.0]),
@@ -114,7 +114,7 @@ def test_a_preprocessing_file_from_another_format_is_refused() -> None:
 
 
 def test_preprocessing_imports_neither_tensorflow_nor_keras() -> None:
-    code = "import sys, handler.preprocessing; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    code = "import sys, handler.core.preprocessing; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"  # noqa: E501
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -149,7 +149,7 @@ def test_overflows_name_the_feature_whose_value_the_model_dtype_cannot_hold() ->
 def test_the_few_rows_path_gives_the_same_bits_as_the_batch_path() -> None:
     """transform() runs 1-4 rows in plain Python; the golden cases of one row were computed by training on
     the batch path, so both must give identical float32 bits, unseen categories and extremes included."""
-    import handler.preprocessing as preprocessing
+    import handler.core.preprocessing as preprocessing
     from tests.support.zoo import model_dir
     from training.churn_data import generate
 

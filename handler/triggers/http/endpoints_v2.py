@@ -18,11 +18,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from handler.core.service import Service
 from handler.errors import ModelLoadError
-from handler.sources import oip_binary, triton
-from handler.sources.api import HttpApi, current, model_load_failure, timed_predict
-from handler.sources.http_docs import InferRequest, RepositoryIndexRequest, responses
-from handler.sources.inference_stats import STATS
-from handler.sources.oip import V2Protocol, without_arrays
+from handler.monitoring.stats import STATS
+from handler.protocols import oip_binary, triton
+from handler.protocols.oip import V2Protocol, without_arrays
+from handler.triggers.http.openapi import InferRequest, RepositoryIndexRequest, responses
+from handler.triggers.http.resolvers import HttpApi, current, model_load_failure, timed_predict
 
 TAGS = ["Open Inference Protocol v2"]
 TRITON = ["Triton extensions"]

@@ -28,11 +28,11 @@ import json
 import re
 from typing import Any
 
+from handler import aws
 from handler.core.service import Service
 from handler.errors import SkewlessError
 from handler.observability import logger, metrics
 from handler.settings import Settings
-from handler.sources import aws
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 

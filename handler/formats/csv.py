@@ -21,30 +21,27 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from handler.core.answer import jsonable
 from handler.core.coerce import Coercer
+from handler.core.signature import TensorSpec
 from handler.errors import FieldError
-from handler.sources.arrow_columns import batch_chunk
-from handler.sources.file_chunks import Chunk, FileRejected, RowError, split_chunk
+from handler.formats.arrow import ArrowPredictions, ToSink, batch_chunk
+from handler.formats.base import Chunk, FileRejected, Format, ObjectSource, RowError, Sink, split_chunk, text_coercer
 
 # Bytes pyarrow parses at a time: a row longer than this cannot be read (the file is rejected, saying so).
 BLOCK_BYTES = 4 << 20
 # A header longer than this is not a header.
 MAX_HEADER_BYTES = 1 << 20
 _BOM = b"\xef\xbb\xbf"
-
-
-def text_coercer(coercer: Coercer) -> Coercer:
-    """Text cells are strings by nature: the same coercer, parsing numbers from them whatever NUMERIC_STRINGS says."""
-    return Coercer(coercer.signature, replace(coercer.policy, numeric_strings="accept"))
 
 
 def check_csv_model(coercer: Coercer) -> None:
@@ -305,3 +302,74 @@ def _check_header(header: list[str], coercer: Coercer) -> list[str]:
             line=1,
         )
     return names
+
+
+# --- the answers ----------------------------------------------------------------------------------
+
+
+class CsvPredictions(ArrowPredictions):
+    """`row` and the outputs' columns, with a header; a record per answered row."""
+
+    content_type = "text/csv"
+    suffix = ".csv"
+
+    def __init__(self, sink: Sink, outputs: tuple[TensorSpec, ...]) -> None:
+        fields = [pa.field("row", pa.int64())]
+        for spec in outputs:
+            fields += [pa.field(name, kind) for name, kind in csv_columns(spec)]
+        super().__init__(sink, outputs, pa.schema(fields))
+
+    def _open(self, to: ToSink) -> Any:
+        return pacsv.CSVWriter(to, self.schema)  # writes the header now
+
+    def _columns(self, outputs: dict[str, np.ndarray]) -> list[pa.Array]:
+        return [arr for spec in self.outputs for arr in _csv_values(spec, outputs[spec.name])]
+
+
+def csv_columns(spec: TensorSpec) -> list[tuple[str, pa.DataType]]:
+    """The CSV columns of one output: (name, Arrow type) for each."""
+    if spec.kind == "string" or spec.size is None:
+        return [(spec.name, pa.string())]  # the value's text (one string), or its JSON
+    kind = {"float": pa.float64(), "bool": pa.bool_()}.get(spec.kind)
+    if kind is None:
+        kind = pa.uint64() if spec.dtype == "uint64" else pa.int64()
+    if tuple(spec.shape) in ((), (1,)):
+        return [(spec.name, kind)]
+    dims = [int(d) for d in spec.shape if d is not None]
+    return [(spec.name + "".join(f"[{i}]" for i in at), kind) for at in np.ndindex(*dims)]
+
+
+def _csv_values(spec: TensorSpec, arr: np.ndarray) -> list[pa.Array]:
+    """One output's batch as the arrays of its CSV columns (see `csv_columns`)."""
+    n = len(arr)
+    columns = csv_columns(spec)
+    if pa.types.is_string(columns[0][1]):
+        one_text = spec.kind == "string" and int(np.prod(arr.shape[1:], dtype=np.int64)) == 1
+        values = jsonable(arr.reshape(n) if one_text else arr)
+        if one_text:
+            return [pa.array([v if isinstance(v, str) else json.dumps(v) for v in values], pa.string())]
+        return [pa.array([json.dumps(v, ensure_ascii=False) for v in values], pa.string())]
+    flat = arr.reshape(n, len(columns))
+    if spec.kind == "float":
+        flat = flat.astype(np.float64)  # as an HTTP answer writes float32: its exact float64 value
+    return [pa.array(np.ascontiguousarray(flat[:, j]), kind) for j, (_, kind) in enumerate(columns)]
+
+
+def read(source: ObjectSource, coercer: Coercer, chunk_rows: int) -> Iterator[Chunk]:
+    """A CSV object's rows in chunks: refused at once for a model with array inputs."""
+    check_csv_model(coercer)
+    reader = source.stream()
+    try:
+        yield from csv_chunks(reader, text_coercer(coercer), chunk_rows)
+    finally:
+        reader.close()
+
+
+FORMAT = Format(
+    "csv",
+    (".csv",),
+    read,
+    lambda sink, signature: CsvPredictions(sink, signature.outputs),
+    CsvPredictions.suffix,
+    CsvPredictions.content_type,
+)

@@ -50,37 +50,22 @@ from urllib.parse import unquote_plus
 
 import numpy as np
 
+from handler import aws
 from handler.core.service import Service
 from handler.core.signature import TensorSpec
 from handler.errors import FieldError
+from handler.formats import jsonl
+from handler.formats.base import Chunk, FileRejected, Format, PredictionWriter, RowError, row_order
+from handler.formats.registry import extensions, format_of
 from handler.observability import count_non_finite, logger, metrics
 from handler.settings import Settings
-from handler.sources import aws
-from handler.sources.csv_chunks import check_csv_model, csv_chunks, text_coercer
-from handler.sources.file_chunks import (
-    NPY_HEADER_BYTES,
-    Chunk,
-    FileRejected,
-    RowError,
-    jsonl_chunks,
-    npy_chunks,
-    npy_layout,
-)
-from handler.sources.outputs import CsvPredictions, JsonLinesPredictions, ParquetPredictions, PredictionWriter, Sink
-from handler.sources.parquet_chunks import open_parquet, parquet_chunks
-from handler.sources.pipeline import WriteBehind, prefetched
+from handler.triggers.s3.pipeline import WriteBehind, prefetched
 
 ERRORS_SUFFIX = ".errors.jsonl"
 MARKER_SUFFIX = ".done.json"
 # A chunk's coerced input, when S3_CHUNK_ROWS does not say: churn ~32k rows, 28x28 images ~10k, 224x224x3 floats 64.
 CHUNK_BYTES = 8 << 20
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 65_536
-# The predictions' format for each input format that is not JSON Lines: the input's own.
-WRITERS: dict[str, type[CsvPredictions] | type[ParquetPredictions]] = {
-    "csv": CsvPredictions,
-    "parquet": ParquetPredictions,
-}
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".npy": "npy", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -169,8 +154,7 @@ def output_keys(ref: ObjectRef, settings: Settings, predictions_suffix: str = ".
 def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings) -> dict[str, Any]:
     """Read, predict and write one input object; returns its completion marker."""
     fmt = format_of(ref.key)
-    kind = WRITERS.get(fmt or "", JsonLinesPredictions)
-    out = output_keys(ref, settings, kind.suffix)
+    out = output_keys(ref, settings, (fmt or jsonl.FORMAT).suffix)
     model = {"name": service.name, "version": service.artifacts.manifest.version}
     previous = _read_marker(s3, out)
     # A redelivered event for a source and model already predicted: the outputs are there, complete.
@@ -191,7 +175,7 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
         # new outputs and the new marker would leave it vouching for outputs it does not describe.
         pending = {"status": "in_progress", "source": source, "model": model}
         aws.put_json(s3, out.bucket, out.marker, json.dumps(pending).encode())
-    content_type = kind.content_type
+    content_type = (fmt or jsonl.FORMAT).content_type
     # Leaving this block by an exception aborts both uploads: nothing half-written becomes visible.
     with (
         aws.MultipartWriter(s3, out.bucket, out.predictions, content_type, settings.s3_part_bytes) as preds,
@@ -199,11 +183,8 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     ):
         try:
             if fmt is None:
-                raise FileRejected(
-                    f"unsupported file type {posixpath.splitext(ref.key)[1]!r}: "
-                    f"use .csv (with a header), .parquet, .jsonl/.ndjson or .npy"
-                )
-            writer = prediction_writer(fmt, preds, service)
+                raise FileRejected(f"unsupported file type {posixpath.splitext(ref.key)[1]!r}: use {extensions()}")
+            writer = fmt.writer(preds, service.artifacts.signature)
             try:
                 with (
                     contextlib.closing(prefetched(_chunks(s3, ref, fmt, service, settings, source))) as chunks,
@@ -219,7 +200,8 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
         else:
             preds.complete()
             errs.complete()
-    marker: dict[str, Any] = {"status": "done" if rejection is None else "rejected", "source": source, "format": fmt}
+    status = "done" if rejection is None else "rejected"
+    marker: dict[str, Any] = {"status": status, "source": source, "format": fmt.name if fmt else None}
     if rejection is not None:
         # Nothing of a rejected file is published as a prediction: the one record covers every row.
         logger.warning("input file rejected", extra={"key": ref.key, "reason": rejection.reason})
@@ -243,26 +225,15 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     return marker
 
 
-def prediction_writer(fmt: str, sink: Sink, service: Service) -> PredictionWriter:
-    """CSV in, CSV out; Parquet in, Parquet out; JSON Lines for JSON Lines and .npy."""
-    if fmt == "parquet":
-        return ParquetPredictions(sink, service.artifacts.signature.outputs)
-    if fmt == "csv":
-        return CsvPredictions(sink, service.artifacts.signature.outputs)
-    return JsonLinesPredictions(sink, service.output_names)
-
-
-def _empty(fmt: str | None, service: Service) -> bytes:
+def _empty(fmt: Format | None, service: Service) -> bytes:
     """The predictions object of a rejected file: no rows (a CSV header; for Parquet, a valid file with the schema)."""
-    if fmt not in WRITERS:
-        return b""
     parts: list[bytes] = []
 
     class _Collect:
         def write(self, data: bytes) -> None:
             parts.append(data)
 
-    prediction_writer(fmt, _Collect(), service).close()
+    (fmt or jsonl.FORMAT).writer(_Collect(), service.artifacts.signature).close()
     return b"".join(parts)
 
 
@@ -285,7 +256,7 @@ def _write_chunk(
             keep[list(problems)] = False
             outputs = {name: arr[keep] for name, arr in outputs.items()}
             rows, lines = rows[keep], (lines[keep] if lines is not None else None)
-            errors.sort(key=lambda r: (r.row is not None, r.row or 0))
+            errors.sort(key=row_order)
         if len(rows):
             behind.submit(writer.write, rows, lines, outputs)
         n_good = len(rows)
@@ -312,12 +283,6 @@ def _etag(raw: str) -> str:
     return raw.strip('"')
 
 
-def format_of(key: str) -> str | None:
-    """The input format, from the key's extension (any case); None for one we do not read."""
-    low = key.lower()
-    return next((fmt for ext, fmt in FORMATS.items() if low.endswith(ext)), None)
-
-
 def chunk_rows(features: Sequence[TensorSpec], setting: int = 0) -> int:
     """Rows a chunk holds: S3_CHUNK_ROWS, or by default as many as make CHUNK_BYTES of coerced input.
 
@@ -332,36 +297,14 @@ def chunk_rows(features: Sequence[TensorSpec], setting: int = 0) -> int:
 
 
 def _chunks(
-    s3: Any, ref: ObjectRef, fmt: str, service: Service, settings: Settings, source: dict[str, Any]
+    s3: Any, ref: ObjectRef, fmt: Format, service: Service, settings: Settings, source: dict[str, Any]
 ) -> Iterator[Chunk]:
-    n = chunk_rows(service.coercer.features, settings.s3_chunk_rows)
-    if fmt == "parquet":
-        # Random access: the footer first, then each row group's feature columns, every GET pinned to one ETag.
-        file = aws.RangeFile(s3, ref.bucket, ref.key)
-        source["etag"], source["size"] = _etag(file.etag), file.size
-        yield from parquet_chunks(open_parquet(file, service.coercer), service.coercer, n)
-        return
-    if fmt == "npy":
-        coercer = text_coercer(service.coercer)
-        layout = npy_layout(aws.read_range(s3, ref.bucket, ref.key, 0, NPY_HEADER_BYTES - 1), coercer)
-        if layout.rows == 0:
-            return
-        reader, resp = aws.open_object(s3, ref.bucket, ref.key, start=layout.offset)
-        source["etag"] = _etag(resp.get("ETag", ""))
-        try:
-            yield from npy_chunks(reader, layout, coercer, n)
-        finally:
-            reader.close()
-        return
-    if fmt == "csv":
-        check_csv_model(service.coercer)
-    reader, resp = aws.open_object(s3, ref.bucket, ref.key)
-    # Record what was actually read: the object may have been replaced since the event.
-    source["etag"], source["size"] = _etag(resp.get("ETag", "")), resp.get("ContentLength")
+    obj = aws.S3Object(s3, ref.bucket, ref.key)
     try:
-        if fmt == "csv":
-            yield from csv_chunks(reader, text_coercer(service.coercer), n)
-        else:
-            yield from jsonl_chunks(reader, service.coercer, n)
+        yield from fmt.read(obj, service.coercer, chunk_rows(service.coercer.features, settings.s3_chunk_rows))
     finally:
-        reader.close()
+        # Record what was actually read: the object may have been replaced since the event.
+        if obj.etag is not None:
+            source["etag"] = obj.etag
+        if obj.size is not None:
+            source["size"] = obj.size

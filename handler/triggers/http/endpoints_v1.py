@@ -17,9 +17,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from handler.core.answer import format_v1
 from handler.core.service import Service
 from handler.errors import BadRequest
-from handler.sources import tfserving
-from handler.sources.api import HttpApi, current, model_load_failure, timed_predict
-from handler.sources.http_docs import ExamplesRequest, PredictRequest, PredictResponse, RegressResponse, responses
+from handler.protocols import tfserving
+from handler.triggers.http.openapi import ExamplesRequest, PredictRequest, PredictResponse, RegressResponse, responses
+from handler.triggers.http.resolvers import HttpApi, current, model_load_failure, timed_predict
 
 TAGS = ["TF Serving REST"]
 NO_BODY = None  # the body is documented here and read by the route; the coercer checks it

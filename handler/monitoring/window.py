@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from handler.core.baseline import Baseline
-from handler.core.drift import DEFAULT_THRESHOLD, DriftReport
+from handler.monitoring.baseline import Baseline
+from handler.monitoring.drift import DEFAULT_THRESHOLD, DriftReport
 
 if TYPE_CHECKING:
     from handler.core.service import Prediction

@@ -2,7 +2,7 @@
 
 The export fits it (`Baseline.fit`), the server's drift watch and the offline report count served
 rows into its bins (`tally`) and compare the counts with training (`compare`). The statistics
-themselves live in `handler.core.drift`.
+themselves live in `handler.monitoring.drift`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from handler.core.drift import BINS, DEFAULT_THRESHOLD, Drift, DriftReport, Reference, Tally
 from handler.core.signature import TensorSpec
+from handler.monitoring.drift import BINS, DEFAULT_THRESHOLD, Drift, DriftReport, Reference, Tally
 
 BASELINE_FORMAT = 1
 

@@ -14,6 +14,7 @@ feature), only in fewer, larger steps:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -26,7 +27,7 @@ from handler.core.coerce import Coercer
 from handler.core.signature import TensorSpec, numpy_dtype
 from handler.core.values import Coded, Problems, ValuePolicy, to_batch
 from handler.errors import FieldError
-from handler.sources.file_chunks import Chunk, RowError
+from handler.formats.base import Chunk, RowError, Sink, row_order
 
 
 def batch_chunk(
@@ -51,7 +52,7 @@ def batch_chunk(
         for i, reasons in problems.items():
             bad.setdefault(i, []).extend(FieldError(i, spec.name, r) for r in reasons)
     if not bad:
-        return Chunk(columns, rows, lines, sorted(errors, key=lambda e: (e.row is None, e.row or 0)), coded)
+        return Chunk(columns, rows, lines, sorted(errors, key=row_order), coded)
     keep = np.ones(len(rows), dtype=bool)
     keep[list(bad)] = False
     refused = [RowError(int(rows[i]), None if lines is None else int(lines[i]), bad[i]) for i in sorted(bad)]
@@ -59,7 +60,7 @@ def batch_chunk(
         {name: arr[keep] for name, arr in columns.items()},
         rows[keep],
         None if lines is None else lines[keep],
-        sorted([*errors, *refused], key=lambda e: (e.row is None, e.row or 0)),
+        sorted([*errors, *refused], key=row_order),
         {name: (codes[keep], levels) for name, (codes, levels) in coded.items()},
     )
 
@@ -216,3 +217,66 @@ def arrow_type(spec: TensorSpec) -> pa.DataType:
     for dim in reversed(shape):
         leaf = pa.list_(leaf) if dim is None else pa.list_(leaf, int(dim))
     return leaf
+
+
+# --- writing: answers into a pyarrow file writer (CSV, Parquet) -----------------------------------
+
+
+class ToSink:
+    """The file object pyarrow writes into (CSV, Parquet): bytes go on to the sink; close() leaves it open."""
+
+    closed = False
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink: Sink | None = sink
+        self.position = 0
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        if self.sink is not None:  # None once discarded: the footer of an abandoned file goes nowhere
+            self.sink.write(chunk)
+        self.position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class ArrowPredictions(ABC):
+    """A pyarrow file writer (CSV, Parquet) over the sink: `row` and the outputs' columns, a batch per chunk.
+
+    A format says how to open its pyarrow writer and how to turn one chunk's outputs into its columns.
+    """
+
+    def __init__(self, sink: Sink, outputs: tuple[TensorSpec, ...], schema: pa.Schema) -> None:
+        self.outputs, self.schema = outputs, schema
+        self._to = ToSink(sink)
+        self._closed = False
+        self._writer = self._open(self._to)
+
+    @abstractmethod
+    def _open(self, to: ToSink) -> Any:
+        """The format's pyarrow writer, writing into `to`."""
+
+    @abstractmethod
+    def _columns(self, outputs: dict[str, np.ndarray]) -> list[pa.Array]:
+        """One chunk's outputs as the format's columns, after `row`."""
+
+    def write(self, rows: np.ndarray, lines: np.ndarray | None, outputs: dict[str, np.ndarray]) -> None:
+        columns = [pa.array(rows.astype(np.int64, copy=False)), *self._columns(outputs)]
+        self._writer.write_batch(pa.record_batch(columns, schema=self.schema))
+
+    def close(self) -> None:
+        self._writer.close()
+        self._closed = True
+
+    def discard(self) -> None:
+        if not self._closed:
+            self._to.sink = None  # what closing writes (Parquet's footer) goes nowhere
+            self.close()

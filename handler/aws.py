@@ -111,6 +111,33 @@ class RangeFile(io.RawIOBase):
         return len(data)
 
 
+class S3Object:
+    """One S3 object as a file format reads it (`formats.base.ObjectSource`); remembers the ETag and size it read.
+
+    The object may have been replaced since its event: what was read, not what the event said, is recorded.
+    """
+
+    def __init__(self, s3: Any, bucket: str, key: str) -> None:
+        self.s3, self.bucket, self.key = s3, bucket, key
+        self.etag: str | None = None
+        self.size: int | None = None
+
+    def stream(self, start: int = 0) -> BinaryIO:
+        reader, resp = open_object(self.s3, self.bucket, self.key, start=start)
+        self.etag = str(resp.get("ETag", "")).strip('"')
+        if not start:
+            self.size = resp.get("ContentLength")
+        return reader
+
+    def seekable(self) -> BinaryIO:
+        file = RangeFile(self.s3, self.bucket, self.key)
+        self.etag, self.size = file.etag.strip('"'), file.size
+        return file  # type: ignore[return-value]  # a RawIOBase, read as a binary file
+
+    def head(self, size: int) -> bytes:
+        return read_range(self.s3, self.bucket, self.key, 0, size - 1)
+
+
 def put_json(s3: Any, bucket: str, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> None:
     """One small object, written whole (a single PUT is atomic: readers see all of it or nothing)."""
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", Metadata=dict(metadata or {}))

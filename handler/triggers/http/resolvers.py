@@ -34,12 +34,13 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from handler.core.service import Service
 from handler.core.values import kind_of
 from handler.errors import BadRequest, NotFound, SkewlessError
+from handler.monitoring.stats import STATS
 from handler.observability import add_metric, count_internal_error, logger
+from handler.protocols import codings as http_codings
+from handler.protocols.oip import V2Protocol
 from handler.settings import Settings
-from handler.sources import http_body, http_codings
-from handler.sources.http_errors import MethodNotAllowed, error_response
-from handler.sources.inference_stats import STATS
-from handler.sources.oip import V2Protocol
+from handler.triggers.http import body as http_body
+from handler.triggers.http.errors import MethodNotAllowed, error_response
 
 HttpTrigger = Literal["rest", "http", "function_url", "alb"]
 
@@ -186,7 +187,8 @@ class HttpApi:
     """The four HTTP resolvers, one set of routes, bound to one service."""
 
     def __init__(self, service: Service | None, settings: Settings, startup_error: SkewlessError | None = None) -> None:
-        from handler.sources import routes_v1, routes_v2  # they import this module's helpers
+        from handler.triggers.http import endpoints_v1 as routes_v1  # they import this module's helpers
+        from handler.triggers.http import endpoints_v2 as routes_v2
 
         self.service = service
         self.settings = settings

@@ -17,7 +17,7 @@ from typing import Any
 from handler.core.service import Service
 from handler.core.signature import TensorSpec
 from handler.errors import BadRequest
-from handler.sources.api import model_load_failure
+from handler.triggers.http.resolvers import model_load_failure
 
 MODEL_FILES = {"tensorflow": "model.keras", "litert": "model.tflite"}
 

@@ -30,8 +30,8 @@ from handler.observability import SERVICE, logger, metrics
 from handler.settings import Settings
 
 if TYPE_CHECKING:
-    from handler.core.drift import Drift, DriftReport
-    from handler.core.drift_monitor import DriftMonitor
+    from handler.monitoring.drift import Drift, DriftReport
+    from handler.monitoring.window import DriftMonitor
 
 # One encoder for every line: json.dumps with separators builds a new one per call.
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
@@ -89,8 +89,8 @@ class DriftWatch:
             monitor.observe(columns, prediction)
 
     def _build(self) -> DriftMonitor | None:
-        from handler.core.baseline import Baseline
-        from handler.core.drift_monitor import DriftMonitor
+        from handler.monitoring.baseline import Baseline
+        from handler.monitoring.window import DriftMonitor
 
         try:
             baseline = Baseline.load(self.path)

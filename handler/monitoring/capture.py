@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from handler import aws
 from handler.core.service import Prediction, Service
 from handler.observability import logger
 from handler.settings import Settings
-from handler.sources import aws
 
 MAX_LINES = 1000
 MAX_BYTES = 1 << 20

@@ -17,7 +17,8 @@ from itertools import chain
 from typing import Any
 
 from handler.errors import BadRequest, PayloadTooLarge
-from handler.sources import http_codings, oip_binary
+from handler.protocols import codings as http_codings
+from handler.protocols import oip_binary
 
 
 def header(event: dict[str, Any], name: str) -> str | None:

@@ -21,8 +21,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from handler.core.coerce import Coercer
-from handler.sources.csv_chunks import check_csv_model, csv_chunks
-from handler.sources.file_chunks import FileRejected
+from handler.formats.base import FileRejected
+from handler.formats.csv import check_csv_model, csv_chunks
 
 CHUNK_ROWS = 8192
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}

@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from handler.core.coerce import Coercer
-from handler.sources.arrow_columns import batch_chunk
-from handler.sources.file_chunks import Chunk, FileRejected
+from handler.core.signature import TensorSpec
+from handler.formats.arrow import ArrowPredictions, ToSink, arrow_type, batch_chunk
+from handler.formats.base import Chunk, FileRejected, Format, ObjectSource, Sink
 
 # Row groups are read in spans of about this many bytes of feature columns: pyarrow's own limit for one
 # coalesced read, a handful of GETs for a large file, and memory bounded by the span, not the file.
@@ -108,3 +109,62 @@ def _damaged(exc: Exception) -> bool:
     ConnectionError subclass of OSError from `aws.RangeFile`), so retrying stays possible for those.
     """
     return type(exc) in (pa.ArrowInvalid, OSError)
+
+
+# --- the answers ----------------------------------------------------------------------------------
+
+
+class ParquetPredictions(ArrowPredictions):
+    """`row` and one column per output, one row group per chunk."""
+
+    content_type = "application/vnd.apache.parquet"
+    suffix = ".parquet"
+
+    def __init__(self, sink: Sink, outputs: tuple[TensorSpec, ...]) -> None:
+        super().__init__(sink, outputs, pa.schema([("row", pa.int64()), *((o.name, arrow_type(o)) for o in outputs)]))
+
+    def _open(self, to: ToSink) -> Any:
+        # No dictionary (model outputs seldom repeat), row numbers delta-encoded (a few bits per row).
+        return pq.ParquetWriter(
+            to, self.schema, compression="zstd", use_dictionary=False, column_encoding={"row": "DELTA_BINARY_PACKED"}
+        )
+
+    def _columns(self, outputs: dict[str, np.ndarray]) -> list[pa.Array]:
+        return [_column(outputs[spec.name], self.schema.field(i).type) for i, spec in enumerate(self.outputs, 1)]
+
+
+def _column(arr: np.ndarray, kind: pa.DataType) -> pa.Array:
+    """One output's batch [n, *shape] as an Arrow column of `kind` (nested fixed-size lists for its shape)."""
+    n = len(arr)
+    if not (pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind)):
+        if pa.types.is_binary(kind):
+            return pa.array([v if isinstance(v, bytes) else str(v).encode() for v in arr.reshape(n).tolist()], kind)
+        return pa.array(arr.reshape(n).astype(kind.to_pandas_dtype(), copy=False), type=kind)
+    dims: list[pa.DataType] = []
+    leaf: pa.DataType = kind
+    while pa.types.is_list(leaf) or pa.types.is_fixed_size_list(leaf):
+        dims.append(leaf)
+        leaf = leaf.value_type
+    values = _column(arr.reshape(-1), leaf)
+    shape = arr.shape[1:]
+    for level, size in zip(reversed(dims), reversed(shape), strict=True):
+        if pa.types.is_fixed_size_list(level):
+            values = pa.FixedSizeListArray.from_arrays(values, int(size))
+        else:
+            values = pa.ListArray.from_arrays(pa.array(np.arange(0, len(values) + 1, size, dtype=np.int32)), values)
+    return values
+
+
+def read(source: ObjectSource, coercer: Coercer, chunk_rows: int) -> Iterator[Chunk]:
+    """Random access: the footer first, then each span of row groups' feature columns."""
+    yield from parquet_chunks(open_parquet(source.seekable(), coercer), coercer, chunk_rows)
+
+
+FORMAT = Format(
+    "parquet",
+    (".parquet",),
+    read,
+    lambda sink, signature: ParquetPredictions(sink, signature.outputs),
+    ParquetPredictions.suffix,
+    ParquetPredictions.content_type,
+)

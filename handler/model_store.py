@@ -46,7 +46,7 @@ def make_client(timeout: int, max_attempts: int) -> Any:
     import boto3
     from botocore.config import Config
 
-    from handler.sources.aws import _custom_endpoint
+    from handler.aws import _custom_endpoint
 
     config = Config(
         connect_timeout=timeout,

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from handler.core.artifacts import BASELINE_FILE, Artifacts
-from handler.core.baseline import Baseline
 from handler.core.coerce import CoercePolicy, Coercer
-from handler.core.drift import BINS, DriftReport, Tally
-from handler.drift.readers import DriftInputError, read, sources
+from handler.monitoring.baseline import Baseline
+from handler.monitoring.drift import BINS, DriftReport, Tally
+from handler.monitoring.report.readers import DriftInputError, read, sources
 
 # Rows under which PSI's noise floor, about (bins - 1) / rows, nears the threshold: said in the report.
 MIN_ROWS = 1000
@@ -85,7 +85,7 @@ def compare(target: str, artifacts: Artifacts, threshold: float, s3: Any = None)
     policy = CoercePolicy(numeric_strings="accept", unknown_features="ignore", max_batch_size=1 << 30)
     coercer = Coercer(artifacts.signature, policy)
     if s3 is None and target.startswith("s3://"):
-        from handler.sources import aws  # lazily: a local file needs no boto3
+        from handler import aws  # lazily: a local file needs no boto3
 
         s3 = aws.client("s3")
     files = sources(target, s3)
@@ -130,7 +130,7 @@ def run(
         return 2
     print(json.dumps(outcome.to_dict(), indent=1), file=stream)
     if html is not None:
-        from handler.drift.html import render
+        from handler.monitoring.report.html import render
 
         try:
             html.write_text(render(outcome))

@@ -1,1 +1,0 @@
-"""The offline drift report: files or S3 prefixes of served requests against the training baseline."""

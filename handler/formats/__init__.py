@@ -1,0 +1,1 @@
+"""File formats: a reader and a writer each, in a registry (CSV, Parquet, JSON Lines, .npy)."""

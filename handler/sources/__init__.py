@@ -1,1 +1,0 @@
-"""Event adapters: AWS event shapes in, calls to the serving core out (no Keras here)."""

@@ -1,0 +1,1 @@
+"""HTTP triggers: the Powertools resolvers, one route table per protocol, body checks, errors, OpenAPI."""
