@@ -18,11 +18,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
-from handler.bootstrap import open_service
+from handler.bootstrap import Started, start
 from handler.core.service import Service, unobserved
 from handler.errors import SkewlessError
 from handler.monitoring import capture as data_capture
 from handler.monitoring import emf as drift_metrics
+from handler.monitoring import metrics as inference_metrics
 from handler.observability import capture_lambda_handler, correlation_id, logger, metrics
 from handler.settings import Settings
 from handler.triggers import direct, map_batch
@@ -83,16 +84,29 @@ class Function:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.service, self.startup_error = _open(settings)
-        self.http_api = HttpApi(self.service, settings, self.startup_error)
-        # Both watch every batch the service serves, whatever the trigger.
+        self.started = start(settings)
+        self.http_api = HttpApi(self.started, settings)
+        # They watch every batch the service serves, whatever the trigger.
+        if self.service is not None:
+            inference_metrics.attach(self.service)
         self.drift = drift_metrics.attach(self.service, settings) if self.service is not None else None
         self.capture = data_capture.attach(self.service, settings) if self.service is not None else None
 
-    def require_service(self) -> Service:
-        if self.service is None:
-            raise self.startup_error or SkewlessError("the service is not available")
-        return self.service
+    @property
+    def service(self) -> Service | None:
+        return self.started.service
+
+    @service.setter
+    def service(self, service: Service | None) -> None:  # tests put a broken service in place
+        self.started = Started(service, self.started.error)
+
+    @property
+    def startup_error(self) -> SkewlessError | None:
+        return self.started.error
+
+    @startup_error.setter
+    def startup_error(self, error: SkewlessError | None) -> None:
+        self.started = Started(self.started.service, error)
 
     def dispatch(self, trigger: Trigger, event: Any, context: Any) -> Any:
         """Hand the event to the adapter of its trigger, and record the model load if this request paid for it."""
@@ -118,15 +132,15 @@ class Function:
         if trigger in ("s3", "eventbridge_s3"):
             from handler.triggers.s3 import job as s3  # lazily: HTTP-only functions never import the file readers
 
-            return s3.handle_event(event, context, self.require_service(), self.settings)
+            return s3.handle_event(event, context, self.started.require(), self.settings)
         if trigger == "sqs":
             from handler.triggers import sqs
 
-            return sqs.handle_event(event, context, self.require_service(), self.settings)
+            return sqs.handle_event(event, context, self.started.require(), self.settings)
         if trigger == "map_batch":
             # A bad item is answered in the batch; a fault of ours fails it, for the Map's Retry to see.
-            return direct.guarded(lambda: map_batch.handle_event(event, self.require_service()), context)
-        return direct.handle_event(event, context, self.service, self.startup_error, self.settings.direct_errors)
+            return direct.guarded(lambda: map_batch.handle_event(event, self.started.require()), context)
+        return direct.handle_event(event, context, self.started, self.settings.direct_errors)
 
     def handler(self, trigger: Trigger | None = None) -> Callable[[Any, Any], Any]:
         """A Lambda handler with Powertools' logger, tracer and metrics around `dispatch`."""
@@ -160,16 +174,6 @@ class Function:
 def _logs_events() -> bool:
     """POWERTOOLS_LOGGER_LOG_EVENT, read as Powertools' inject_lambda_context reads it."""
     return resolve_truthy_env_var_choice(env=os.getenv(constants.LOGGER_LOG_EVENT_ENV, "false"), choice=None)
-
-
-def _open(settings: Settings) -> tuple[Service | None, SkewlessError | None]:
-    # Bad artifacts answer 503 with the reason (and /v2/health/ready says why) instead of an
-    # init crash that API Gateway would turn into a bare 502.
-    try:
-        return open_service(settings), None
-    except SkewlessError as exc:
-        logger.error("the service cannot start", extra={"code": exc.code, "reason": exc.message})
-        return None, exc
 
 
 function = Function(Settings.from_env())

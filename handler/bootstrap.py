@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from handler.core.artifacts import Artifacts
 from handler.core.model import choose_runtime
 from handler.core.service import Service
+from handler.errors import SkewlessError
 from handler.settings import Settings
 
 log = logging.getLogger("skewless.bootstrap")
@@ -38,3 +40,26 @@ def open_service(settings: Settings, runtime: str | None = None) -> Service:
     if settings.preload_model:
         service.model.load()
     return service
+
+
+@dataclass(frozen=True)
+class Started:
+    """The service, or why it could not start: every trigger then answers with that reason (a 503), not a crash."""
+
+    service: Service | None
+    error: SkewlessError | None = None
+
+    def require(self) -> Service:
+        if self.service is None:
+            raise self.error or SkewlessError("the service is not available")
+        return self.service
+
+
+def start(settings: Settings) -> Started:
+    """`open_service`, with its refusal kept as the answer to every request (bad artifacts answer 503 with the
+    reason, and /v2/health/ready says why, instead of an init crash that API Gateway would turn into a bare 502)."""
+    try:
+        return Started(open_service(settings))
+    except SkewlessError as exc:
+        log.error("the service cannot start: %s (%s)", exc.message, exc.code)
+        return Started(None, exc)

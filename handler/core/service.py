@@ -21,7 +21,7 @@ from handler.core.golden import replay
 from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel, warmup_inputs
 from handler.core.preprocessing import PLAUSIBLE_SCALE, Preprocessor
 from handler.core.values import Coded
-from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput
+from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput, SkewlessError
 
 log = logging.getLogger("skewless.service")
 
@@ -31,7 +31,7 @@ _FEW = 16
 
 @dataclass
 class Timings:
-    """What the last prediction cost; adapters turn these into metrics."""
+    """What a prediction cost: the inference metrics (`monitoring/metrics.py`) and Triton's statistics."""
 
     batch_size: int = 0
     inference_seconds: float = 0.0
@@ -48,6 +48,7 @@ class Prediction:
     input_problems: dict[int, list[FieldError]] = field(default_factory=dict)
     # Rows for which the model itself answered NaN or infinity.
     output_problems: dict[int, list[FieldError]] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)  # what it cost
 
     @property
     def problems(self) -> dict[int, list[FieldError]]:
@@ -121,6 +122,15 @@ class Service:
     def output_names(self) -> list[str]:
         return self.artifacts.signature.output_names
 
+    def load_failure(self) -> str | None:
+        """Why the last model load failed (until one succeeds), in words safe to answer with; else None."""
+        exc = self.model.last_error
+        if exc is None or self.model.loaded:
+            return None
+        if isinstance(exc, SkewlessError):
+            return exc.message
+        return f"the last model load failed ({type(exc).__name__}); the next prediction tries again"
+
     def forward(self) -> Forward:
         """The loaded model; an I/O or timeout failure while loading is a ModelLoadError (503, retried).
 
@@ -160,7 +170,7 @@ class Service:
             input_seconds=prepared - begin,
             output_seconds=time.perf_counter() - inferred,
         )
-        prediction = Prediction(outputs, input_problems, output_problems)
+        prediction = Prediction(outputs, input_problems, output_problems, self.last)
         if not _UNOBSERVED.get():
             for observe in self.observers:  # every trigger comes through here, S3 chunks and SQS messages included
                 observe(columns, prediction)

@@ -17,7 +17,6 @@ from typing import Any
 from handler.core.service import Service
 from handler.core.signature import TensorSpec
 from handler.errors import BadRequest
-from handler.triggers.http.resolvers import model_load_failure
 
 MODEL_FILES = {"tensorflow": "model.keras", "litert": "model.tflite"}
 
@@ -70,7 +69,7 @@ def index_filter(body: Any) -> bool:
 
 def repository_index(service: Service, ready_only: bool) -> list[dict[str, Any]]:
     """Triton's $repository_index_response: the served model, its version, state and why (if not ready)."""
-    failed = model_load_failure(service)
+    failed = service.load_failure()
     entry = {"name": service.name, "version": service.artifacts.manifest.version, "state": "READY"}
     if failed is not None:
         entry.update(state="UNAVAILABLE", reason=failed)  # Triton writes a reason only when there is one

@@ -18,11 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
-from handler.core.service import Service
+from handler.bootstrap import Started
 from handler.errors import SkewlessError
-from handler.observability import count_internal_error, count_rejection, logger, metrics
+from handler.observability import count_internal_error, count_rejection, logger
 
 
 class InvalidInput(Exception):
@@ -50,22 +48,9 @@ def _typed(status: int) -> type[Exception]:
     return InvalidInput if status < 500 else InternalError
 
 
-def handle_event(
-    event: Any, context: Any, service: Service | None, startup_error: SkewlessError | None, mode: str = "raise"
-) -> Any:
+def handle_event(event: Any, context: Any, started: Started, mode: str = "raise") -> Any:
     """A v1 request body -> its v1 response body; otherwise an error body (returned, or raised as a Failure)."""
-
-    def answer() -> Any:
-        if service is None:
-            raise startup_error or SkewlessError("the service is not available")
-        result = service.predict_v1(event)
-        metrics.add_metric(
-            name="InferenceTime", unit=MetricUnit.Milliseconds, value=service.last.inference_seconds * 1e3
-        )
-        metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=service.last.batch_size)
-        return result
-
-    return guarded(answer, context, mode)
+    return guarded(lambda: started.require().predict_v1(event), context, mode)
 
 
 def guarded(answer: Callable[[], Any], context: Any, mode: str = "raise") -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from handler.monitoring import metrics
 from tests.conftest import LambdaContext, load_event
 from tests.drift import data
 from tests.drift.conftest import drift_scores, emf_lines, http_event, log_messages, make_function
@@ -158,7 +159,8 @@ def test_without_a_baseline_there_is_no_watch_and_one_log_line_says_why(
 
 def test_drift_window_zero_turns_the_watch_off(capture_stdout: Callable[[], str]) -> None:
     function = make_function("churn", drift_window=0)
-    assert function.drift is None and function.service is not None and function.service.observers == []
+    # Only the inference metrics watch the batches (every function has them): no drift observer.
+    assert function.drift is None and function.service is not None and function.service.observers == [metrics.record]
     post_in_batches(function.handler(), "churn", data.churn_rows(data.churn(1000, 507)))
     assert drift_scores(emf_lines(capture_stdout())) == []
 
@@ -190,8 +192,10 @@ def test_the_statistics_code_loads_at_the_first_prediction_not_at_init() -> None
 
     probe = """
 import json, sys
+from handler.monitoring import metrics
 from handler.app import lambda_handler
 from tests.drift.conftest import http_event
+from handler.monitoring import metrics
 from tests.conftest import LambdaContext, load_event
 seen = {"init": "handler.monitoring.drift" in sys.modules}
 event = http_event("/v2/health/ready", None)

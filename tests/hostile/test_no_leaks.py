@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from handler.bootstrap import open_service
+from handler.bootstrap import Started, open_service
 from handler.core.model import LazyModel
 from handler.core.service import Service
 from handler.settings import Settings
@@ -38,7 +38,7 @@ def _broken_service(settings: Settings) -> Service:
 
 
 def _broken_api(settings: Settings) -> HttpApi:
-    return HttpApi(_broken_service(settings), settings)
+    return HttpApi(Started(_broken_service(settings)), settings)
 
 
 def _row_with_secrets() -> dict[str, Any]:
@@ -71,12 +71,12 @@ def test_internal_error_is_500_with_request_id_and_no_path_or_trace(
 def test_request_values_are_logged_only_with_log_request_values(app: ModuleType, logs: io.StringIO) -> None:
     body = {"instances": [_row_with_secrets()]}
 
-    quiet = HttpApi(app.function.service, Settings())
+    quiet = HttpApi(Started(app.function.service), Settings())
     response = quiet.handle("http", http_event("http", "POST", PREDICT, body), LambdaContext())
     assert response["statusCode"] == 200, response["body"]
     assert SECRET_TEXT not in logs.getvalue() and str(SECRET_NUMBER) not in logs.getvalue(), logs.getvalue()
 
-    verbose = HttpApi(app.function.service, Settings(log_request_values=True))
+    verbose = HttpApi(Started(app.function.service), Settings(log_request_values=True))
     response = verbose.handle("http", http_event("http", "POST", PREDICT, body), LambdaContext())
     assert response["statusCode"] == 200, response["body"]
     assert SECRET_TEXT in logs.getvalue() and str(SECRET_NUMBER) in logs.getvalue(), "LOG_REQUEST_VALUES=true logs them"

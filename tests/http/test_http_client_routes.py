@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+from handler.bootstrap import Started
 from handler.core.artifacts import Artifacts
 from handler.core.model import LazyModel
 from handler.core.service import Service
@@ -267,7 +268,7 @@ def _failing_api(model: str) -> HttpApi:
     settings = Settings(model_dir=zoo.model_dir(model))
     artifacts = Artifacts.open(settings.model_dir)
     service = Service(artifacts=artifacts, policy=settings.coerce_policy(), model=LazyModel(artifacts, _cannot_load))
-    return HttpApi(service, settings)
+    return HttpApi(Started(service), settings)
 
 
 def _call(api: HttpApi, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handler.bootstrap import open_service
+from handler.bootstrap import Started, open_service
 from handler.settings import Settings
 from handler.triggers.http import body as http_body
 from handler.triggers.http.resolvers import HttpApi
@@ -282,7 +282,7 @@ def test_a_zip_bomb_is_413_naming_the_limit_and_never_held_in_memory(
 
 def _small_limit_api(limit: int) -> HttpApi:
     settings = Settings(model_dir=zoo.model_dir("churn"), max_body_bytes=limit)
-    return HttpApi(open_service(settings), settings)
+    return HttpApi(Started(open_service(settings)), settings)
 
 
 @pytest.mark.parametrize("coding", CODINGS)

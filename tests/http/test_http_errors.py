@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from handler.bootstrap import open_service
+from handler.bootstrap import Started, open_service
 from handler.settings import Settings
 from handler.triggers.http.resolvers import HttpApi
 from tests.conftest import ARTIFACTS, LambdaContext
@@ -97,7 +97,7 @@ def test_duplicate_keys_are_400_naming_the_key(functions: Functions) -> None:
 
 def _small_limit_api(limit: int) -> HttpApi:
     settings = Settings(model_dir=ARTIFACTS, max_body_bytes=limit)
-    return HttpApi(open_service(settings), settings)
+    return HttpApi(Started(open_service(settings)), settings)
 
 
 @pytest.mark.parametrize("trigger", HTTP_TRIGGERS)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handler.bootstrap import open_service
+from handler.bootstrap import Started, open_service
 from handler.core.artifacts import Artifacts
 from handler.core.model import LazyModel
 from handler.core.service import Service
@@ -36,7 +36,9 @@ class _Broken(Exception):
 def _api_with_loader(model: str, loader: Callable[[Artifacts], Any], **settings: Any) -> HttpApi:
     s = Settings(model_dir=zoo.model_dir(model), **settings)
     artifacts = Artifacts.open(s.model_dir)
-    return HttpApi(Service(artifacts=artifacts, policy=s.coerce_policy(), model=LazyModel(artifacts, loader)), s)
+    return HttpApi(
+        Started(Service(artifacts=artifacts, policy=s.coerce_policy(), model=LazyModel(artifacts, loader))), s
+    )
 
 
 def _broken_loader(artifacts: Artifacts) -> Any:
@@ -76,7 +78,7 @@ def test_invalid_artifacts_answer_503_and_not_ready(model: str, changed: str, tm
     settings = Settings(model_dir=folder)
     with pytest.raises(ArtifactError) as caught:
         open_service(settings)
-    api = HttpApi(None, settings, caught.value)
+    api = HttpApi(Started(None, caught.value), settings)
     case = zoo.cases(model)[0]
     v2 = v2_infer_body(model, case)
     requests = ((predict_path(model), case["request"]), ("/predict", case["request"]), (infer_path(model), v2))
@@ -106,7 +108,7 @@ def test_a_model_that_cannot_load_is_503_on_v1_and_v2_and_not_ready(model: str) 
     for path in (f"/v2/models/{model}/ready", "/v2/health/ready"):
         ready = api.handle("http", http_event("http", "GET", path), LambdaContext())
         assert ready["statusCode"] == 503, ready
-    answer = direct.handle_event(case["request"], LambdaContext(), api.service, None, "return")
+    answer = direct.handle_event(case["request"], LambdaContext(), api.started, "return")
     assert (answer["status"], answer["code"]) == (503, "model_unavailable"), answer
 
 
@@ -129,7 +131,7 @@ def test_a_model_that_answers_nan_is_422_non_finite_output_never_an_answer(capsy
         body = error(response, 422, "non_finite_output")
         assert [(d["instance"], d["feature"]) for d in body["details"]] == [(1, "output_0")], body
         assert "NaN or infinite" in body["details"][0]["reason"], body
-    answer = direct.handle_event(case["request"], LambdaContext(), api.service, None, "return")
+    answer = direct.handle_event(case["request"], LambdaContext(), api.started, "return")
     assert (answer["status"], answer["code"]) == (422, "non_finite_output"), answer
     # One request with one instance answered whole is still an answer.
     one = {"instances": case["request"]["instances"][:1]}
@@ -143,7 +145,7 @@ def test_errors_raised_by_our_error_types_keep_their_status() -> None:
         status = 418
         code = "teapot"
 
-    api = HttpApi(None, Settings(model_dir=ARTIFACTS), Teapot("short and stout"))
+    api = HttpApi(Started(None, Teapot("short and stout")), Settings(model_dir=ARTIFACTS))
     response = api.handle("alb", http_event("alb", "GET", "/v1/models/churn"), LambdaContext())
     assert error(response, 418, "teapot")["error"] == "short and stout"
 
@@ -169,6 +171,6 @@ def test_request_values_are_logged_only_when_asked(caplog: pytest.LogCaptureFixt
     row = dict(zoo.cases("churn")[0]["request"]["instances"][0])
     row["monthly_charges"] = 98765.4321
     settings = Settings(model_dir=ARTIFACTS, log_request_values=True)
-    api = HttpApi(open_service(settings), settings)
+    api = HttpApi(Started(open_service(settings)), settings)
     api.handle("http", http_event("http", "POST", PREDICT, {"instances": [row]}), LambdaContext())
     assert "98765.4321" in _logged(caplog)

@@ -100,7 +100,9 @@ def test_v2_metadata_of_churn_names_its_rows_tensor(functions: Functions) -> Non
 
 @pytest.mark.parametrize("trigger", HTTP_TRIGGERS)
 def test_openapi_document_is_valid_and_lists_every_route(trigger: str, app: ModuleType) -> None:
-    from handler.triggers.http.resolvers import ROUTES
+    from handler.triggers.http import endpoints_v1, endpoints_v2
+
+    ROUTES = [(r.method, r.rule) for r in endpoints_v1.ROUTES + endpoints_v2.ROUTES]
 
     response = app.lambda_handler(http_event(trigger, "GET", "/openapi.json"), LambdaContext())
     assert response["statusCode"] == 200

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from handler.bootstrap import Started
 from handler.core.artifacts import Artifacts
 from handler.core.model import LazyModel
 from handler.core.service import Service
@@ -161,7 +162,7 @@ def _api(model: str, loader: Any) -> HttpApi:
     settings = Settings(model_dir=zoo.model_dir(model))
     artifacts = Artifacts.open(settings.model_dir)
     service = Service(artifacts=artifacts, policy=settings.coerce_policy(), model=LazyModel(artifacts, loader))
-    return HttpApi(service, settings)
+    return HttpApi(Started(service), settings)
 
 
 def _nan_answers(artifacts: Artifacts) -> Any:

@@ -114,7 +114,9 @@ def test_a_preprocessing_file_from_another_format_is_refused() -> None:
 
 
 def test_preprocessing_imports_neither_tensorflow_nor_keras() -> None:
-    code = "import sys, handler.core.preprocessing; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"  # noqa: E501
+    code = (
+        "import sys, handler.core.preprocessing; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"  # noqa: E501
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -2,30 +2,26 @@
 
 Infer takes JSON, or the binary tensor data extension (a JSON header then raw tensor bytes, what
 Triton's clients send by default); outputs asked for as binary come back that way. Triton's model
-configuration, statistics and repository index extensions (`triton.py`, `inference_stats.py`) are
-answered too.
+configuration, statistics and repository index extensions (`protocols/triton.py`, `monitoring/stats.py`)
+are answered too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import metadata as package_metadata
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from handler.core.service import Service
 from handler.errors import ModelLoadError
 from handler.monitoring.stats import STATS
 from handler.protocols import oip_binary, triton
 from handler.protocols.oip import V2Protocol, without_arrays
-from handler.triggers.http.openapi import InferRequest, RepositoryIndexRequest, responses
-from handler.triggers.http.resolvers import HttpApi, current, model_load_failure, timed_predict
+from handler.triggers.http.routes import Call, Doc, Route, predicted
 
-TAGS = ["Open Inference Protocol v2"]
-TRITON = ["Triton extensions"]
+TAGS = ("Open Inference Protocol v2",)
+TRITON = ("Triton extensions",)
 # As Triton names them in its server metadata. Not model_repository: of it only the index is answered, not load.
 EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics"]
 
@@ -37,149 +33,116 @@ def _version() -> str:
         return "unknown"
 
 
-def register(app: ApiGatewayResolver, api: HttpApi) -> None:
-    """Register the OIP v2 routes on one resolver."""
+def _v2(call: Call, name: str, version: str | None) -> tuple[Service, V2Protocol]:
+    service = call.served(name, version)
+    v2 = call.api.v2
+    assert v2 is not None  # set whenever the service is
+    return service, v2
 
-    def served(name: str, version: str | None = None) -> tuple[Service, V2Protocol]:
-        service = api.require_model(current(app), name, version)
-        assert api.v2 is not None  # set whenever the service is
-        return service, api.v2
 
-    def infer(name: str, version: str | None) -> Response[Any] | dict[str, Any]:
-        service, v2 = served(name, version)
-        if api.binary is not None:
-            body, payload = api.binary
-            oip_binary.attach_data(body, payload)
-        else:
-            body = api.json_body(app)
-        req = v2.coerce(body)
-        answer, binary = v2.response(timed_predict(service, req.columns), body)
-        if not binary:
-            return without_arrays(answer)
-        raw, header_length = oip_binary.encode(
-            {k: v for k, v in answer.items() if k != "outputs"}, answer["outputs"], binary
-        )
-        headers = {"Inference-Header-Content-Length": str(header_length)}
-        return Response(200, oip_binary.BINARY_CONTENT_TYPE, raw, headers=headers)
-
-    def ready(name: str, version: str | None) -> dict[str, Any]:
-        service, _ = served(name, version)
-        failed = model_load_failure(service)
-        if failed is not None:
-            raise ModelLoadError(failed)
-        return {"name": service.name, "ready": True}
-
-    @app.get("/v2", summary="server metadata", tags=TAGS)
-    def server_metadata() -> dict[str, Any]:
-        return {"name": "skewless", "version": _version(), "extensions": EXTENSIONS}
-
-    infer_doc = responses("the output tensors")
-
-    @app.post("/v2/models/<name>/infer", summary="infer", tags=TAGS, responses=infer_doc)
-    def infer_latest(name: str, body: Annotated[InferRequest, Body()] = None) -> Any:  # type: ignore[assignment]
-        return infer(name, None)
-
-    @app.post(
-        "/v2/models/<name>/versions/<version>/infer", summary="infer with a version", tags=TAGS, responses=infer_doc
+def infer(call: Call, name: str, version: str | None = None) -> Any:
+    service, v2 = _v2(call, name, version)
+    if call.binary is not None:
+        body, payload = call.binary
+        oip_binary.attach_data(body, payload)
+    else:
+        body = call.json_body()
+    req = v2.coerce(body)
+    answer, binary = v2.response(predicted(service, req.columns), body)
+    if not binary:
+        return without_arrays(answer)
+    raw, header_length = oip_binary.encode(
+        {k: v for k, v in answer.items() if k != "outputs"}, answer["outputs"], binary
     )
-    def infer_version(name: str, version: str, body: Annotated[InferRequest, Body()] = None) -> Any:  # type: ignore[assignment]
-        return infer(name, version)
-
-    meta_doc = responses("input and output tensors", None, 404, 405, 503)
-
-    @app.get("/v2/models/<name>", summary="model metadata", tags=TAGS, responses=meta_doc)
-    def model_metadata(name: str) -> dict[str, Any]:
-        return served(name)[1].metadata()
-
-    @app.get("/v2/models/<name>/versions/<version>", summary="a version's metadata", tags=TAGS, responses=meta_doc)
-    def version_metadata(name: str, version: str) -> dict[str, Any]:
-        return served(name, version)[1].metadata()
-
-    ready_doc = responses("ready", None, 404, 405, 503)
-
-    @app.get("/v2/models/<name>/ready", summary="model ready", tags=TAGS, responses=ready_doc)
-    def model_ready(name: str) -> dict[str, Any]:
-        return ready(name, None)
-
-    @app.get("/v2/models/<name>/versions/<version>/ready", summary="a version ready", tags=TAGS, responses=ready_doc)
-    def version_ready(name: str, version: str) -> dict[str, Any]:
-        return ready(name, version)
-
-    @app.get("/v2/health/live", summary="the process answers", tags=TAGS)
-    def live() -> dict[str, Any]:
-        return {"live": True}
-
-    @app.get("/v2/health/ready", summary="artifacts verified (the model may still load lazily)", tags=TAGS)
-    def health_ready() -> Response[dict[str, Any]]:
-        if api.service is None:
-            reason = api.startup_error.message if api.startup_error else "not started"
-            return Response(503, content_types.APPLICATION_JSON, {"ready": False, "reason": reason})
-        service = api.service
-        failed = model_load_failure(service)
-        if failed is not None:  # the artifacts verified, but the model would not load: predictions answer 503
-            body = {"ready": False, "model": service.name, "model_loaded": False, "reason": failed}
-            return Response(503, content_types.APPLICATION_JSON, body)
-        body = {"ready": True, "model": service.name, "model_loaded": service.model.loaded}
-        if service.warnings:
-            body["warnings"] = service.warnings
-        return Response(200, content_types.APPLICATION_JSON, body)
-
-    @app.get("/openapi.json", include_in_schema=False)
-    def openapi() -> Response[str]:
-        return Response(200, content_types.APPLICATION_JSON, api.openapi_json(app))
-
-    _register_triton(app, api, lambda name, version=None: served(name, version)[0])
+    headers = {"Inference-Header-Content-Length": str(header_length)}
+    return Response(200, oip_binary.BINARY_CONTENT_TYPE, raw, headers=headers)
 
 
-def _register_triton(app: ApiGatewayResolver, api: HttpApi, served: Callable[..., Service]) -> None:
-    """Triton's model configuration, statistics and repository index extensions (what tritonclient calls)."""
-    config_doc = responses("Triton's ModelConfig of the served model", None, 404, 405, 503)
-    stats_doc = responses("Triton's statistics of the served model, since this container started", None, 404, 405, 503)
+def server_metadata(call: Call) -> Any:
+    return {"name": "skewless", "version": _version(), "extensions": EXTENSIONS}
 
-    def config(name: str, version: str | None) -> dict[str, Any]:
-        return triton.model_config(served(name, version), api.settings.max_batch_size)
 
-    def stats(service: Service) -> dict[str, Any]:
-        return {"model_stats": [STATS.model_stat(service)]}
+def model_metadata(call: Call, name: str, version: str | None = None) -> Any:
+    return _v2(call, name, version)[1].metadata()
 
-    @app.get("/v2/models/<name>/config", summary="model configuration (Triton)", tags=TRITON, responses=config_doc)
-    def model_config(name: str) -> dict[str, Any]:
-        return config(name, None)
 
-    @app.get(
-        "/v2/models/<name>/versions/<version>/config",
-        summary="a version's configuration (Triton)",
-        tags=TRITON,
-        responses=config_doc,
-    )
-    def version_config(name: str, version: str) -> dict[str, Any]:
-        return config(name, version)
+def model_ready(call: Call, name: str, version: str | None = None) -> Any:
+    service = call.served(name, version)
+    failed = service.load_failure()
+    if failed is not None:
+        raise ModelLoadError(failed)
+    return {"name": service.name, "ready": True}
 
-    @app.get("/v2/models/stats", summary="statistics of every model (Triton)", tags=TRITON, responses=stats_doc)
-    def all_stats() -> dict[str, Any]:
-        return stats(api.require_service())
 
-    @app.get("/v2/models/<name>/stats", summary="a model's statistics (Triton)", tags=TRITON, responses=stats_doc)
-    def model_stats(name: str) -> dict[str, Any]:
-        return stats(served(name))
+def live(call: Call) -> Any:
+    return {"live": True}
 
-    @app.get(
-        "/v2/models/<name>/versions/<version>/stats",
-        summary="a version's statistics (Triton)",
-        tags=TRITON,
-        responses=stats_doc,
-    )
-    def version_stats(name: str, version: str) -> dict[str, Any]:
-        return stats(served(name, version))
 
-    @app.post(
+def health_ready(call: Call) -> Any:
+    started = call.api.started
+    if started.service is None:
+        reason = started.error.message if started.error else "not started"
+        return Response(503, content_types.APPLICATION_JSON, {"ready": False, "reason": reason})
+    service = started.service
+    failed = service.load_failure()
+    if failed is not None:  # the artifacts verified, but the model would not load: predictions answer 503
+        body = {"ready": False, "model": service.name, "model_loaded": False, "reason": failed}
+        return Response(503, content_types.APPLICATION_JSON, body)
+    body = {"ready": True, "model": service.name, "model_loaded": service.model.loaded}
+    if service.warnings:
+        body["warnings"] = service.warnings
+    return Response(200, content_types.APPLICATION_JSON, body)
+
+
+def config(call: Call, name: str, version: str | None = None) -> Any:
+    return triton.model_config(call.served(name, version), call.api.settings.max_batch_size)
+
+
+def stats(call: Call, name: str | None = None, version: str | None = None) -> Any:
+    service = call.service() if name is None else call.served(name, version)
+    return {"model_stats": [STATS.model_stat(service)]}
+
+
+def repository_index(call: Call) -> Any:
+    service = call.service()
+    parsed = call.json_body() if call.has_body() else None  # tritonclient sends no body
+    return triton.repository_index(service, triton.index_filter(parsed))
+
+
+def openapi(call: Call) -> Any:
+    return Response(200, content_types.APPLICATION_JSON, call.api.openapi_json(call.trigger))
+
+
+_INFER = Doc("the output tensors", "InferRequest")
+_META = Doc("input and output tensors", errors=(404, 405, 503))
+_READY = Doc("ready", errors=(404, 405, 503))
+_CONFIG = Doc("Triton's ModelConfig of the served model", errors=(404, 405, 503))
+_STATS = Doc("Triton's statistics of the served model, since this container started", errors=(404, 405, 503))
+_INDEX = Doc("[{name, version, state, reason?}]", "RepositoryIndexRequest", errors=(400, 405, 413, 503))
+_NAME, _VERSION = "/v2/models/<name>", "/v2/models/<name>/versions/<version>"
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v2", server_metadata, "server metadata", TAGS),
+    Route("POST", f"{_NAME}/infer", infer, "infer", TAGS, _INFER),
+    Route("POST", f"{_VERSION}/infer", infer, "infer with a version", TAGS, _INFER),
+    Route("GET", _NAME, model_metadata, "model metadata", TAGS, _META),
+    Route("GET", _VERSION, model_metadata, "a version's metadata", TAGS, _META),
+    Route("GET", f"{_NAME}/ready", model_ready, "model ready", TAGS, _READY),
+    Route("GET", f"{_VERSION}/ready", model_ready, "a version ready", TAGS, _READY),
+    Route("GET", "/v2/health/live", live, "the process answers", TAGS),
+    Route("GET", "/v2/health/ready", health_ready, "artifacts verified (the model may still load lazily)", TAGS),
+    Route("GET", f"{_NAME}/config", config, "model configuration (Triton)", TRITON, _CONFIG),
+    Route("GET", f"{_VERSION}/config", config, "a version's configuration (Triton)", TRITON, _CONFIG),
+    Route("GET", "/v2/models/stats", stats, "statistics of every model (Triton)", TRITON, _STATS),
+    Route("GET", f"{_NAME}/stats", stats, "a model's statistics (Triton)", TRITON, _STATS),
+    Route("GET", f"{_VERSION}/stats", stats, "a version's statistics (Triton)", TRITON, _STATS),
+    Route(
+        "POST",
         "/v2/repository/index",
-        summary="the models served here, and their state (Triton)",
-        tags=TRITON,
-        responses=responses("[{name, version, state, reason?}]", None, 400, 405, 413, 503),
-    )
-    def repository_index(body: Annotated[RepositoryIndexRequest, Body()] = None) -> list[dict[str, Any]]:  # type: ignore[assignment]
-        service = api.require_service()
-        text = app.current_event.body
-        parsed = api.json_body(app) if text and not text.isspace() else None  # tritonclient sends no body
-        return triton.repository_index(service, triton.index_filter(parsed))
+        repository_index,
+        "the models served here, and their state (Triton)",
+        TRITON,
+        _INDEX,
+    ),
+    Route("GET", "/openapi.json", openapi, "this document", (), in_schema=False),
+)

@@ -1,16 +1,16 @@
 """HTTP triggers (API Gateway REST and HTTP APIs, Function URL, ALB): Powertools resolvers, one set of routes.
 
-The same routes (`routes_v1.py`: TF Serving REST; `routes_v2.py`: Open Inference Protocol v2)
-are registered on the four resolvers, so every trigger answers alike. Bodies are checked first
-(`http_body.py`: size, base64, the binary extension). Powertools' request validation is off: the
-coercer checks every body with better messages, and validating twice cost more than the model.
+The route tables (`endpoints_v1.py`: TF Serving REST; `endpoints_v2.py`: Open Inference Protocol v2) are
+registered on the four resolvers, so every trigger answers alike. Bodies are checked first (`body.py`:
+size, content coding, base64, the binary extension); a binary body travels in the resolver's context for
+that one request. Powertools' request validation is off: the coercer checks every body with better
+messages, and validating twice cost more than the model.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import zlib
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import (
@@ -22,7 +22,6 @@ from aws_lambda_powertools.event_handler import (
 )
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver, ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import (
     ALBEvent,
     APIGatewayProxyEvent,
@@ -31,16 +30,17 @@ from aws_lambda_powertools.utilities.data_classes import (
 )
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
+from handler.bootstrap import Started
 from handler.core.service import Service
-from handler.core.values import kind_of
-from handler.errors import BadRequest, NotFound, SkewlessError
-from handler.monitoring.stats import STATS
-from handler.observability import add_metric, count_internal_error, logger
+from handler.errors import NotFound, SkewlessError
+from handler.observability import count_internal_error, logger
 from handler.protocols import codings as http_codings
 from handler.protocols.oip import V2Protocol
 from handler.settings import Settings
 from handler.triggers.http import body as http_body
+from handler.triggers.http import endpoints_v1, endpoints_v2
 from handler.triggers.http.errors import MethodNotAllowed, error_response
+from handler.triggers.http.routes import Call, Route, Table
 
 HttpTrigger = Literal["rest", "http", "function_url", "alb"]
 
@@ -50,59 +50,6 @@ _RESOLVERS: dict[HttpTrigger, tuple[type[ApiGatewayResolver], type[BaseProxyEven
     "function_url": (LambdaFunctionUrlResolver, LambdaFunctionUrlEvent),
     "alb": (ALBResolver, ALBEvent),
 }
-
-# Every route, once: (method, rule in Powertools' syntax). The 405 answer is computed from this table.
-ROUTES: tuple[tuple[str, str], ...] = (
-    ("POST", "/v1/models/<name>:predict"),
-    ("POST", "/v1/models/<name>/versions/<version>:predict"),
-    ("POST", "/v1/models/<name>/labels/<label>:predict"),
-    ("POST", "/v1/models/<name>:classify"),
-    ("POST", "/v1/models/<name>/versions/<version>:classify"),
-    ("POST", "/v1/models/<name>/labels/<label>:classify"),
-    ("POST", "/v1/models/<name>:regress"),
-    ("POST", "/v1/models/<name>/versions/<version>:regress"),
-    ("POST", "/v1/models/<name>/labels/<label>:regress"),
-    ("POST", "/predict"),
-    ("GET", "/"),
-    ("GET", "/v1/models/<name>"),
-    ("GET", "/v1/models/<name>/versions/<version>"),
-    ("GET", "/v1/models/<name>/labels/<label>"),
-    ("GET", "/v1/models/<name>/metadata"),
-    ("GET", "/v1/models/<name>/versions/<version>/metadata"),
-    ("GET", "/v1/models/<name>/labels/<label>/metadata"),
-    ("GET", "/v2"),
-    ("POST", "/v2/models/<name>/infer"),
-    ("POST", "/v2/models/<name>/versions/<version>/infer"),
-    ("GET", "/v2/models/<name>"),
-    ("GET", "/v2/models/<name>/versions/<version>"),
-    ("GET", "/v2/models/<name>/ready"),
-    ("GET", "/v2/models/<name>/versions/<version>/ready"),
-    ("GET", "/v2/health/live"),
-    ("GET", "/v2/health/ready"),
-    ("GET", "/v2/models/<name>/config"),
-    ("GET", "/v2/models/<name>/versions/<version>/config"),
-    ("GET", "/v2/models/stats"),
-    ("GET", "/v2/models/<name>/stats"),
-    ("GET", "/v2/models/<name>/versions/<version>/stats"),
-    ("POST", "/v2/repository/index"),
-    ("GET", "/openapi.json"),
-)
-
-
-def _strict_regex(rule: str) -> re.Pattern[str]:
-    # Powertools lets a path parameter contain ':' (so "/v1/models/<name>" also matches
-    # "/v1/models/churn:predict"); model names never do, so for 405/404 decisions we exclude it.
-    parts = re.split(r"<\w+>", rule)
-    return re.compile("^" + "[^/:]+".join(re.escape(p) for p in parts) + "$")
-
-
-_STRICT = [(method, _strict_regex(rule)) for method, rule in ROUTES]
-
-
-def allowed_methods(path: str) -> list[str]:
-    """Methods that some route accepts on this path (empty: no route has this path)."""
-    return sorted({method for method, rx in _STRICT if rx.match(path)})
-
 
 # Answers under 1 KiB go out as they are: with their headers they fit one TCP segment (about 1,460 bytes)
 # compressed or not, so gzip would save no packet, only cost time at both ends (CloudFront's floor is 1,000 bytes).
@@ -162,49 +109,36 @@ class _RestResponseBuilder(_ResponseBuilder):
     compresses = False
 
 
-class Request:
-    """What a route and an error answer need from the current request, read from it when asked (most never are)."""
-
-    __slots__ = ("_event", "_context")
-
-    def __init__(self, event: BaseProxyEvent, context: Any) -> None:
-        self._event, self._context = event, context
-
-    @property
-    def request_id(self) -> str:
-        return str(getattr(self._context, "aws_request_id", "unknown"))
-
-    @property
-    def method(self) -> str:
-        return self._event.http_method.upper()
-
-    @property
-    def path(self) -> str:
-        return self._event.path
-
-
 class HttpApi:
-    """The four HTTP resolvers, one set of routes, bound to one service."""
+    """The four HTTP resolvers, every protocol's route table on each, bound to one service (or its startup error)."""
 
-    def __init__(self, service: Service | None, settings: Settings, startup_error: SkewlessError | None = None) -> None:
-        from handler.triggers.http import endpoints_v1 as routes_v1  # they import this module's helpers
-        from handler.triggers.http import endpoints_v2 as routes_v2
-
-        self.service = service
+    def __init__(self, started: Started, settings: Settings) -> None:
+        self.started = started
         self.settings = settings
-        self.startup_error = startup_error
-        self.v2 = V2Protocol(service) if service is not None else None
-        self.binary: tuple[dict[str, Any], bytes] | None = None  # this invocation's binary OIP body, if any
+        self.table = Table(endpoints_v1.ROUTES, endpoints_v2.ROUTES)
+        self.v2 = V2Protocol(started.service) if started.service is not None else None
         self._openapi: dict[str, str] = {}
         self.resolvers: dict[HttpTrigger, ApiGatewayResolver] = {}
-        for trigger, (resolver_class, _) in _RESOLVERS.items():
-            resolver = resolver_class(enable_validation=False, json_body_deserializer=http_body.parse_json_body)
-            # As Powertools' own Bedrock resolvers set theirs.
-            resolver._response_builder_class = _RestResponseBuilder if trigger == "rest" else _ResponseBuilder
-            routes_v1.register(resolver, self)
-            routes_v2.register(resolver, self)
+        for trigger in _RESOLVERS:
+            resolver = _resolver(trigger)
+            for route in self.table.routes:
+                resolver.route(route.rule, route.method, include_in_schema=False)(
+                    self._endpoint(resolver, trigger, route)
+                )
             register_errors(resolver, self)
             self.resolvers[trigger] = resolver
+
+    @property
+    def service(self) -> Service | None:
+        return self.started.service
+
+    def _endpoint(self, resolver: ApiGatewayResolver, trigger: HttpTrigger, route: Route) -> Callable[..., Any]:
+        def endpoint(**parameters: str) -> Any:
+            call = Call(self, trigger, resolver.current_event, resolver.lambda_context, resolver.context.get("binary"))
+            return route.endpoint(call, **parameters)
+
+        endpoint.__name__ = route.endpoint.__name__
+        return endpoint
 
     def handle(self, trigger: HttpTrigger, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """Answer one HTTP event of the given trigger, as that trigger expects the response."""
@@ -215,105 +149,34 @@ class HttpApi:
             request_id = str(getattr(context, "aws_request_id", "unknown"))
             builder: ResponseBuilder[Any] = ResponseBuilder(error_response(exc, request_id))
             return builder.build(event_class(event))
-        self.binary = body.binary
-        try:
-            return self.resolvers[trigger].resolve(body.event, context)
-        finally:
-            self.binary = None
+        resolver = self.resolvers[trigger]
+        if body.binary is not None:
+            resolver.append_context(binary=body.binary)  # this request's, cleared by Powertools when it is answered
+        return resolver.resolve(body.event, context)
 
-    # --- what routes share ---------------------------------------------------------------
+    def openapi_json(self, trigger: str) -> str:
+        """The OpenAPI document Powertools generates from the route tables (built once per trigger, when asked)."""
+        if trigger not in self._openapi:
+            from handler.triggers.http.openapi import document  # lazily: pydantic's models only for this request
 
-    def require_service(self) -> Service:
-        """The service, or the reason it could not start (artifacts invalid: 503)."""
-        if self.service is None:
-            raise self.startup_error or SkewlessError("the service is not available")
-        return self.service
-
-    def require_model(self, req: Request, name: str, version: str | None = None, label: str | None = None) -> Service:
-        """The service if `name` (and `version` or `label`) is what is served here; else 404 (405 on a route)."""
-        service = self.require_service()
-        # A parameter holding ':' is Powertools reading "versions/1:predict" as version "1:predict" on a GET route:
-        # that path is another route's, so its method is what is wrong (checked only then: it reads every route).
-        if name != service.name or ":" in f"{version or ''}{label or ''}":
-            allow = allowed_methods(req.path)
-            if allow and req.method not in allow:
-                raise MethodNotAllowed(req.method, req.path, allow)
-        if name != service.name:
-            raise NotFound(f"model '{name}' is not served here: this function serves '{service.name}'")
-        served = service.artifacts.manifest.version
-        if version is not None and version != served:
-            raise NotFound(
-                f"version {version} of model '{name}' is not served here: this function serves version {served}"
-            )
-        if label is not None and label not in self.settings.model_labels:
-            labels = ", ".join(self.settings.model_labels) or "none"
-            raise NotFound(f"label '{label}' of model '{name}' is not served here (labels: {labels}; MODEL_LABELS)")
-        return service
-
-    def json_body(self, app: ApiGatewayResolver) -> Any:
-        """The request's parsed JSON body; malformed or missing JSON is a 400 that says so."""
-        event = app.current_event
-        text = event.body
-        if not text or text.isspace():  # what strip() leaves empty, without copying a large body
-            raise BadRequest("the request has no body: send a JSON object")
-        try:
-            body = event.json_body
-        except json.JSONDecodeError as exc:
-            raise http_body.not_json(exc, event.headers.get("content-type")) from None
-        if self.settings.log_request_values:
-            logger.info("request body", extra={"body": body})
-        if not isinstance(body, dict):
-            raise BadRequest(f"the body must be a JSON object, got {kind_of(body)}")
-        return body
-
-    def openapi_json(self, resolver: ApiGatewayResolver) -> str:
-        """The OpenAPI document Powertools generates from the routes (built once per resolver)."""
-        key = type(resolver).__name__
-        if key not in self._openapi:
             m = self.service.artifacts.manifest if self.service is not None else None
-            self._openapi[key] = resolver.get_openapi_json_schema(
-                title="skewless",
-                version=m.version if m is not None else "unknown",
-                description=(
-                    f"Serves the Keras model '{m.name if m else '?'}' with the answers it gave at training time: "
-                    "TF Serving REST and the Open Inference Protocol v2."
-                ),
-            )
-        return self._openapi[key]
+            self._openapi[trigger] = document(_resolver(trigger), self.table.routes, m)  # type: ignore[arg-type]
+        return self._openapi[trigger]
 
 
-def current(app: ApiGatewayResolver) -> Request:
-    return Request(app.current_event, app.lambda_context)
-
-
-def timed_predict(service: Service, columns: dict[str, Any]) -> Any:
-    """Predict and record inference time and batch size; a batch with any row unanswerable is refused.
-
-    Every HTTP inference comes through here: it is counted, success or failure, in Triton's statistics.
-    """
-    with STATS.request(service):
-        prediction = service.run(columns)
-        prediction.raise_for_problems()
-    add_metric("InferenceTime", MetricUnit.Milliseconds, service.last.inference_seconds * 1e3)
-    add_metric("BatchSize", MetricUnit.Count, service.last.batch_size)
-    return prediction.outputs
-
-
-def model_load_failure(service: Service) -> str | None:
-    """Why the last model load failed (until one succeeds), in words safe to answer with; else None."""
-    exc = service.model.last_error
-    if exc is None or service.model.loaded:
-        return None
-    if isinstance(exc, SkewlessError):
-        return exc.message
-    return f"the last model load failed ({type(exc).__name__}); the next prediction tries again"
+def _resolver(trigger: HttpTrigger) -> ApiGatewayResolver:
+    resolver_class, _ = _RESOLVERS[trigger]
+    resolver = resolver_class(enable_validation=False, json_body_deserializer=http_body.parse_json_body)
+    # As Powertools' own Bedrock resolvers set theirs.
+    resolver._response_builder_class = _RestResponseBuilder if trigger == "rest" else _ResponseBuilder
+    return resolver
 
 
 def register_errors(app: ApiGatewayResolver, api: HttpApi) -> None:
     """Every error, on one resolver, in our shape."""
 
     def answer(exc: SkewlessError) -> Response[Any]:
-        return error_response(exc, current(app).request_id)
+        return error_response(exc, str(getattr(app.lambda_context, "aws_request_id", "unknown")))
 
     @app.exception_handler(SkewlessError)
     def skewless_error(exc: SkewlessError) -> Response[Any]:
@@ -323,11 +186,11 @@ def register_errors(app: ApiGatewayResolver, api: HttpApi) -> None:
 
     @app.not_found
     def not_found(exc: NotFoundError) -> Response[Any]:
-        req = current(app)
-        allow = allowed_methods(req.path)
-        if allow and req.method not in allow:
-            return answer(MethodNotAllowed(req.method, req.path, allow))
-        return answer(NotFound(f"no route {req.method} {req.path}: see GET /openapi.json for the routes"))
+        method, path = app.current_event.http_method.upper(), app.current_event.path
+        allow = api.table.allowed_methods(path)
+        if allow and method not in allow:
+            return answer(MethodNotAllowed(method, path, allow))
+        return answer(NotFound(f"no route {method} {path}: see GET /openapi.json for the routes"))
 
     @app.exception_handler(ServiceError)
     def service_error(exc: ServiceError) -> Response[Any]:
