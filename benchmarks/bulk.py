@@ -7,8 +7,8 @@ objects in moto's S3 server (its own process), predicts each in a fresh process 
   alone, the model alone, and each writer alone, over the same rows;
 - peak memory (the probe's own VmHWM, S3 being in another process) for 1M and for 10M rows.
 
-It writes benchmarks/bulk_results.json and fills the README's table between the `bulk-table`
-markers: rows/s, and from the measured seconds (and CPU seconds) GB-seconds and dollars per
+It writes benchmarks/bulk_results.json and prints its table (`make bench` puts the table into
+benchmarks/RESULTS.md): rows/s, and from the measured seconds (and CPU seconds) GB-seconds and dollars per
 million rows at 1,769 MB and 3,008 MB, and the time and cost of a billion rows at MaxConcurrency
 100 and 1,000. Lambda gives 1 vCPU at 1,769 MB and about 1.7 at 3,008 MB; this machine has 2
 shared cores, so a function's time there is estimated as max(wall time, CPU time / vCPUs).
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,6 @@ PRICE_PER_GB_SECOND = 0.0000166667
 PRICE_PER_REQUEST = 0.20 / 1e6
 PRICE_DATE = "2026-11-26"
 MEMORY_MB = {1769: 1.0, 3008: 3008 / 1769}  # configured MB -> vCPUs (Lambda: 1 vCPU per 1,769 MB)
-README_MARKERS = ("<!-- bulk-table:start -->", "<!-- bulk-table:end -->")
 
 
 # --- the objects ---------------------------------------------------------------------------
@@ -320,7 +318,7 @@ def costs(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(results: dict[str, Any]) -> str:
-    """The README's table, and its floor and memory lines."""
+    """The results table (RESULTS.md's "Bulk inference"), and its floor and memory lines."""
     o, f = results["objects"], results["floor"]
     lines = [
         f"Measured by `make bench` (benchmarks/bulk.py) on {results['when']} ({results['machine']}, churn on "
@@ -398,21 +396,11 @@ def _duration(hours: float) -> str:
     return f"{hours:.1f} h"
 
 
-def fill_readme(text: str, readme: Path = ROOT / "README.md") -> None:
-    start, end = README_MARKERS
-    body = readme.read_text()
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(body):
-        raise SystemExit(f"README.md has no {start} ... {end} section to fill")
-    readme.write_text(pattern.sub(lambda _: f"{start}\n{text}\n{end}", body))
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--probe", nargs=2, metavar=("NAME", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--rows", default="1000000,10000000", help="object sizes, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="runs of the smallest objects (the median is kept)")
-    parser.add_argument("--no-readme", action="store_true", help="do not fill the README's table")
     args = parser.parse_args(argv)
     if args.probe:
         name, out = args.probe
@@ -420,10 +408,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     results = run([int(n) for n in args.rows.split(",")], args.repeats)
     (HERE / "bulk_results.json").write_text(json.dumps(results, indent=1) + "\n")
-    text = table(results)
-    print(text)
-    if not args.no_readme:
-        fill_readme(text)
+    print(table(results))
 
 
 if __name__ == "__main__":

@@ -574,11 +574,10 @@ def main(argv: list[str] | None = None) -> None:
         print("S3 throughput ...", flush=True)
         results["s3"] = s3_throughput([int(n) for n in args.s3_rows.split(",")])
     if "bulk" not in skip:
-        from benchmarks import bulk  # its own probes and objects; it fills the README's bulk table
+        from benchmarks import bulk  # its own probes and objects; its table goes into RESULTS.md (report)
 
         print("bulk inference: CSV and Parquet, 1M and 10M rows ...", flush=True)
         results["bulk"] = bulk.run([int(n) for n in args.bulk_rows.split(",")], repeats=3)
-        bulk.fill_readme(bulk.table(results["bulk"]))
     if "images" not in skip:
         results["images"] = image_sizes()
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
