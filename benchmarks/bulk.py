@@ -141,8 +141,7 @@ def probe_floor() -> dict[str, float]:
     from handler.formats.base import text_coercer
     from handler.formats.csv import CsvPredictions, csv_chunks
     from handler.formats.jsonl import prediction_lines
-    from handler.formats.parquet import ParquetPredictions
-    from handler.formats.parquet import open_parquet, parquet_chunks
+    from handler.formats.parquet import ParquetPredictions, open_parquet, parquet_chunks
     from handler.settings import Settings
     from handler.triggers.s3 import job as s3
 
@@ -249,7 +248,7 @@ def run(sizes: list[int], repeats: int) -> dict[str, Any]:
     """Every object end to end (the smallest `repeats` times, the others once), the floors, the costs."""
     import boto3
 
-    from benchmarks.run import local_s3
+    from benchmarks.local_s3 import local_s3
 
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),

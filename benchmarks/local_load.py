@@ -19,13 +19,14 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks.local_s3 import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_TRACE_DISABLED": "true"}
@@ -45,12 +46,6 @@ def ensure_wrk() -> str:
     if not found:
         raise RuntimeError("apt-get installed wrk but it is not on PATH")
     return found
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -102,7 +97,7 @@ def _body() -> str:
 def local_server(seconds: int = 10, repeats: int = 3) -> dict[str, Any]:
     """Start `python -m handler serve`, measure latency and throughput with wrk, stop it."""
     wrk = ensure_wrk()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "handler", "serve", "--port", str(port)],
         cwd=ROOT,

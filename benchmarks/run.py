@@ -12,18 +12,17 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.local_s3 import local_s3
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -223,41 +222,6 @@ def target_rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
 
 
 # --- S3 throughput -------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def local_s3() -> Iterator[dict[str, str]]:
-    """moto's S3 server in its own process on 127.0.0.1, and the env that points boto3 at it."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _csv_block(rows: int) -> bytes:

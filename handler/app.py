@@ -1,7 +1,7 @@
 """The Lambda entry points: tell the trigger apart by the event's shape, hand the event to its adapter.
 
-`lambda_handler` accepts every trigger; the per-trigger handlers below skip the guessing when
-the template wires a trigger to its own function. `Function` is one deployed function (its
+`lambda_handler` accepts every trigger (the template wires it alone); the HTTP and direct handlers below skip the
+guessing for a function wired to one trigger. `Function` is one deployed function (its
 settings, its service, its HTTP API); the module builds one from the environment at import, as
 a Lambda init does, and tests build others for other models.
 """
@@ -184,5 +184,3 @@ http_api_handler = function.handler("http")
 function_url_handler = function.handler("function_url")
 alb_handler = function.handler("alb")
 direct_handler = function.handler("direct")
-s3_handler = function.handler("s3")
-sqs_handler = function.handler("sqs")

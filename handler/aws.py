@@ -12,7 +12,7 @@ import functools
 import io
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -310,8 +310,3 @@ def send_message(sqs: Any, queue_url: str, body: str, attributes: Mapping[str, s
         kwargs["MessageDeduplicationId"] = dedup_id
         kwargs["MessageGroupId"] = dedup_id
     sqs.send_message(**kwargs)
-
-
-def iter_text_lines(reader: BinaryIO) -> Iterator[str]:
-    """Decode a byte stream as UTF-8 text lines (a BOM is dropped), keeping line endings."""
-    yield from io.TextIOWrapper(reader, encoding="utf-8-sig", newline="")

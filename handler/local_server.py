@@ -64,15 +64,7 @@ def http_api_event(
     """An HTTP API payload format 2.0 event for one request, as API Gateway builds it."""
     url = urlsplit(target)
     raw_path = url.path or "/"
-    merged: dict[str, str] = {}
-    cookies: list[str] = []
-    for name, value in headers:
-        key = name.lower()
-        if key == "cookie":
-            cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            continue
-        # Format 2.0 has no multiValueHeaders: repeated headers are joined with commas.
-        merged[key] = f"{merged[key]},{value}" if key in merged else value
+    merged, cookies = _merged_headers(headers)
     now = time.time()
     event: dict[str, Any] = {
         "version": "2.0",
@@ -116,6 +108,19 @@ def http_api_event(
     else:
         event["isBase64Encoded"] = False
     return event
+
+
+def _merged_headers(headers: list[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """(headers by lower-case name, cookies): format 2.0 has no multiValueHeaders, so repeats are comma-joined."""
+    merged: dict[str, str] = {}
+    cookies: list[str] = []
+    for name, value in headers:
+        key = name.lower()
+        if key == "cookie":
+            cookies.extend(c.strip() for c in value.split(";") if c.strip())
+            continue
+        merged[key] = f"{merged[key]},{value}" if key in merged else value
+    return merged, cookies
 
 
 def http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handler.core.coerce import CoercePolicy
+from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES
 
 # The reference churn model; MODEL_DIR picks another folder of model_artifacts/ (or any export).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_artifacts" / "churn"
-DEFAULT_CUSTOM_OBJECT_MODULES = ("handler.custom_objects",)
 
 
 class SettingsError(ValueError):

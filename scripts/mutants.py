@@ -47,7 +47,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "an id equal to the Embedding's input_dim is accepted (off by one)",
         "coercion",
-        "handler/core/values.py",
+        "handler/core/value_rules.py",
         "min(hi, spec.index_range[1] - 1)",
         "min(hi, spec.index_range[1])",
         (UNIT + "/test_values.py",),
@@ -243,7 +243,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         'a {"b64"} string stays bytes, so a b64 category is taken as unseen',
         "protocols",
-        "handler/core/values.py",
+        "handler/core/value_rules.py",
         '            raise ValueError("not valid base64") from None\n    return as_text(v)',
         '            raise ValueError("not valid base64") from None\n        return v\n    return as_text(v)',
         ("tests/http/test_http_one_value_one_answer.py",),

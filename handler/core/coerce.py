@@ -21,28 +21,22 @@ from typing import Any, Literal
 
 import numpy as np
 
-from handler.core.signature import Signature
-from handler.core.values import SMALL_BATCH, Problems, ValuePolicy, kind_of, quick_batch, to_batch
+from handler.core.signature import SIGNATURE_NAME, Signature
+from handler.core.value_rules import Problems, ValuePolicy, kind_of
+from handler.core.values import SMALL_BATCH, quick_batch, to_batch
 from handler.errors import BadRequest, FieldError, InvalidInput
 
 RequestFormat = Literal["instances", "inputs"]
 TOP_LEVEL_KEYS = ("instances", "inputs", "signature_name")
 _TOP_LEVEL = frozenset(TOP_LEVEL_KEYS)
-SIGNATURE_NAME = "serving_default"  # TF Serving's name for the one signature a Keras model exports
 
 
 @dataclass(frozen=True)
-class CoercePolicy:
-    """What to do with inputs that are not plainly right. Read from settings."""
+class CoercePolicy(ValuePolicy):
+    """The value rules (`ValuePolicy`), and what to do with unknown inputs and large batches. Read from settings."""
 
-    numeric_strings: Literal["accept", "reject"] = "accept"
-    non_finite: Literal["reject", "impute"] = "reject"
     unknown_features: Literal["reject", "ignore"] = "reject"
     max_batch_size: int = 1024
-
-    @property
-    def values(self) -> ValuePolicy:
-        return ValuePolicy(numeric_strings=self.numeric_strings, non_finite=self.non_finite)
 
 
 @dataclass(frozen=True)
@@ -55,7 +49,7 @@ class CoercedRequest:
     batched: bool
 
 
-def _depth(value: Any) -> int:
+def depth(value: Any) -> int:
     """Nesting depth along first elements: 0 for a scalar (or a {"b64": ...} leaf), 1 for [1, 2], ..."""
     depth = 0
     while isinstance(value, list):
@@ -156,7 +150,7 @@ class Coercer:
             return self._columns(inputs)
         if self._ordered and isinstance(inputs, list) and len(self.names) > 1:
             # Tabular: one ordered example, or a list of them.
-            if _depth(inputs) == 1:
+            if depth(inputs) == 1:
                 return self._rows([inputs], "inputs", batched=False)
             return self._rows(inputs, "inputs", batched=True)
         if self._single is not None:
@@ -175,7 +169,7 @@ class Coercer:
         errors = self._key_errors(cols.keys(), None)
         present = [f for f in self.features if f.name in cols]
         # A value nested one level deeper than the feature's rank is a batch; as deep as its rank, one example.
-        batched_of = {f.name: _depth(cols[f.name]) > f.rank for f in present}
+        batched_of = {f.name: depth(cols[f.name]) > f.rank for f in present}
         batched = any(batched_of.values()) if present else True
         for f in present:
             if batched_of[f.name] != batched:
@@ -240,7 +234,7 @@ class Coercer:
             if errs:  # named here; the inputs it does give are still judged, so every problem is listed at once
                 problems.setdefault(i, []).extend((e.feature, e.reason) for e in errs)
             return row
-        if self._ordered and isinstance(row, list) and (single is None or _depth(row) == 1):
+        if self._ordered and isinstance(row, list) and (single is None or depth(row) == 1):
             if len(row) != len(self.names):
                 reason = (
                     f"has {len(row)} values but the model takes {len(self.names)}, "
@@ -272,7 +266,7 @@ class Coercer:
         self, values: Mapping[str, Sequence[Any]], n: int, problems: dict[int, list[tuple[str | None, str]]]
     ) -> dict[str, np.ndarray]:
         """Convert each feature's values; add its problems (a value a row did not give is not judged)."""
-        policy = self.policy.values
+        policy = self.policy
         columns: dict[str, np.ndarray] = {}
         framed_bad = set(problems)  # rows refused while framing, before any value is judged
         if not framed_bad and n <= SMALL_BATCH:

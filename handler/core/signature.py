@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 Structure = Literal["single", "list", "dict"]
+SIGNATURE_NAME = "serving_default"  # TF Serving's name for the one signature a Keras model exports
 
 # Keras dtype name -> (OIP datatype, TF Serving dtype). numpy's name is the Keras name, except "string".
 DTYPES: dict[str, tuple[str, str]] = {

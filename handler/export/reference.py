@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from handler.core.coerce import depth
 from handler.core.signature import Signature, numpy_dtype
 from handler.errors import ExportError
 
@@ -31,14 +32,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return value
-
-
-def _depth(value: Any) -> int:
-    depth = 0
-    while isinstance(value, list):
-        depth += 1
-        value = value[0] if value else None
-    return depth
 
 
 def _leafs(value: Any) -> Any:
@@ -71,7 +64,7 @@ def keras_inputs(request: Mapping[str, Any], signature: Signature) -> tuple[Any,
             if single is None:
                 raise ExportError("'inputs' of a multi-input model must be an object keyed by input name")
             given = {single.name: given}
-        batched = any(_depth(given[s.name]) > s.rank for s in specs)
+        batched = any(depth(given[s.name]) > s.rank for s in specs)
         columns = {s.name: (given[s.name] if batched else [given[s.name]]) for s in specs}
     arrays = {
         s.name: np.asarray(_leafs(columns[s.name]), dtype=numpy_dtype(s.dtype) if s.dtype != "string" else object)
@@ -137,7 +130,7 @@ def is_batched(request: Mapping[str, Any], signature: Signature) -> bool:
     given = request["inputs"]
     features = signature.features
     if isinstance(given, dict) and not (len(features) == 1 and list(given) == ["b64"]):
-        return any(_depth(given[f.name]) > f.rank for f in features if f.name in given)
+        return any(depth(given[f.name]) > f.rank for f in features if f.name in given)
     if len(features) > 1:  # tabular: one ordered example, or a list of them
-        return _depth(given) > 1
-    return _depth(given) > features[0].rank
+        return depth(given) > 1
+    return depth(given) > features[0].rank

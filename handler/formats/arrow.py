@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 
 from handler.core.coerce import Coercer
 from handler.core.signature import TensorSpec, numpy_dtype
-from handler.core.values import Coded, Problems, ValuePolicy, to_batch
+from handler.core.value_rules import Problems, ValuePolicy
+from handler.core.values import Coded, to_batch
 from handler.errors import FieldError
 from handler.formats.base import Chunk, RowError, Sink, row_order
 
@@ -38,7 +39,7 @@ def batch_chunk(
     errors: Sequence[RowError] = (),
 ) -> Chunk:
     """One batch whose columns are named by feature -> a Chunk; rows refused join `errors`, in row order."""
-    policy = coercer.policy.values
+    policy = coercer.policy
     columns: dict[str, np.ndarray] = {}
     coded: dict[str, Coded] = {}
     bad: dict[int, list[FieldError]] = {}

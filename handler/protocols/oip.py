@@ -22,10 +22,8 @@ from handler.core.answer import jsonable
 from handler.core.coerce import CoercedRequest
 from handler.core.service import Service
 from handler.core.signature import OIP_DTYPES, TensorSpec
-from handler.core.values import as_text
+from handler.core.value_rules import as_text
 from handler.errors import BadRequest, FieldError, InvalidInput
-
-NUMERIC_DATATYPES = tuple(t for t in OIP_DTYPES if t != "BYTES")
 
 
 def _flatten(data: Any) -> list[Any]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from handler.core.signature import Signature, TensorSpec
-from handler.core.values import kind_of
+from handler.core.signature import SIGNATURE_NAME, Signature, TensorSpec
+from handler.core.value_rules import kind_of
 from handler.errors import BadRequest, FieldError, InvalidInput
 
-SIGNATURE_NAME = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from handler.core.signature import TensorSpec
-from handler.core.values import MAX_REASONS, ValuePolicy, kind_of, to_batch
+from handler.core.value_rules import MAX_REASONS, ValuePolicy, kind_of
+from handler.core.values import to_batch
 
 REJECT = ValuePolicy()
 IMPUTE = ValuePolicy(non_finite="impute")

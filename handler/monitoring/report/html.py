@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import math
 from html import escape
-from typing import TYPE_CHECKING
 
 from handler.monitoring.drift import Drift, Reference
-
-if TYPE_CHECKING:
-    from handler.monitoring.report.report import Outcome
+from handler.monitoring.report.outcome import Outcome
 
 WIDTH, HEIGHT, PAD_BOTTOM, PAD_TOP = 340, 150, 34, 8
 TRAINING, SERVED, DRIFTED = "#9aa0a6", "#1a73e8", "#d93025"

@@ -1,10 +1,11 @@
 """Files of served requests -> batches of coerced features (and outputs, when the file has them).
 
 A source is a local file or every object under an S3 prefix. The format comes from the name:
-- `.csv`: a header naming the features, read by the S3 trigger's own CSV reader;
+- `.csv` and `.parquet`: read by the file formats' own readers (`handler/formats/`), the S3 trigger's,
+  streamed: a Parquet file a span of row groups at a time, through ranged reads on S3;
 - `.jsonl` / `.ndjson`: one JSON object a line: a row as `instances` takes it, a v1 body
-  (`{"instances": [...]}`), or a data capture record (`{"instance": ..., "outputs": ...}`);
-- `.parquet`: one column per feature (lists for array features).
+  (`{"instances": [...]}`), or a data capture record (`{"instance": ..., "outputs": ...}`). This one
+  is read here: a capture record carries the answers beside the row, which no request file has.
 
 Rows are coerced by the server's own rules; a row that fails is counted with its reason, not read.
 """
@@ -21,8 +22,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from handler.core.coerce import Coercer
-from handler.formats.base import FileRejected
-from handler.formats.csv import check_csv_model, csv_chunks
+from handler.formats import csv
+from handler.formats.base import Chunk, FileRejected
 
 CHUNK_ROWS = 8192
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -44,25 +45,43 @@ class Batch:
 
 @dataclass(frozen=True)
 class Source:
-    """One file: a local path, or an S3 object."""
+    """One file: a local path, or an S3 object; read as a file format reads an object (`formats.base.ObjectSource`)."""
 
     name: str
     fmt: str
     path: Path | None = None
     bucket: str = ""
     key: str = ""
+    s3: Any = field(default=None, compare=False)
 
-    def open(self, s3: Any) -> BinaryIO:
+    def stream(self, start: int = 0) -> BinaryIO:
         if self.path is not None:
             try:
-                return self.path.open("rb")
+                handle = self.path.open("rb")
             except OSError as exc:
                 raise DriftInputError(f"{self.name}: cannot be read ({exc.strerror or exc})") from None
+            handle.seek(start)
+            return handle
+        from handler import aws  # lazily: a local file needs no boto3
+
         try:
-            body = s3.get_object(Bucket=self.bucket, Key=self.key)["Body"]
+            return aws.S3Object(self.s3, self.bucket, self.key).stream(start)
         except Exception as exc:
             raise DriftInputError(f"{self.name}: cannot be read from S3 ({_aws_reason(exc)})") from None
-        return io.BufferedReader(body, buffer_size=1 << 20)
+
+    def seekable(self) -> BinaryIO:
+        if self.path is not None:
+            return self.stream()
+        from handler import aws
+
+        try:
+            return aws.S3Object(self.s3, self.bucket, self.key).seekable()
+        except Exception as exc:
+            raise DriftInputError(f"{self.name}: cannot be read from S3 ({_aws_reason(exc)})") from None
+
+    def head(self, size: int) -> bytes:
+        with self.stream() as reader:
+            return reader.read(size)
 
 
 def _format(name: str) -> str:
@@ -95,29 +114,28 @@ def sources(target: str, s3: Any = None) -> list[Source]:
         raise DriftInputError(f"{target}: cannot list the prefix ({_aws_reason(exc)})") from None
     if not keys:
         raise DriftInputError(f"{target}: no object under this prefix")
-    return [Source(f"s3://{bucket}/{k}", _format(k), bucket=bucket, key=k) for k in sorted(keys)]
+    return [Source(f"s3://{bucket}/{k}", _format(k), bucket=bucket, key=k, s3=s3) for k in sorted(keys)]
 
 
-def read(source: Source, coercer: Coercer, s3: Any = None) -> Iterator[Batch]:
+def read(source: Source, coercer: Coercer) -> Iterator[Batch]:
     """Batches of one source; DriftInputError if the file as a whole cannot be read."""
-    reader = source.open(s3)
     try:
         if source.fmt == "csv":
-            check_csv_model(coercer)
-            for chunk in csv_chunks(reader, coercer, CHUNK_ROWS):
-                reasons = [_reason(e.errors) for e in chunk.errors]
-                yield Batch(chunk.columns, len(chunk.rows), None, reasons)
+            yield from map(_batch, csv.FORMAT.read(source, coercer, CHUNK_ROWS))
         elif source.fmt == "jsonl":
-            yield from _jsonl(reader, coercer)
+            with source.stream() as reader:
+                yield from _jsonl(reader, coercer)
         else:
-            yield from _parquet(reader, coercer, source.name)
+            yield from _parquet(source, coercer)
     except FileRejected as exc:
         where = f" (line {exc.line})" if exc.line else ""
         raise DriftInputError(f"{source.name}{where}: {exc.reason}") from None
     except UnicodeDecodeError:
         raise DriftInputError(f"{source.name}: not UTF-8 text") from None
-    finally:
-        reader.close()
+
+
+def _batch(chunk: Chunk) -> Batch:
+    return Batch(chunk.columns, len(chunk.rows), None, [_reason(e.errors) for e in chunk.errors])
 
 
 def _reason(errors: list[Any]) -> str:
@@ -168,25 +186,18 @@ def _rows_batch(rows: list[Any], outputs: list[Mapping[str, Any] | None], bad: l
     return Batch(columns, len(kept), recorded, rejected)
 
 
-def _parquet(reader: BinaryIO, coercer: Coercer, name: str) -> Iterator[Batch]:
+def _parquet(source: Source, coercer: Coercer) -> Iterator[Batch]:
+    """A span of row groups at a time (the S3 trigger's reader): memory follows the span, not the file."""
+    from handler.formats.parquet import open_parquet, parquet_chunks
+
     try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DriftInputError(f"{name}: reading Parquet needs pyarrow: pip install 'skewless[report]'") from None
-    try:
-        parquet = pq.ParquetFile(io.BytesIO(reader.read()))
-    except Exception as exc:  # pyarrow's own error for a file that is not Parquet
-        raise DriftInputError(f"{name}: not a Parquet file ({str(exc).strip()[:200]})") from None
-    missing = [n for n in coercer.names if n not in parquet.schema_arrow.names]
+        parquet = open_parquet(source.seekable(), coercer)
+    except FileRejected as exc:
+        raise DriftInputError(f"{source.name}: not a Parquet file ({exc.reason[:200]})") from None
+    names = parquet.schema_arrow.names
+    missing = [n for n in coercer.names if n not in names]
     if missing:
         raise DriftInputError(
-            f"{name}: no column for feature(s) {', '.join(missing)} (columns: {', '.join(parquet.schema_arrow.names)})"
+            f"{source.name}: no column for feature(s) {', '.join(missing)} (columns: {', '.join(names)})"
         )
-    for table in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=coercer.names):
-        values = table.to_pydict()
-        n = table.num_rows
-        columns, errors, kept = coercer.coerce_values(values, n)
-        by_row: dict[int | None, list[Any]] = {}
-        for e in errors:
-            by_row.setdefault(e.instance, []).append(e)
-        yield Batch(columns, len(kept), None, [_reason(errs) for errs in by_row.values()])
+    yield from map(_batch, parquet_chunks(parquet, coercer, CHUNK_ROWS))

@@ -16,55 +16,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from handler.core.artifacts import BASELINE_FILE, Artifacts
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.monitoring.baseline import Baseline
-from handler.monitoring.drift import BINS, DriftReport, Tally
+from handler.monitoring.drift import Tally
+from handler.monitoring.report.outcome import EXAMPLES, Outcome
 from handler.monitoring.report.readers import DriftInputError, read, sources
-
-# Rows under which PSI's noise floor, about (bins - 1) / rows, nears the threshold: said in the report.
-MIN_ROWS = 1000
-EXAMPLES = 5
-
-
-@dataclass
-class Outcome:
-    """A report and what was read to make it."""
-
-    report: DriftReport
-    baseline: Baseline
-    model: str
-    version: str
-    source: str
-    files: list[str] = field(default_factory=list)
-    rejected_rows: int = 0
-    rejected_examples: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "model": self.model,
-            "version": self.version,
-            "source": self.source,
-            "files": len(self.files),
-            "rejected_rows": self.rejected_rows,
-        }
-        if self.rejected_examples:
-            out["rejected_examples"] = self.rejected_examples
-        body = self.report.to_dict()
-        if not self.report.outputs:
-            body.pop("outputs")
-            body.pop("predictions_drifted")
-        out.update(body)
-        if self.report.rows < MIN_ROWS:
-            out["warning"] = (
-                f"only {self.report.rows} rows: with {BINS} bins PSI is about {(BINS - 1) / self.report.rows:.3f} "
-                f"from sampling noise alone; judge with {MIN_ROWS} rows or more"
-            )
-        return out
 
 
 def load_baseline(artifacts: Artifacts) -> Baseline:
@@ -93,7 +54,7 @@ def compare(target: str, artifacts: Artifacts, threshold: float, s3: Any = None)
     rows, rejected = 0, 0
     examples: list[str] = []
     for source in files:
-        for batch in read(source, coercer, s3):
+        for batch in read(source, coercer):
             rejected += len(batch.rejected)
             examples += [f"{source.name}: {r}" for r in batch.rejected[: EXAMPLES - len(examples)]]
             if not batch.rows:

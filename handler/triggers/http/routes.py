@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from handler.core.service import Service
-from handler.core.values import kind_of
+from handler.core.value_rules import kind_of
 from handler.errors import BadRequest, NotFound
 from handler.monitoring.stats import STATS
 from handler.observability import logger

@@ -157,14 +157,7 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     out = output_keys(ref, settings, (fmt or jsonl.FORMAT).suffix)
     model = {"name": service.name, "version": service.artifacts.manifest.version}
     previous = _read_marker(s3, out)
-    # A redelivered event for a source and model already predicted: the outputs are there, complete.
-    if (
-        previous
-        and previous.get("status") in ("done", "rejected")
-        and ref.etag
-        and previous.get("source", {}).get("etag") == _etag(ref.etag)
-        and previous.get("model") == model
-    ):
+    if previous is not None and _redelivered(previous, ref, model):
         logger.info("already predicted, skipping redelivered event", extra={"key": ref.key})
         return previous
     counts = {"rows": 0, "predicted": 0, "errors": 0}
@@ -203,17 +196,9 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     status = "done" if rejection is None else "rejected"
     marker: dict[str, Any] = {"status": status, "source": source, "format": fmt.name if fmt else None}
     if rejection is not None:
-        # Nothing of a rejected file is published as a prediction: the one record covers every row.
         logger.warning("input file rejected", extra={"key": ref.key, "reason": rejection.reason})
         counts = {"rows": 0, "predicted": 0, "errors": 0}
-        record = RowError(None, rejection.line, [FieldError(None, rejection.feature, rejection.reason)])
-        s3.put_object(Bucket=out.bucket, Key=out.predictions, Body=_empty(fmt, service), ContentType=content_type)
-        s3.put_object(
-            Bucket=out.bucket,
-            Key=out.errors,
-            Body=record.to_json().encode() + b"\n",
-            ContentType="application/x-ndjson",
-        )
+        _write_rejection(s3, out, rejection, _empty(fmt, service), content_type)
         marker["reason"] = rejection.reason
     marker.update(counts)
     marker["outputs"] = {"bucket": out.bucket, "predictions": out.predictions, "errors": out.errors}
@@ -223,6 +208,24 @@ def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings
     metrics.add_metric(name="S3RowsRejected", unit="Count", value=counts["errors"])
     logger.info("object predicted", extra={"key": ref.key, "status": marker["status"], **counts})
     return marker
+
+
+def _redelivered(previous: dict[str, Any], ref: ObjectRef, model: dict[str, str]) -> bool:
+    """The event of a source and model already predicted: the outputs are there, complete."""
+    return bool(
+        previous.get("status") in ("done", "rejected")
+        and ref.etag
+        and previous.get("source", {}).get("etag") == _etag(ref.etag)
+        and previous.get("model") == model
+    )
+
+
+def _write_rejection(s3: Any, out: OutputKeys, rejection: FileRejected, empty: bytes, content_type: str) -> None:
+    """Nothing of a rejected file is published as a prediction: the one record covers every row."""
+    record = RowError(None, rejection.line, [FieldError(None, rejection.feature, rejection.reason)])
+    s3.put_object(Bucket=out.bucket, Key=out.predictions, Body=empty, ContentType=content_type)
+    body = record.to_json().encode() + b"\n"
+    s3.put_object(Bucket=out.bucket, Key=out.errors, Body=body, ContentType="application/x-ndjson")
 
 
 def _empty(fmt: Format | None, service: Service) -> bytes:
