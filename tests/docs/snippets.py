@@ -7,7 +7,7 @@ A block is run as a reader pastes it unless the line before its fence says other
     <!-- snippet: output -->        not code: a drawing, a log, the shape of an answer (```json must parse)
     <!-- snippet: clients-venv -->  Python run by .venv-clients' interpreter (tritonclient, the KServe SDK)
 
-An unmarked block must be one this module can run; `blocks()` reports it otherwise. In a shell block
+An unmarked block must be one this module can run (`Block.kind` says why not, otherwise). In a shell block
 `# -> EXPECTED` after a command, and in a Python block `# -> EXPECTED` at the end of a line, is what the
 command prints: JSON compared value by value (numbers within the golden tolerance), or text; `...` stands
 for anything (a value, the rest of an object or list, part of a line).
@@ -45,7 +45,7 @@ class Command:
 
     text: str
     line: int
-    expected: str | None = None
+    expected: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -84,7 +84,7 @@ def blocks(path: Path) -> list[Block]:
     i = 0
     while i < len(lines):
         m = _FENCE.match(lines[i])
-        if not m or not m["lang"] and _closes_nothing(lines, i):
+        if not m:
             i += 1
             continue
         end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == m["fence"]), None)
@@ -96,17 +96,13 @@ def blocks(path: Path) -> list[Block]:
         marker = _MARKER.match(before)
         kind = marker["kind"] if marker else None
         if kind is not None and kind not in MARKERS:
-            raise ValueError(f"{path.name}:{i}: unknown snippet marker {kind!r} (known: {', '.join(MARKERS)})")
+            raise ValueError(f"{path.name}:{i + 1}: unknown snippet marker {kind!r} (known: {', '.join(MARKERS)})")
         block = Block(path, i + 1, m["lang"].lower(), body, kind)
         if block.lang in SHELLS:
             block.commands = shell_commands(body, i + 2)
         found.append(block)
         i = end + 1
     return found
-
-
-def _closes_nothing(lines: list[str], i: int) -> bool:
-    return False
 
 
 def stray_markers(path: Path) -> list[int]:
@@ -129,7 +125,7 @@ def shell_commands(text: str, first_line: int) -> list[Command]:
     for n, raw in enumerate(text.splitlines(), start=first_line):
         stripped = raw.strip()
         if not pending and stripped.startswith("# ->") and commands:
-            commands[-1].expected = stripped[len("# ->") :].strip()
+            commands[-1].expected.append(stripped[len("# ->") :].strip())
             continue
         if not pending and (not stripped or stripped.startswith("#")):
             continue
@@ -145,13 +141,20 @@ def shell_commands(text: str, first_line: int) -> list[Command]:
 
 def words(command: str) -> list[list[str]]:
     """A command's simple commands (split at |, &&, ||, ;), each as words without leading VAR=value."""
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|")
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
     lexer.whitespace_split = True
     lexer.commenters = "#"
     parts: list[list[str]] = [[]]
+    redirect = False
     for token in lexer:
-        if token and set(token) <= set(";&|"):
-            parts.append([])
+        if redirect:  # the file or descriptor a redirection names
+            redirect = False
+        elif token in ("<(", "$(") or (token and set(token) <= set(";&|()")):
+            parts.append([])  # a separator, or a command substituted into this one
+        elif token and set(token) <= set("<>&"):
+            redirect = True  # `>`, `2>&1`'s `>&`: what follows is not a word of the command
+            if parts[-1] and parts[-1][-1].isdigit():
+                parts[-1].pop()
         elif not parts[-1] and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", token):
             continue  # an environment assignment before the program
         else:
@@ -221,12 +224,17 @@ ANY = "\u2026any"  # a value (or, as a key, the rest of an object; as a last ite
 def pattern(text: str) -> Any:
     """An expected answer: JSON (with `...` wildcards) as a value, or a text pattern as a compiled regex."""
     if not text.startswith(("{", "[")):
-        parts = [re.escape(p) for p in text.split("...")]
-        return re.compile(r"\s*" + ".*".join(parts) + r"\s*")
-    marked = re.sub(r",\s*\.\.\.\s*}", f', "{ANY}": null}}', text)
+        return glob(text)
+    marked = re.sub(r"\{\s*\.\.\.\s*\}|\[\s*\.\.\.\s*\]", f'"{ANY}"', text)
+    marked = re.sub(r",\s*\.\.\.\s*}", f', "{ANY}": null}}', marked)
     marked = re.sub(r",\s*\.\.\.\s*]", f', "{ANY}"]', marked)
     marked = re.sub(r"(?<![\"\w])\.\.\.(?![\"\w])", f'"{ANY}"', marked)
     return json.loads(marked)
+
+
+def glob(text: str) -> re.Pattern[str]:
+    """A line of text in which `...` stands for anything."""
+    return re.compile(r"\s*" + ".*".join(re.escape(p) for p in text.split("...")) + r"\s*", re.S)
 
 
 def parse_output(text: str) -> Any:
@@ -259,6 +267,8 @@ def matches(expected: Any, actual: Any, atol: float, rtol: float) -> bool:
         if len(actual) < len(items) or (items is expected and len(actual) != len(items)):
             return False
         return all(matches(e, a, atol, rtol) for e, a in zip(items, actual, strict=False))
+    if isinstance(expected, str) and "..." in expected:
+        return isinstance(actual, str) and bool(glob(expected).fullmatch(actual))
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected == actual
     if isinstance(expected, (int, float)) and isinstance(actual, (int, float)):
@@ -266,12 +276,21 @@ def matches(expected: Any, actual: Any, atol: float, rtol: float) -> bool:
     return bool(expected == actual)
 
 
+def documents(output: str) -> list[Any]:
+    """The values printed: the whole output, each line, and each JSON document that starts a line."""
+    found = [parse_output(output)] + [parse_output(line) for line in output.splitlines() if line.strip()]
+    decoder = json.JSONDecoder()
+    for m in re.finditer(r"^[\[{]", output, re.M):
+        try:
+            found.append(decoder.raw_decode(output, m.start())[0])
+        except json.JSONDecodeError:
+            continue
+    return [d for d in found if d is not None]
+
+
 def output_matches(expected_text: str, output: str, atol: float, rtol: float) -> bool:
-    """A command's whole output, or one of its lines, is what the docs show."""
+    """Some line of a command's output, or a value it printed, is what the docs show."""
     want = pattern(expected_text)
     if isinstance(want, re.Pattern):
         return any(want.fullmatch(line) for line in output.splitlines())
-    whole = parse_output(output)
-    if whole is not None and matches(want, whole, atol, rtol):
-        return True
-    return any(matches(want, parse_output(line), atol, rtol) for line in output.splitlines() if line.strip())
+    return any(matches(want, doc, atol, rtol) for doc in documents(output))
