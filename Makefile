@@ -50,7 +50,7 @@ test: install sam-cli clients  ## every test, as CI runs them (the sam ones star
 	$(PY) -m pytest
 
 test-sam: install sam-cli  ## only the `sam build` / `sam local` tests
-	$(PY) -m pytest -m sam tests/sam
+	$(PY) -m pytest -m sam tests/env/sam
 
 validate: sam-cli  ## sam validate --lint
 	$(SAM) validate --lint

@@ -20,11 +20,11 @@ class Mutant:
     tests: tuple[str, ...]
 
 
-UNIT = "tests/unit"
+CORE = "tests/core"
 GOLDEN = "tests/golden/test_golden.py"
-S3 = "tests/integration/test_s3_source.py"
-EVERY = "tests/integration/test_every_model.py"
-SQS = "tests/integration/test_sqs_source.py"
+S3 = "tests/triggers/s3/test_s3_source.py"
+EVERY = "tests/triggers/s3/test_every_model.py"
+SQS = "tests/triggers/test_sqs.py"
 
 MUTANTS: tuple[Mutant, ...] = (
     # --- coercion ---------------------------------------------------------------------------
@@ -34,7 +34,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/coerce.py",
         "return dict(zip(self.names, row, strict=True))",
         "return dict(zip(sorted(self.names), row, strict=True))",
-        (UNIT + "/test_coerce.py", GOLDEN),
+        (CORE + "/test_coerce.py", GOLDEN),
     ),
     Mutant(
         "a fraction for an int input is truncated on the fast path",
@@ -42,7 +42,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/values.py",
         "return bool((arr == np.floor(arr)).all() and (np.abs(arr, dtype=np.float64) <= _EXACT_INT).all())",
         "return bool((np.abs(arr, dtype=np.float64) <= _EXACT_INT).all())",
-        (UNIT + "/test_values.py",),
+        (CORE + "/test_values.py",),
     ),
     Mutant(
         "an id equal to the Embedding's input_dim is accepted (off by one)",
@@ -50,7 +50,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/value_rules.py",
         "min(hi, spec.index_range[1] - 1)",
         "min(hi, spec.index_range[1])",
-        (UNIT + "/test_values.py",),
+        (CORE + "/test_values.py",),
     ),
     Mutant(
         "NaN passes the fast path",
@@ -58,7 +58,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/values.py",
         "        if not np.isfinite(arr).all():\n            return None\n",
         "",
-        (UNIT + "/test_values.py",),
+        (CORE + "/test_values.py",),
     ),
     # --- preprocessing ----------------------------------------------------------------------
     Mutant(
@@ -83,7 +83,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/preprocessing.py",
         "            known = idx >= 0\n",
         "            idx = np.maximum(idx, 0)\n            known = idx >= 0\n",
-        (GOLDEN, UNIT + "/test_preprocessing.py"),
+        (GOLDEN, CORE + "/test_preprocessing.py"),
     ),
     Mutant(
         "one example with an unseen category lights the first known column (the few-rows path)",
@@ -100,7 +100,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/answer.py",
         "return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]",
         "return columns",
-        (GOLDEN, UNIT + "/test_answer.py"),
+        (GOLDEN, CORE + "/test_answer.py"),
     ),
     Mutant(
         "one example without the batch axis is answered with it",
@@ -133,7 +133,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/formats/arrow.py",
         "{name: (codes[keep], levels) for name, (codes, levels) in coded.items()}",
         "{name: (codes, levels) for name, (codes, levels) in coded.items()}",
-        (UNIT,),
+        ("tests/formats",),
     ),
     Mutant(
         "rejected rows are not written to the errors object",
@@ -149,7 +149,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/triggers/s3/job.py",
         "        n_good = len(rows)\n    if errors:\n        behind.submit(errs.write,",
         "        n_good = len(rows)\n        if errors:\n            behind.submit(errs.write,",
-        ("tests/integration/test_s3_refused_chunks.py",),
+        ("tests/triggers/s3/test_s3_refused_chunks.py",),
     ),
     Mutant(
         "rows the model answered NaN for are published as predictions",
@@ -183,7 +183,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/artifacts.py",
         "if (model_dir / fname).exists() and fname not in self.files:",
         "if False and (model_dir / fname).exists() and fname not in self.files:",
-        (UNIT + "/test_artifacts.py",),
+        (CORE + "/test_artifacts.py",),
     ),
     Mutant(
         "model.tflite's hash is not checked",
@@ -191,7 +191,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/artifacts.py",
         "            if actual != expected:",
         '            if actual != expected and fname != "model.tflite":',
-        (UNIT + "/test_artifacts.py",),
+        (CORE + "/test_artifacts.py",),
     ),
     Mutant(
         "a manifest may name a file outside its folder",
@@ -207,7 +207,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/model_store.py",
         "hashlib.sha256(manifest_bytes).hexdigest()[:16]",
         "hashlib.sha256(uri.encode()).hexdigest()[:16]",
-        ("tests/faults/test_model_reexport.py",),
+        ("tests/bootstrap/test_model_reexport.py",),
     ),
     # --- IAM --------------------------------------------------------------------------------
     Mutant(
@@ -246,7 +246,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/core/value_rules.py",
         '            raise ValueError("not valid base64") from None\n    return as_text(v)',
         '            raise ValueError("not valid base64") from None\n        return v\n    return as_text(v)',
-        ("tests/http/test_http_one_value_one_answer.py",),
+        ("tests/triggers/http/test_http_one_value_one_answer.py",),
     ),
     Mutant(
         "OIP BYTES sent as binary data are not decoded to text (the one-tensor form's numbers refused)",
@@ -254,7 +254,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/protocols/oip.py",
         "flat = [as_text(v) for v in flat]",
         "flat = list(flat)",
-        ("tests/http/test_http_one_value_one_answer.py",),
+        ("tests/triggers/http/test_http_one_value_one_answer.py",),
     ),
     Mutant(
         "a CSV's True/False cells refused for a number feature",
@@ -262,7 +262,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/formats/arrow.py",
         "            if digits is not None:  # it has no true/false word left: this recursion ends\n",
         "            if False:\n",
-        ("tests/http/test_http_one_value_one_answer.py",),
+        ("tests/triggers/http/test_http_one_value_one_answer.py",),
     ),
     Mutant(
         "BYTES element lengths of the binary tensor extension read big-endian",
@@ -270,7 +270,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/protocols/oip_binary.py",
         '(size,) = struct.unpack_from("<I", raw, pos)',
         '(size,) = struct.unpack_from(">I", raw, pos)',
-        ("tests/http/test_http_binary.py",),
+        ("tests/triggers/http/test_http_binary.py",),
     ),
     Mutant(
         "a direct invoke that cannot be answered returns an error object as a success",
@@ -278,6 +278,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "handler/triggers/direct.py",
         'return body if mode == "return" else Failure(_typed(exc.status)(json.dumps(body)))',
         "return body",
-        ("tests/faults/test_model_loading_faults.py",),
+        ("tests/bootstrap/test_model_loading_faults.py",),
     ),
 )

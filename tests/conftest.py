@@ -23,6 +23,9 @@ hypothesis_settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI") == "true":
     hypothesis_settings.load_profile("ci")
 
+# Fixtures shared by several suites: the local S3/SQS server, the fault tools, Functions per model, Map batches.
+pytest_plugins = ["tests.support.moto_s3", "tests.support.faults", "tests.support.functions", "tests.support.batches"]
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "model_artifacts" / "churn"  # the reference model; tests.support.zoo has them all
 EVENTS = ROOT / "events"

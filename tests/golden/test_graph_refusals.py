@@ -21,7 +21,7 @@ from handler.app import Function
 from handler.export import export_model
 from handler.settings import Settings
 from tests.conftest import LambdaContext
-from tests.http.http_events import body_of, http_event
+from tests.support.http_events import body_of, http_event
 
 pytestmark = pytest.mark.slow
 

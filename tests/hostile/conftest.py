@@ -10,16 +10,14 @@ import logging
 import math
 import re
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT
 from tests.hostile.bad_input import CODES
-from tests.http.functions import FUNCTIONS, Functions
-from tests.http.http_events import body_of
 from tests.support import zoo
+from tests.support.http_events import body_of
 
 # What an answer or a log line must never show: a stack trace or a file path of the server.
 _LEAK = re.compile(
@@ -34,18 +32,6 @@ PROTOCOL_NAMES = {"instances", "inputs", "signature_name", "name", "shape", "dat
 def leaks(text: str) -> list[str]:
     """Stack-trace and file-path fragments found in `text`."""
     return [m.group(0) for m in _LEAK.finditer(text)]
-
-
-@pytest.fixture(scope="session")
-def app() -> ModuleType:
-    import handler.app
-
-    return handler.app
-
-
-@pytest.fixture(scope="session")
-def functions() -> Functions:
-    return FUNCTIONS
 
 
 def _walk(value: Any, key: str | None = None) -> Iterator[tuple[str | None, Any]]:

@@ -26,8 +26,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from tests.http.golden_requests import rows_of
 from tests.support import zoo
+from tests.support.golden_requests import rows_of
 
 OIP = {"float64": "FP64", "float32": "FP32", "string": "BYTES", "uint8": "UINT8", "int32": "INT32"}
 LIMITS = {"uint8": (0, 255), "int32": (-(2**31), 2**31 - 1)}

@@ -27,9 +27,9 @@ from tests.conftest import LambdaContext
 from tests.hostile.bad_input import CODES
 from tests.hostile.conftest import check_error
 from tests.hostile.status_oracle import MAX_DEPTH, depth, no_twice  # README: nesting over 32 levels is a 400
-from tests.http.functions import FUNCTIONS
-from tests.http.http_events import body_of, http_event
 from tests.support import zoo
+from tests.support.functions import FUNCTIONS
+from tests.support.http_events import body_of, http_event
 
 MODELS = ("churn", "recommender")
 V1_KEYS = {"instances", "inputs", "signature_name"}

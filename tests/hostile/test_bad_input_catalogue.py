@@ -15,9 +15,9 @@ from tests.conftest import ROOT, LambdaContext
 from tests.hostile.bad_input import CODES, BadInput
 from tests.hostile.catalogue import CATALOGUE
 from tests.hostile.conftest import check_error, leaks, log_records, quoted, request_values
-from tests.http.functions import Functions
-from tests.http.http_events import body_of, header, http_event
 from tests.support import zoo
+from tests.support.functions import Functions
+from tests.support.http_events import body_of, header, http_event
 
 COUNTS = ROOT / ".work" / "hostile_counts.json"
 
@@ -120,7 +120,7 @@ def _record(data: dict[str, Any], path: Path = COUNTS) -> None:
 def test_a_golden_example_of_each_catalogue_model_is_answered() -> None:
     """The zoo entries alter a golden example: unaltered, that example is valid (so the 422s are the alteration's)."""
     from tests.hostile.zoo_bodies import example
-    from tests.http.functions import FUNCTIONS
+    from tests.support.functions import FUNCTIONS
 
     for model in zoo.ZOO:
         response = FUNCTIONS.http(model, "POST", f"/v1/models/{model}:predict", {"instances": [example(model)] * 2})

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from tests.hostile.conftest import check_error
 from tests.hostile.mutations import Body, as_columns, as_instances, as_v2, expected_breaks, near_valid, specs
-from tests.http.functions import FUNCTIONS
-from tests.http.golden_requests import rows_of
-from tests.http.http_events import body_of
 from tests.support import zoo
+from tests.support.functions import FUNCTIONS
+from tests.support.golden_requests import rows_of
+from tests.support.http_events import body_of
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
@@ -61,7 +61,7 @@ def _check_v1(body: Body, response: dict[str, Any], text: str, key: str) -> None
         got = named.get(i, set())
         if body.key_errors[i] and any(body.v1_breaks):
             # A row with a missing or unknown key: those keys at least (its values may wait; see
-            # tests/http/test_http_errors_422.py for the documented "every problem" promise).
+            # tests/triggers/http/test_http_errors_422.py for the documented "every problem" promise).
             assert body.key_errors[i] <= got <= broken, f"{what}: row {i} named {got}, broken {broken}"
         else:
             assert got == broken, f"{what}: row {i} named {got}, broken {broken}: {err['details']!r:.600}"

@@ -20,9 +20,9 @@ from tests.conftest import LambdaContext
 from tests.hostile.bad_input import SECRET_NUMBER, SECRET_TEXT
 from tests.hostile.catalogue import PREDICT, ROW
 from tests.hostile.conftest import check_error, leaks, log_records
-from tests.http.functions import FUNCTIONS
-from tests.http.http_events import body_of, http_event
 from tests.support import zoo
+from tests.support.functions import FUNCTIONS
+from tests.support.http_events import body_of, http_event
 
 SECRET_PATH = "/opt/ml/private/churn-model/weights.h5"
 

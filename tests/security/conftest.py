@@ -1,8 +1,1 @@
-"""Security tests reuse the fault fixtures: the local S3 server, the app started with chosen settings."""
-
-from tests.faults.conftest import (  # noqa: F401
-    bucket,
-    moto_endpoint,
-    s3,
-    start_app,
-)
+"""Security tests use the shared fault fixtures (the local S3 server, the app started with chosen settings)."""

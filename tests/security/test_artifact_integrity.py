@@ -15,9 +15,9 @@ from handler.core.artifacts import Artifacts
 from handler.core.model import load_tensorflow_forward
 from handler.errors import ArtifactError, ModelLoadError
 from handler.settings import Settings
-from tests.faults.conftest import rehash
-from tests.faults.test_model_loading_faults import PREDICT, assert_down, call, from_s3, upload_artifacts
+from tests.bootstrap.test_model_loading_faults import PREDICT, assert_down, call, from_s3, upload_artifacts
 from tests.support import zoo
+from tests.support.faults import rehash
 
 
 def test_a_model_with_a_python_lambda_layer_is_refused_by_safe_mode(

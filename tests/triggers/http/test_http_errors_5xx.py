@@ -1,0 +1,176 @@
+"""Faults of ours (500), artifacts or a model that cannot serve (503), a model that answers NaN (422
+non_finite_output, never an answer), unmapped error types; and what the logs keep of a rejected request."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from handler.bootstrap import Started, open_service
+from handler.core.artifacts import Artifacts
+from handler.core.model import LazyModel
+from handler.core.service import Service
+from handler.errors import ArtifactError, ModelLoadError, SkewlessError
+from handler.settings import Settings
+from handler.triggers import direct
+from handler.triggers.http.resolvers import HttpApi
+from tests.conftest import ARTIFACTS, LambdaContext
+from tests.support import zoo
+from tests.support.functions import Functions, infer_path, predict_path
+from tests.support.golden_requests import v2_infer_body
+from tests.support.http_events import HTTP_TRIGGERS, body_of, http_event
+from tests.triggers.http.test_http_errors import error
+
+PREDICT = predict_path("churn")
+
+
+class _Broken(Exception):
+    """Stands for a bug of ours deep in the model runtime."""
+
+
+def _api_with_loader(model: str, loader: Callable[[Artifacts], Any], **settings: Any) -> HttpApi:
+    s = Settings(model_dir=zoo.model_dir(model), **settings)
+    artifacts = Artifacts.open(s.model_dir)
+    return HttpApi(
+        Started(Service(artifacts=artifacts, policy=s.coerce_policy(), model=LazyModel(artifacts, loader))), s
+    )
+
+
+def _broken_loader(artifacts: Artifacts) -> Any:
+    def forward(inputs: Any) -> Any:
+        raise _Broken("secret internals /opt/python/site-packages/foo.py line 42")
+
+    return forward
+
+
+@pytest.mark.parametrize("model", ["churn", "recommender"])
+def test_our_own_fault_is_500_with_request_id_and_no_stack_trace(model: str, caplog: pytest.LogCaptureFixture) -> None:
+    api = _api_with_loader(model, _broken_loader)
+    for trigger in HTTP_TRIGGERS:
+        context = LambdaContext()
+        event = http_event(trigger, "POST", predict_path(model), zoo.cases(model)[0]["request"])
+        response = api.handle(trigger, event, context)  # type: ignore[arg-type]
+        body = error(response, 500, "internal_error")
+        assert body == {
+            "error": "internal error: this is a fault of the service, not of the request",
+            "code": "internal_error",
+            "request_id": context.aws_request_id,
+        }
+    # ...the stack trace is in the log, for us.
+    assert any(r.exc_info and r.exc_info[0] is _Broken for r in caplog.records)
+
+
+def _copy(model: str, tmp_path: Path) -> Path:
+    dst = tmp_path / model
+    shutil.copytree(zoo.model_dir(model), dst)
+    return dst
+
+
+@pytest.mark.parametrize(("model", "changed"), [("churn", "preprocessing.json"), ("digits", "golden.json")])
+def test_invalid_artifacts_answer_503_and_not_ready(model: str, changed: str, tmp_path: Path) -> None:
+    folder = _copy(model, tmp_path)
+    (folder / changed).write_text((folder / changed).read_text() + " ")
+    settings = Settings(model_dir=folder)
+    with pytest.raises(ArtifactError) as caught:
+        open_service(settings)
+    api = HttpApi(Started(None, caught.value), settings)
+    case = zoo.cases(model)[0]
+    v2 = v2_infer_body(model, case)
+    requests = ((predict_path(model), case["request"]), ("/predict", case["request"]), (infer_path(model), v2))
+    for path, request in requests:
+        response = api.handle("http", http_event("http", "POST", path, request), LambdaContext())
+        body = error(response, 503, "artifacts_invalid")
+        assert f"{changed} does not match manifest.json" in body["error"] and body["request_id"], body
+        assert str(tmp_path) not in response["body"], "the 503 shows the server's path"
+    ready = api.handle("http", http_event("http", "GET", "/v2/health/ready"), LambdaContext())
+    assert ready["statusCode"] == 503 and changed in body_of(ready)["reason"], ready
+    live = api.handle("http", http_event("http", "GET", "/v2/health/live"), LambdaContext())
+    assert live["statusCode"] == 200
+
+
+def _cannot_load(artifacts: Artifacts) -> Any:
+    raise ModelLoadError("the model uses custom object(s) skewless>Temperature that are not registered")
+
+
+@pytest.mark.parametrize("model", ["churn", "reviews"])
+def test_a_model_that_cannot_load_is_503_on_v1_and_v2_and_not_ready(model: str) -> None:
+    api = _api_with_loader(model, _cannot_load)
+    case = next(c for c in zoo.cases(model) if v2_infer_body(model, c) is not None)
+    for path, request in ((predict_path(model), case["request"]), (infer_path(model), v2_infer_body(model, case))):
+        response = api.handle("http", http_event("http", "POST", path, request), LambdaContext())
+        body = error(response, 503, "model_unavailable")
+        assert "skewless>Temperature" in body["error"], body
+    for path in (f"/v2/models/{model}/ready", "/v2/health/ready"):
+        ready = api.handle("http", http_event("http", "GET", path), LambdaContext())
+        assert ready["statusCode"] == 503, ready
+    answer = direct.handle_event(case["request"], LambdaContext(), api.started, "return")
+    assert (answer["status"], answer["code"]) == (503, "model_unavailable"), answer
+
+
+def _nan_for_the_second_row(artifacts: Artifacts) -> Any:
+    def forward(inputs: Any) -> Any:
+        n = len(next(iter(inputs.values())))
+        out = np.full((n, 1), 0.25, dtype=np.float32)
+        if n > 1:
+            out[1, 0] = np.nan
+        return {"output_0": out}
+
+    return forward
+
+
+def test_a_model_that_answers_nan_is_422_non_finite_output_never_an_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_loader("churn", _nan_for_the_second_row)
+    case = next(c for c in zoo.cases("churn") if c["name"] == "batch_of_32_shuffled_keys")
+    for path, request in ((PREDICT, case["request"]), (infer_path("churn"), v2_infer_body("churn", case))):
+        response = api.handle("http", http_event("http", "POST", path, request), LambdaContext())
+        body = error(response, 422, "non_finite_output")
+        assert [(d["instance"], d["feature"]) for d in body["details"]] == [(1, "output_0")], body
+        assert "NaN or infinite" in body["details"][0]["reason"], body
+    answer = direct.handle_event(case["request"], LambdaContext(), api.started, "return")
+    assert (answer["status"], answer["code"]) == (422, "non_finite_output"), answer
+    # One request with one instance answered whole is still an answer.
+    one = {"instances": case["request"]["instances"][:1]}
+    response = api.handle("http", http_event("http", "POST", PREDICT, one), LambdaContext())
+    assert response["statusCode"] == 200 and body_of(response) == {"predictions": [[0.25]]}, response
+
+
+def test_errors_raised_by_our_error_types_keep_their_status() -> None:
+    # A SkewlessError subclass nobody mapped still answers with its own status, in our shape.
+    class Teapot(SkewlessError):
+        status = 418
+        code = "teapot"
+
+    api = HttpApi(Started(None, Teapot("short and stout")), Settings(model_dir=ARTIFACTS))
+    response = api.handle("alb", http_event("alb", "GET", "/v1/models/churn"), LambdaContext())
+    assert error(response, 418, "teapot")["error"] == "short and stout"
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+
+
+def test_error_messages_are_not_logged_with_request_values(
+    functions: Functions, caplog: pytest.LogCaptureFixture
+) -> None:
+    row = dict(zoo.cases("churn")[0]["request"]["instances"][0])
+    row["payment_method"] = 12345.678  # values we can look for in the logs
+    row["monthly_charges"] = 98765.4321
+    response = functions.http("churn", "POST", PREDICT, {"instances": [row]})
+    assert response["statusCode"] == 422, response["body"]
+    logged = _logged(caplog)
+    assert "98765.4321" not in logged and "12345.678" not in logged, logged
+    assert "invalid_input" in logged  # the rejection itself is logged
+
+
+def test_request_values_are_logged_only_when_asked(caplog: pytest.LogCaptureFixture) -> None:
+    row = dict(zoo.cases("churn")[0]["request"]["instances"][0])
+    row["monthly_charges"] = 98765.4321
+    settings = Settings(model_dir=ARTIFACTS, log_request_values=True)
+    api = HttpApi(Started(open_service(settings)), settings)
+    api.handle("http", http_event("http", "POST", PREDICT, {"instances": [row]}), LambdaContext())
+    assert "98765.4321" in _logged(caplog)
