@@ -2,7 +2,7 @@
 # build the same file on a local Debian image (BASE_IMAGE=...), where awslambdaric is the entry
 # point. The build fails unless every golden case gives the outputs recorded at training time.
 #
-# Optional inputs in build-inputs/ (see README, "Container image"): extra CA certificates
+# Optional inputs in build-inputs/ (see docs/deploy.md): extra CA certificates
 # (ca-certificates/*.crt) and an offline wheelhouse (wheelhouse/*.whl).
 ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.11
 # tensorflow: TensorFlow and LiteRT installed, SERVING_RUNTIME=auto picks per the manifest.

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from handler.bootstrap import open_service  # noqa: E402
 from handler.core.golden import replay, table  # noqa: E402
 from handler.errors import SkewlessError  # noqa: E402
-from handler.settings import Settings  # noqa: E402
+from handler.settings import Settings, SettingsError  # noqa: E402
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     except SkewlessError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except SettingsError as exc:  # an environment variable we cannot use: its name and why, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 A CSV needs a header naming every feature (any order) and suits models whose features are all
 scalars, or of shape [1] (tabular models). The header is read here, with the standard library, so a missing,
 repeated or unknown column rejects the file by name before any row is parsed. The rows are then
-streamed by `pyarrow.csv.open_csv` in blocks, every cell read as text; `arrow_columns` casts the
+streamed by `pyarrow.csv.open_csv` in blocks, every cell read as text; `formats/arrow.py` casts the
 numbers with `pyarrow.compute` and judges what does not cast with the coercer, cell by cell.
 Cells are text by nature, so numbers are parsed from them whatever NUMERIC_STRINGS says.
 

@@ -34,7 +34,7 @@ def open_parquet(source: Any, coercer: Coercer | None = None) -> pq.ParquetFile:
     """A Parquet file's footer read; FileRejected if it is not Parquet.
 
     Text features are read as dictionaries: their values are decoded once per distinct value,
-    and judged once each (`arrow_columns`), not once per row.
+    and judged once each (`formats/arrow.py`), not once per row.
     """
     text = [f.name for f in coercer.features if f.kind == "string" and f.rank == 0] if coercer is not None else None
     try:

@@ -1,7 +1,7 @@
 """Triton's statistics extension (`GET /v2/models[/{name}[/versions/{v}]]/stats`): counts and times per model.
 
 Every HTTP inference (TF Serving predict, classify and regress, OIP v2 infer) goes through
-`api.timed_predict`, which records it here with `STATS.request`. The counts live as long as the
+`triggers/http/routes.predicted`, which records it here with `STATS.request`. The counts live as long as the
 process, so on Lambda they are per container (Triton's are per server, since it started).
 
 What each field holds, by Triton's definitions:

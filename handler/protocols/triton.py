@@ -7,7 +7,7 @@
   `[n, 1]` for it too).
 - `POST /v2/repository/index` lists the one model this function serves, READY unless its last
   load failed (UNAVAILABLE, with the reason), as Triton lists a repository's models.
-The statistics extension is `inference_stats.py`.
+The statistics extension is `monitoring/stats.py`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each window is 1,000 rows (DRIFT_WINDOW's default) drawn here from the training distribution with
 seeds training never used ("fresh"), or with one change made to it. They go through the served
 model (LiteRT) with a DriftMonitor on the service, as in production, so the predictions are the
-model's own. The rates are written to .work/drift_evidence.json and are the README's table.
+model's own. The rates are written to .work/drift_evidence.json; docs/drift.md says what they show.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ encoded; Step Functions' Distributed Map builds this shape for each object of a 
 keys under `INPUT_PREFIX` are read; anything else is logged and ignored, and `OUTPUT_PREFIX`
 lies outside it (settings refuse an overlap), so the function never triggers itself.
 
-Input formats, by extension (the readers: `csv_chunks.py`, `parquet_chunks.py`, `file_chunks.py`):
+Input formats, by extension (each a module of `handler/formats/`, named in its registry):
 - `.csv`, for models whose features are all scalars: a header naming the features, in any order;
   read by pyarrow, every cell as text (numbers parsed whatever NUMERIC_STRINGS says);
 - `.parquet`: one column per feature (a list column for an array input), read a row group at a
@@ -18,7 +18,7 @@ Outputs, for `s3://bucket/INPUT_PREFIX/a/b.csv` (in `OUTPUT_BUCKET`, default the
 - the predictions, in the input's format: `OUTPUT_PREFIX/a/b.csv.csv` (CSV, with a header),
   `OUTPUT_PREFIX/a/b.parquet.parquet` (Parquet) or `OUTPUT_PREFIX/a/b.jsonl.jsonl` (JSON Lines,
   also for .npy inputs): one record per answered row, in input order, with its row number
-  (`outputs.py` says what each holds);
+  (each format's module says what its answers hold);
 - `OUTPUT_PREFIX/a/b.csv.errors.jsonl`: one line per row that could not be answered, with every
   reason: `{"row": 5, "errors": [{"feature": "age", "reason": "..."}]}` (and its `line` where the
   reader knows it); always written (empty when all rows were good), so every row is in exactly
