@@ -52,12 +52,14 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Per test, the client the code under test will get too: a test that clears aws.client's cache (the state
+# machine's, which points boto3 at another server for a while) must not leave later tests a client of their own.
+@pytest.fixture
 def s3(moto_endpoint: str) -> Any:
     return aws.client("s3")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def sqs(moto_endpoint: str) -> Any:
     return aws.client("sqs")
 
