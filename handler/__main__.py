@@ -1,4 +1,5 @@
-"""Command line: `skewless verify | predict BODY | invoke EVENT | serve | drift SOURCE` (or `python -m handler ...`)."""
+"""Command line: `skewless verify | predict BODY | invoke EVENT | serve | drift SOURCE | export MODEL`
+(or `python -m handler ...`)."""
 
 from __future__ import annotations
 
@@ -107,6 +108,39 @@ def _drift(args: argparse.Namespace) -> int:
     return run(args.source, artifacts, threshold, html=args.html)
 
 
+def _digest(args: argparse.Namespace) -> int:
+    from handler.core.artifacts import Manifest
+
+    folder = args.model_dir or Settings.from_env().model_dir
+    manifest = Manifest.load(folder)  # refuses a manifest whose content does not match its digest
+    manifest.verify_files(folder)
+    print(manifest.digest)
+    return 0
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="the saved Keras model: a .keras file (or .h5)")
+    parser.add_argument("--requests", type=Path, required=True, help="a JSON object of named v1 request bodies")
+    parser.add_argument("--out", type=Path, required=True, help="the artifact folder to write (replaced whole)")
+    parser.add_argument("--name", required=True, help="the model's name, as clients address it")
+    parser.add_argument("--version", required=True, help="the model's version")
+    parser.add_argument("--expected", type=Path, help="per request name, training's outputs (arrays, or by output)")
+    parser.add_argument(
+        "--custom-object-module",
+        dest="custom_object_modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module that registers the model's custom layers (repeatable): the artifact carries its source",
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from handler.export.cli import run  # the export's imports (Keras) only for this command
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skewless", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -135,8 +169,25 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--html", type=Path, help="also write a self-contained page with one plot per feature")
     d.add_argument("--threshold", type=float, help="PSI above which a feature drifted (default: DRIFT_THRESHOLD)")
     d.add_argument("--model-dir", type=Path, help="the model's artifacts (default: MODEL_DIR or MODEL_S3_URI)")
+    g = sub.add_parser("digest", help="print the artifact's manifest digest (what MODEL_DIGEST pins)")
+    g.add_argument("model_dir", nargs="?", type=Path, help="the artifact folder (default: MODEL_DIR)")
+    e = sub.add_parser(
+        "export",
+        help="export a saved Keras model (.keras, .h5) with sample requests into an artifact folder",
+        description="Load MODEL with its custom-object modules imported (from the current directory), serve every "
+        "sample request through the serving code, and write the artifact folder, its custom code included.",
+    )
+    _export_arguments(e)
     args = parser.parse_args(argv)
-    commands = {"verify": _verify, "predict": _predict, "invoke": _invoke, "serve": _serve, "drift": _drift}
+    commands = {
+        "verify": _verify,
+        "predict": _predict,
+        "invoke": _invoke,
+        "serve": _serve,
+        "drift": _drift,
+        "digest": _digest,
+        "export": _export,
+    }
     try:
         return commands[args.command](args)
     except SkewlessError as exc:

@@ -33,7 +33,7 @@ def open_service(settings: Settings, runtime: str | None = None) -> Service:
     `runtime` overrides settings.serving_runtime (tensorflow, litert or auto). With MODEL_S3_URI
     the artifacts are downloaded first and checked against the manifest (MODEL_DIR is not used).
     """
-    artifacts = Artifacts.open(model_dir(settings))
+    artifacts = Artifacts.open(model_dir(settings), pin=settings.model_digest)
     chosen, why = choose_runtime(artifacts, runtime or settings.serving_runtime)
     log.info("serving runtime: %s (%s)", chosen, why)
     service = Service.create(artifacts, settings.coerce_policy(), chosen, settings.custom_object_modules)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ def _modules(env: Mapping[str, str], key: str) -> tuple[str, ...]:
 class Settings:
     model_dir: Path = DEFAULT_MODEL_DIR
     model_s3_uri: str | None = None
+    # The manifest digest this function serves (`python -m handler digest`); None: any valid artifact.
+    model_digest: str | None = None
     # Modules imported before loading the model, so its registered custom layers are found.
     custom_object_modules: tuple[str, ...] = DEFAULT_CUSTOM_OBJECT_MODULES
     # Where MODEL_S3_URI is downloaded to (Lambda's only writable disk is /tmp).
@@ -122,6 +125,7 @@ class Settings:
         s = cls(
             model_dir=Path(env.get("MODEL_DIR") or DEFAULT_MODEL_DIR),
             model_s3_uri=env.get("MODEL_S3_URI") or None,
+            model_digest=env.get("MODEL_DIGEST") or None,
             custom_object_modules=_modules(env, "CUSTOM_OBJECT_MODULES"),
             model_cache_dir=Path(env.get("MODEL_CACHE_DIR") or tempfile.gettempdir()),
             model_s3_timeout=_int(env, "MODEL_S3_TIMEOUT", cls.model_s3_timeout),
@@ -152,6 +156,11 @@ class Settings:
             # PSI's noise floor is about (bins - 1) / rows: under 100 rows it reaches the alarm threshold.
             raise SettingsError(f"DRIFT_WINDOW={s.drift_window}: use at least 100 rows (or 0 to turn the watch off)")
         s.check_capture(env)
+        if s.model_digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", s.model_digest):
+            raise SettingsError(
+                f"MODEL_DIGEST={s.model_digest!r} must be 'sha256:' and 64 hex digits, "
+                f"as `python -m handler digest` prints it"
+            )
         if s.model_s3_uri is not None and not s.model_s3_uri.startswith("s3://"):
             raise SettingsError(f"MODEL_S3_URI={s.model_s3_uri!r} must look like s3://bucket/prefix/")
         for key, prefix in (("INPUT_PREFIX", s.input_prefix), ("OUTPUT_PREFIX", s.output_prefix)):

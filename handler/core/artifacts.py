@@ -26,7 +26,9 @@ PREPROCESSING_FILE = "preprocessing.json"
 GOLDEN_FILE = "golden.json"
 BASELINE_FILE = "baseline.json"
 MANIFEST_FILE = "manifest.json"
-MANIFEST_FORMAT = 2
+# 3: the manifest carries a digest of its own content.
+MANIFEST_FORMAT = 3
+DIGEST_KEY = "digest"
 # Files the server may read; each present one must be listed in the manifest.
 ARTIFACT_FILES = (MODEL_FILE, LITERT_FILE, PREPROCESSING_FILE, GOLDEN_FILE, BASELINE_FILE)
 REQUIRED_FILES = (MODEL_FILE, GOLDEN_FILE)
@@ -45,6 +47,18 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def manifest_digest(raw: dict[str, Any]) -> str:
+    """The sha256 of a manifest's canonical content (every key but the digest; sorted keys, no spaces).
+
+    It covers every file (their hashes are in the manifest), the signature and the versions: a hand edit
+    of any of them, hashes redone or not, no longer matches the digest the export wrote. A deployment may
+    pin it (MODEL_DIGEST) to serve only the artifact it was deployed with.
+    """
+    content = {k: v for k, v in raw.items() if k != DIGEST_KEY}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def library_versions() -> dict[str, str]:
@@ -70,6 +84,7 @@ class Manifest:
     signature: Signature
     runtimes: dict[str, dict[str, Any]]
     raw: dict[str, Any]
+    digest: str = ""
 
     @classmethod
     def load(cls, model_dir: Path) -> Manifest:
@@ -89,19 +104,29 @@ class Manifest:
                 f"{path} has manifest format {found!r}, this server reads format {MANIFEST_FORMAT}: "
                 f"re-export the model with this version of skewless"
             )
+        digest = manifest_digest(raw)
+        if raw.get(DIGEST_KEY) != digest:
+            raise ArtifactError(
+                f"{path} was edited after export: its content does not match its digest "
+                f"({str(raw.get(DIGEST_KEY))[:19]}...); re-export the model instead of editing the manifest"
+            )
+        problem = _shape_problem(raw)
+        if problem:
+            raise ArtifactError(f"{path} is not a valid skewless manifest: {problem}")
         try:
             return cls(
-                name=raw["model"]["name"],
+                name=str(raw["model"]["name"]),
                 version=str(raw["model"]["version"]),
-                files=dict(raw["files"]),
+                files={str(k): str(v) for k, v in dict(raw["files"]).items()},
                 versions=dict(raw["versions"]),
-                custom_objects=list(raw["custom_objects"]),
+                custom_objects=[str(c) for c in raw["custom_objects"]],
                 signature=Signature.from_dict(raw["signature"]),
                 runtimes=dict(raw.get("runtimes", {})),
                 raw=raw,
+                digest=digest,
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{path} is not a valid skewless manifest: {exc!r}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ArtifactError(f"{path} is not a valid skewless manifest: {_why(exc)}") from None
 
     def verify_files(self, model_dir: Path) -> None:
         """Refuse to go on if a listed file is missing or changed, or an artifact file is not listed."""
@@ -172,9 +197,17 @@ class Artifacts:
         return LITERT_FILE in self.manifest.files
 
     @classmethod
-    def open(cls, model_dir: Path) -> Artifacts:
-        """Check every hash, then read the preprocessing. Does not import TensorFlow."""
+    def open(cls, model_dir: Path, pin: str | None = None) -> Artifacts:
+        """Check the manifest's digest (and the pinned one), every hash, then read the preprocessing.
+
+        Does not import TensorFlow.
+        """
         manifest = Manifest.load(model_dir)
+        if pin and manifest.digest != pin:
+            raise ArtifactError(
+                f"MODEL_DIGEST pins {pin[:19]}..., but the artifact in {model_dir} is {manifest.digest[:19]}...: "
+                f"this function serves only the model it was deployed with"
+            )
         manifest.verify_files(model_dir)
         pre = None
         if PREPROCESSING_FILE in manifest.files:
@@ -209,3 +242,30 @@ def _check_preprocessing(signature: Signature, pre: Preprocessor) -> None:
             f"{PREPROCESSING_FILE} produces one float matrix of width {pre.output_width}: the two files "
             f"come from different exports"
         )
+
+
+def _why(exc: BaseException) -> str:
+    """A malformed manifest's fault in words: the missing key, or the exception's own message."""
+    if isinstance(exc, KeyError):
+        return f"the key {exc.args[0]!r} is missing"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _shape_problem(raw: dict[str, Any]) -> str | None:
+    """What is wrong with the manifest's layout, in words (None: the keys and types the server reads are there)."""
+    for key, kind in (
+        ("model", dict),
+        ("files", dict),
+        ("versions", dict),
+        ("custom_objects", list),
+        ("signature", dict),
+    ):
+        if key not in raw:
+            return f"the key {key!r} is missing"
+        if not isinstance(raw[key], kind):
+            return f"{key!r} must be {'an object' if kind is dict else 'a list'}"
+    for side in ("features", "inputs", "outputs"):
+        specs = raw["signature"].get(side)
+        if not isinstance(specs, list) or not all(isinstance(t, dict) for t in specs):
+            return f"signature.{side} must be a list of tensors ({{name, dtype, shape}} objects)"
+    return None

@@ -25,6 +25,7 @@ import numpy as np
 
 from handler.core.artifacts import (
     BASELINE_FILE,
+    DIGEST_KEY,
     GOLDEN_FILE,
     LITERT_FILE,
     MANIFEST_FILE,
@@ -33,6 +34,7 @@ from handler.core.artifacts import (
     PREPROCESSING_FILE,
     Artifacts,
     library_versions,
+    manifest_digest,
     sha256_of,
 )
 from handler.core.coerce import CoercePolicy
@@ -222,6 +224,7 @@ def _write_manifest(staging: Path, manifest: dict[str, Any]) -> None:
     """Hash every artifact present, then write the manifest (itself unhashed: it holds the hashes)."""
     names = (MODEL_FILE, PREPROCESSING_FILE, GOLDEN_FILE, LITERT_FILE, BASELINE_FILE)
     manifest["files"] = {f: sha256_of(staging / f) for f in names if (staging / f).is_file()}
+    manifest[DIGEST_KEY] = manifest_digest(manifest)  # last: it covers every other key
     (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
 
 

@@ -23,6 +23,7 @@ from handler.settings import Settings
 from handler.triggers.direct import InternalError, ModelUnavailable
 from tests.conftest import ARTIFACTS
 from tests.support import zoo
+from tests.support.artifacts import write_manifest
 from tests.support.faults import rehash
 from tests.support.http_events import body_of, http_event
 
@@ -119,7 +120,7 @@ def test_a_library_version_mismatch_warns_at_start_and_still_gives_the_golden_an
 ) -> None:
     manifest = json.loads((artifacts_copy / "manifest.json").read_text())
     manifest["versions"]["numpy"] = "1.26.0"
-    (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(artifacts_copy, manifest)
     with caplog.at_level(logging.WARNING, logger="skewless"):
         app = start_app(local(artifacts_copy, SERVING_RUNTIME="tensorflow"))
     assert any("numpy 2.4.6 installed, model exported with 1.26.0" in r.getMessage() for r in caplog.records)
@@ -139,7 +140,7 @@ def test_a_version_mismatch_that_changes_the_answers_is_refused_not_served(
     rehash(artifacts_copy)
     manifest = json.loads((artifacts_copy / "manifest.json").read_text())
     manifest["versions"]["keras"] = "3.0.0"
-    (artifacts_copy / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(artifacts_copy, manifest)
 
     app = start_app(local(artifacts_copy, SERVING_RUNTIME="tensorflow"))
     assert app.startup_error is None  # the files are consistent: only running the model shows the difference

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from handler.core.artifacts import DIGEST_KEY, manifest_digest
 from handler.settings import Settings
 from tests.bootstrap.test_model_loading_faults import call, from_s3
 from tests.support import zoo
@@ -72,6 +73,7 @@ def test_the_same_model_re_exported_with_a_new_version_is_served_at_the_next_col
 
     manifest = json.loads(files["manifest.json"])
     manifest["model"]["version"] = "2"  # the files are the same, so every hash still holds: a valid artifact
+    manifest[DIGEST_KEY] = manifest_digest(manifest)  # as the export writes it
     _publish(s3, bucket, {**files, "manifest.json": json.dumps(manifest, indent=1).encode()})
     second = start_app(_settings(uri, tmp_path))
     assert second.startup_error is None, second.startup_error

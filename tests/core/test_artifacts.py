@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,19 +11,13 @@ import pytest
 from handler.core.artifacts import Artifacts
 from handler.errors import ArtifactError
 from tests.support import zoo
+from tests.support.artifacts import edit_manifest
 
 
 def _copy(tmp_path: Path, name: str = "churn") -> Path:
     dst = tmp_path / name
     shutil.copytree(zoo.model_dir(name), dst)
     return dst
-
-
-def _edit_manifest(model_dir: Path, change: Any) -> None:
-    path = model_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
-    change(manifest)
-    path.write_text(json.dumps(manifest))
 
 
 def _refusal(model_dir: Path) -> str:
@@ -45,28 +38,28 @@ def test_every_committed_model_opens_with_its_signature(name: str) -> None:
 
 def test_a_model_tflite_the_manifest_does_not_list_is_refused(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path)
-    _edit_manifest(model_dir, lambda m: m["files"].pop("model.tflite"))
+    edit_manifest(model_dir, lambda m: m["files"].pop("model.tflite"))
     message = _refusal(model_dir)
     assert message.startswith("model.tflite is in ") and "not listed in manifest.json" in message
 
 
 def test_a_preprocessing_json_the_manifest_does_not_list_is_refused(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path)
-    _edit_manifest(model_dir, lambda m: m["files"].pop("preprocessing.json"))
+    edit_manifest(model_dir, lambda m: m["files"].pop("preprocessing.json"))
     message = _refusal(model_dir)
     assert message.startswith("preprocessing.json is in ") and "not listed in manifest.json" in message
 
 
 def test_a_baseline_json_the_manifest_does_not_list_is_refused(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path, "digits")
-    _edit_manifest(model_dir, lambda m: m["files"].pop("baseline.json", None))
+    edit_manifest(model_dir, lambda m: m["files"].pop("baseline.json", None))
     (model_dir / "baseline.json").write_text("{}")
     assert _refusal(model_dir).startswith("baseline.json is in ")
 
 
 def test_an_unlisted_tflite_is_fine_once_removed_and_then_litert_is_not_offered(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path)
-    _edit_manifest(model_dir, lambda m: m["files"].pop("model.tflite"))
+    edit_manifest(model_dir, lambda m: m["files"].pop("model.tflite"))
     (model_dir / "model.tflite").unlink()
     assert not Artifacts.open(model_dir).has_litert
 
@@ -86,26 +79,26 @@ def test_a_changed_tflite_is_refused_by_name(tmp_path: Path) -> None:
 
 def test_a_manifest_listing_a_file_of_no_artifact_kind_is_refused(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path)
-    _edit_manifest(model_dir, lambda m: m["files"].update({"extra.py": "0" * 64}))
+    edit_manifest(model_dir, lambda m: m["files"].update({"extra.py": "0" * 64}))
     assert _refusal(model_dir) == "manifest.json lists 'extra.py', which is not an artifact of this format"
 
 
 def test_a_manifest_of_another_format_says_to_re_export(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path)
-    _edit_manifest(model_dir, lambda m: m.update(format_version=1))
+    edit_manifest(model_dir, lambda m: m.update(format_version=1))
     message = _refusal(model_dir)
-    assert "has manifest format 1, this server reads format 2" in message and "re-export" in message
+    assert "has manifest format 1, this server reads format 3" in message and "re-export" in message
 
 
 def test_a_manifest_without_model_keras_is_refused(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path)
-    _edit_manifest(model_dir, lambda m: m["files"].pop("model.keras"))
+    edit_manifest(model_dir, lambda m: m["files"].pop("model.keras"))
     assert _refusal(model_dir).startswith("manifest.json does not list model.keras")
 
 
 def test_features_apart_from_inputs_without_preprocessing_json_are_refused(tmp_path: Path) -> None:
     model_dir = _copy(tmp_path)
-    _edit_manifest(model_dir, lambda m: m["files"].pop("preprocessing.json"))
+    edit_manifest(model_dir, lambda m: m["files"].pop("preprocessing.json"))
     (model_dir / "preprocessing.json").unlink()
     assert "lists no preprocessing.json" in _refusal(model_dir)
 
@@ -116,5 +109,5 @@ def test_preprocessing_json_from_another_export_is_refused(tmp_path: Path) -> No
     def rename_feature(m: dict[str, Any]) -> None:
         m["signature"]["features"][0]["name"] = "tenure"
 
-    _edit_manifest(model_dir, rename_feature)
+    edit_manifest(model_dir, rename_feature)
     assert "the two files come from different exports" in _refusal(model_dir)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -13,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from handler.bootstrap import open_service
-from handler.core.artifacts import sha256_of
 from handler.core.service import Service
 from handler.settings import Settings
 from tests.support import zoo
+from tests.support.artifacts import rehash  # noqa: F401  (the suite's tests import it from here)
 
 ROOT = zoo.ROOT
 RUNTIMES = ("tensorflow", "litert")
@@ -47,13 +46,6 @@ def copy_model(name: str, dst: Path) -> Path:
     """A private copy of model_artifacts/<name> that a test may break."""
     shutil.copytree(zoo.model_dir(name), dst)
     return dst
-
-
-def rehash(model_dir: Path, fname: str) -> None:
-    """Record a changed file's hash, as if it had been shipped on purpose: integrity alone cannot catch it."""
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    manifest["files"][fname] = sha256_of(model_dir / fname)
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
 
 
 def run_handler(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

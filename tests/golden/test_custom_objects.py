@@ -18,6 +18,7 @@ from handler.export import export_model
 from handler.settings import Settings
 from tests.golden import layers
 from tests.golden.conftest import ROOT, copy_model, run_handler
+from tests.support.artifacts import write_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -131,7 +132,7 @@ def test_a_manifest_naming_a_custom_object_nobody_registers_is_refused_at_load(t
     model_dir = copy_model("churn", tmp_path / "churn")
     manifest = json.loads((model_dir / "manifest.json").read_text())
     manifest["custom_objects"].append("skewless>Vanished")
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(model_dir, manifest)
     service = open_service(Settings(model_dir=model_dir), runtime="tensorflow")
     with pytest.raises(ModelLoadError) as info:
         service.model.load()

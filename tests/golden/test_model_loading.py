@@ -23,6 +23,7 @@ from handler.errors import ArtifactError, ModelLoadError
 from handler.settings import Settings
 from tests.golden.conftest import copy_model
 from tests.support import zoo
+from tests.support.artifacts import write_manifest
 
 ROOT = zoo.ROOT
 ARTIFACTS = zoo.model_dir("churn")
@@ -170,7 +171,7 @@ def test_a_library_version_differing_from_export_is_a_warning_logged_once(
 ) -> None:
     manifest = json.loads((churn_copy / "manifest.json").read_text())
     manifest["versions"]["numpy"] = "1.26.0"
-    (churn_copy / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(churn_copy, manifest)
     with caplog.at_level(logging.WARNING, logger="skewless"), _captured("skewless", caplog):
         service = open_service(Settings(model_dir=churn_copy))
         service.predict_v1(json.loads((ARTIFACTS / "golden.json").read_text())["cases"][0]["request"])
@@ -184,7 +185,7 @@ def test_auto_runtime_serves_litert_only_when_it_passed_the_golden_cases(
     assert open_service(Settings(model_dir=churn_copy)).runtime == "litert"
     manifest = json.loads((churn_copy / "manifest.json").read_text())
     manifest["runtimes"]["litert"] = {"golden_passed": False, "reason": "conversion failed: op FancyOp unsupported"}
-    (churn_copy / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(churn_copy, manifest)
     with caplog.at_level(logging.INFO, logger="skewless"), _captured("skewless", caplog):
         assert open_service(Settings(model_dir=churn_copy)).runtime == "tensorflow"
     [line] = {r.getMessage() for r in caplog.records if "serving runtime: tensorflow" in r.getMessage()}

@@ -18,6 +18,7 @@ import pytest
 from handler.__main__ import main
 from tests.conftest import ROOT
 from tests.monitoring import data
+from tests.support.artifacts import write_manifest
 
 CHURN = ROOT / "model_artifacts" / "churn"
 
@@ -150,7 +151,7 @@ def test_a_model_without_a_baseline_exits_2_saying_how_to_get_one(
     shutil.copytree(CHURN, model_dir)
     manifest = json.loads((model_dir / "manifest.json").read_text())
     del manifest["files"]["baseline.json"]
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(model_dir, manifest)
     (model_dir / "baseline.json").unlink()
     path = write_csv(tmp_path / "served.csv", data.churn(100, 808))
     capsys.readouterr()

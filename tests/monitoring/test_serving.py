@@ -23,6 +23,7 @@ from handler.monitoring import metrics
 from tests.conftest import LambdaContext, load_event
 from tests.monitoring import data
 from tests.monitoring.conftest import drift_scores, emf_lines, http_event, log_messages, make_function
+from tests.support.artifacts import write_manifest
 
 THRESHOLD = 0.1
 NAMESPACE = "skewless-tests"  # tests/conftest.py sets POWERTOOLS_METRICS_NAMESPACE
@@ -146,7 +147,7 @@ def test_without_a_baseline_there_is_no_watch_and_one_log_line_says_why(
     shutil.copytree(data.ROOT / "model_artifacts" / "churn", model_dir)
     manifest = json.loads((model_dir / "manifest.json").read_text())
     del manifest["files"]["baseline.json"]
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(model_dir, manifest)
     (model_dir / "baseline.json").unlink()
     handler = make_function(model_dir).handler()
     post_in_batches(handler, "churn", data.churn_rows(data.cents(data.churn(1000, 506))))
@@ -222,7 +223,7 @@ def test_a_baseline_this_server_cannot_read_turns_the_watch_off_with_a_warning(
     (model_dir / "baseline.json").write_text(json.dumps({"format": 99}))
     manifest = json.loads((model_dir / "manifest.json").read_text())
     manifest["files"]["baseline.json"] = hashlib.sha256((model_dir / "baseline.json").read_bytes()).hexdigest()
-    (model_dir / "manifest.json").write_text(json.dumps(manifest))
+    write_manifest(model_dir, manifest)
     handler = make_function(model_dir).handler()
     post_in_batches(handler, "churn", data.churn_rows(data.churn(1000, 508)))
     assert drift_scores(emf_lines(capture_stdout())) == []

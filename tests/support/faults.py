@@ -4,8 +4,6 @@ same port, S3 clients with short timeouts, and the Lambda app started with setti
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import shutil
 import signal
 import socket
@@ -21,6 +19,7 @@ from typing import Any
 import pytest
 
 from handler.settings import Settings
+from tests.support.artifacts import rehash  # noqa: F401  (the suites import it from here)
 from tests.support.moto_s3 import REGION
 
 
@@ -132,15 +131,6 @@ def start_app(monkeypatch: pytest.MonkeyPatch) -> Any:
         return StartedApp(app)
 
     return start
-
-
-def rehash(model_dir: Path) -> None:
-    """Rewrite manifest.json's hashes so the folder is consistent again after a deliberate change."""
-    path = model_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
-    for name in manifest["files"]:
-        manifest["files"][name] = hashlib.sha256((model_dir / name).read_bytes()).hexdigest()
-    path.write_text(json.dumps(manifest, indent=1))
 
 
 def copy_artifacts(src: Path, dst: Path) -> Path:

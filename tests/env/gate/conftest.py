@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from handler.core.artifacts import sha256_of
 from tests.env.gate.standins import CodeDeployStandIn, LambdaFront, app_spec, serving
 from tests.support import zoo
+from tests.support.artifacts import rehash  # noqa: F401  (the suite's tests import it from here)
 from tests.support.runtime_emulator import RuntimeEmulator
 from tests.support.samcli import rie_binary
 
@@ -114,14 +114,6 @@ def churn_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "churn-skewed"
     shutil.copytree(zoo.model_dir("churn"), dst)
     return dst
-
-
-def rehash(model_dir: Path, fname: str) -> None:
-    """Record a changed file's sha256 in the manifest: the server then loads and serves the change."""
-    path = model_dir / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["files"][fname] = sha256_of(model_dir / fname)
-    path.write_text(json.dumps(manifest, indent=2))
 
 
 def rewrite_keras_config(model_file: Path, change: Callable[[dict[str, Any]], None]) -> None:
