@@ -8,20 +8,30 @@ ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.11
 # tensorflow: TensorFlow and LiteRT installed, SERVING_RUNTIME=auto picks per the manifest.
 # litert: the LiteRT interpreter and numpy only, no TensorFlow (a fraction of the size).
 ARG RUNTIME=tensorflow
+# The artifact folders the image serves, each exported by handler.export (a folder of them: one per model).
+# `make image MODEL_DIR=/any/folder` (or `make sam-build`) stages a folder from anywhere, even outside this
+# repository, into build-inputs/models/ first, since a build reads only its context.
+ARG MODEL_DIR=model_artifacts
+# Optional: the manifest digest the function is pinned to (MODEL_DIGEST), as `python -m handler digest` prints it.
+ARG MODEL_DIGEST=""
 
 # Stage 1: the pinned serving dependencies, installed into a folder that stage 2 copies, so the
 # wheelhouse and the CA certificates never become layers of the final image.
 FROM ${BASE_IMAGE} AS deps
 ARG RUNTIME
-COPY build-inputs/ /tmp/build-inputs/
+COPY build-inputs/ca-certificates/ /tmp/build-inputs/ca-certificates/
+COPY build-inputs/wheelhouse/ /tmp/build-inputs/wheelhouse/
 COPY pyproject.toml scripts/serving_requirements.py scripts/install-serving-deps.sh /tmp/build/
 RUN sh /tmp/build/install-serving-deps.sh /opt/deps /tmp/build-inputs /tmp/build/pyproject.toml ${RUNTIME}
 
 # Stage 2: the function.
 FROM ${BASE_IMAGE}
 ARG RUNTIME
+ARG MODEL_DIR
+ARG MODEL_DIGEST
 ENV LAMBDA_TASK_ROOT=/var/task \
     MODEL_DIR=/var/task/model_artifacts/churn \
+    MODEL_DIGEST=${MODEL_DIGEST} \
     TF_CPP_MIN_LOG_LEVEL=2 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /var/task
@@ -30,14 +40,19 @@ COPY scripts/lambda-entrypoint.sh /tmp/lambda-entrypoint.sh
 # AWS's image has /lambda-entrypoint.sh (its runtime + emulator); any other base gets ours.
 RUN if [ -x /lambda-entrypoint.sh ]; then rm /tmp/lambda-entrypoint.sh; \
     else mv /tmp/lambda-entrypoint.sh /lambda-entrypoint.sh && chmod 755 /lambda-entrypoint.sh; fi
-COPY model_artifacts/ /var/task/model_artifacts/
+COPY ${MODEL_DIR}/ /var/task/model_artifacts/
 COPY handler/ /var/task/handler/
 # The image is only as good as its answers: replay every golden case of every model in it through
-# the real code, with the installed libraries, and fail the build on any difference: on the
-# runtime the image is named for, then on the one that will serve (SERVING_RUNTIME=auto).
+# the real code (custom layers from each artifact's own code/), with the installed libraries, and fail
+# the build on any difference: on the runtime the image is named for, then on the one that will serve
+# (SERVING_RUNTIME=auto).
 RUN for dir in /var/task/model_artifacts/*/; do \
-      PYTHONPATH=/var/task MODEL_DIR="$dir" python -m handler verify --runtime ${RUNTIME} \
-      && PYTHONPATH=/var/task MODEL_DIR="$dir" python -m handler verify || exit 1; \
+      PYTHONPATH=/var/task MODEL_DIR="$dir" MODEL_DIGEST= python -m handler verify --runtime ${RUNTIME} \
+      && PYTHONPATH=/var/task MODEL_DIR="$dir" MODEL_DIGEST= python -m handler verify || exit 1; \
     done
+# A pin must name a model of the image: every start would refuse the function otherwise.
+RUN [ -z "${MODEL_DIGEST}" ] \
+    || PYTHONPATH=/var/task python -m handler digest /var/task/model_artifacts/*/ | grep -qx "${MODEL_DIGEST}" \
+    || { echo "MODEL_DIGEST=${MODEL_DIGEST} pins none of the models in the image" >&2; exit 1; }
 ENTRYPOINT ["/lambda-entrypoint.sh"]
 CMD ["handler.app.lambda_handler"]

@@ -15,8 +15,11 @@ CLIENTS := $(CLIENTS_VENV)/.installed
 BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
 RUNTIME ?= tensorflow
 IMAGE ?= skewless:$(RUNTIME)
+# The exported model(s) the image serves: an artifact folder, or a folder of them, anywhere; staged into the build.
+MODEL_DIR ?= model_artifacts
+STAGED_MODELS := build-inputs/models
 
-.PHONY: install clients mutation run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse
+.PHONY: install clients mutation run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse stage-model sam-build
 
 $(STAMP): pyproject.toml
 	@echo "installing Python dependencies into $(VENV) (first run or a changed pyproject.toml; about 1-2 minutes)"
@@ -55,8 +58,19 @@ test-sam: install sam-cli  ## only the `sam build` / `sam local` tests
 validate: sam-cli  ## sam validate --lint
 	$(SAM) validate --lint
 
-image:  ## the Lambda container image; BASE_IMAGE=... another base, RUNTIME=litert the image without TensorFlow
-	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg RUNTIME=$(RUNTIME) -t $(IMAGE) .
+stage-model: install  ## copy MODEL_DIR (an exported model, or a folder of them, from anywhere) into build-inputs/models
+	$(PY) scripts/stage_model.py $(MODEL_DIR) $(STAGED_MODELS)
+
+image: stage-model  ## the Lambda container image of MODEL_DIR's model(s); BASE_IMAGE=..., RUNTIME=litert (no TensorFlow)
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg RUNTIME=$(RUNTIME) \
+		--build-arg MODEL_DIR=$(STAGED_MODELS) -t $(IMAGE) .
+
+sam-build: install sam-cli  ## sam build with MODEL_DIR's model (anywhere); prints the parameters for sam deploy
+	@set -e; staged="$$($(PY) scripts/stage_model.py $(MODEL_DIR) $(STAGED_MODELS))"; echo "$$staged"; \
+	set -- $$staged; params="ModelDir=$(STAGED_MODELS)"; \
+	if [ $$# -eq 2 ]; then params="$$params ModelName=$$1 ModelDigest=$$2"; fi; \
+	$(SAM) build --parameter-overrides $$params; \
+	echo "built; deploy with: $(SAM) deploy --guided --parameter-overrides $$params"
 
 wheelhouse: install  ## fill build-inputs/wheelhouse/ so that `make image` installs offline
 	mkdir -p .work && $(PY) scripts/serving_requirements.py pyproject.toml --with awslambdaric > .work/requirements-serve.txt
