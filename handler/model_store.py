@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from handler.core.artifacts import MANIFEST_FILE
+from handler.core.artifacts import MANIFEST_FILE, is_code_file
 from handler.errors import ArtifactError, ModelSourceError
 
 DIR_PREFIX = "skewless-model-"
@@ -67,10 +67,12 @@ def fetch_model(uri: str, cache_dir: Path, s3: Any) -> Path:
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArtifactError(f"{uri}{MANIFEST_FILE} is not a valid skewless manifest: {exc!r}") from None
     for name in listed:
-        # A manifest must not make us write outside the model folder.
-        if not name or "/" in name or "\\" in name or name in (".", "..") or name == MANIFEST_FILE:
+        # A manifest must not make us write outside the model folder: plain names, or bundled code/ sources.
+        plain = name and "/" not in name and "\\" not in name and name not in (".", "..") and name != MANIFEST_FILE
+        if not plain and not is_code_file(name):
             raise ArtifactError(
-                f"{uri}{MANIFEST_FILE} lists the file {name!r}: artifact names must be plain file names"
+                f"{uri}{MANIFEST_FILE} lists the file {name!r}: artifact names must be plain file names, "
+                f"or code/ files of importable Python source"
             )
     # Keyed by the manifest's bytes, not the URI: a re-export to the same URI lists other hashes, so it gets
     # a folder of its own. The manifest is read anyway, so this costs nothing; an ETag changes with the
@@ -82,6 +84,7 @@ def fetch_model(uri: str, cache_dir: Path, s3: Any) -> Path:
     work = Path(tempfile.mkdtemp(prefix=".partial-" + DIR_PREFIX, dir=cache_dir))
     try:
         for name, expected in sorted(listed.items()):
+            (work / name).parent.mkdir(parents=True, exist_ok=True)  # code/ files keep their folders
             actual = _download(s3, bucket, prefix, name, uri, work / name)
             if actual != expected:
                 raise ArtifactError(

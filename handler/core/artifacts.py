@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -32,6 +33,9 @@ DIGEST_KEY = "digest"
 # Files the server may read; each present one must be listed in the manifest.
 ARTIFACT_FILES = (MODEL_FILE, LITERT_FILE, PREPROCESSING_FILE, GOLDEN_FILE, BASELINE_FILE)
 REQUIRED_FILES = (MODEL_FILE, GOLDEN_FILE)
+# The source of the custom-object modules the export bundled (handler.core.artifact_code): code/<path>.py,
+# each listed in the manifest like any artifact file; a file under code/ that it does not list is refused.
+CODE_DIR = "code"
 
 # Libraries whose version can change the model's numbers; recorded at export, compared at load
 # for the runtime that serves (the LiteRT image has no TensorFlow, and that is no mismatch).
@@ -59,6 +63,36 @@ def manifest_digest(raw: dict[str, Any]) -> str:
     content = {k: v for k, v in raw.items() if k != DIGEST_KEY}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def is_code_file(name: str) -> bool:
+    """A manifest name of bundled source: code/<importable path>.py, with no way out of code/."""
+    parts = name.split("/")
+    return (
+        len(parts) >= 2
+        and parts[0] == CODE_DIR
+        and name.endswith(".py")
+        and all(p.isidentifier() for p in (*parts[1:-1], parts[-1][:-3]))
+    )
+
+
+def _refuse_unlisted_code(model_dir: Path, listed: dict[str, str]) -> None:
+    """Every file under code/ must be listed: the server imports from there, so an extra one could shadow a module."""
+    root = model_dir / CODE_DIR
+    if not root.exists() and not root.is_symlink():
+        return
+    found = [root] if not root.is_dir() or root.is_symlink() else []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        found += [Path(folder, d) for d in dirs if Path(folder, d).is_symlink()]
+        found += [Path(folder, f) for f in sorted(files)]
+    for path in found:
+        name = path.relative_to(model_dir).as_posix()
+        if name not in listed:
+            raise ArtifactError(
+                f"{name} is in {model_dir} but not listed in {MANIFEST_FILE}: the server imports only code the "
+                f"export hashed; remove it or re-export the model"
+            )
 
 
 def library_versions() -> dict[str, str]:
@@ -139,8 +173,9 @@ class Manifest:
                     f"{fname} is in {model_dir} but not listed in {MANIFEST_FILE}: the server reads only files "
                     f"the export hashed; remove it or re-export the model"
                 )
+        _refuse_unlisted_code(model_dir, self.files)
         for fname, expected in sorted(self.files.items()):
-            if fname not in ARTIFACT_FILES:
+            if fname not in ARTIFACT_FILES and not is_code_file(fname):
                 raise ArtifactError(f"{MANIFEST_FILE} lists {fname!r}, which is not an artifact of this format")
             path = model_dir / fname
             if not path.is_file():

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from handler.core.artifact_code import CodeRecord, import_artifact_code
 from handler.core.artifacts import Artifacts
 from handler.core.signature import Signature, numpy_dtype
 from handler.errors import ModelLoadError
@@ -30,17 +31,29 @@ Forward = Callable[[Mapping[str, np.ndarray]], Arrays]
 DEFAULT_CUSTOM_OBJECT_MODULES = ("handler.custom_objects",)
 
 
-def import_custom_object_modules(modules: tuple[str, ...]) -> dict[str, Any]:
-    """Import the modules that register custom Keras objects; return every registered object."""
+def import_custom_object_modules(modules: tuple[str, ...], artifacts: Artifacts | None = None) -> dict[str, Any]:
+    """Import the modules that register custom Keras objects; return every registered object.
+
+    With `artifacts`, the modules its manifest records come first: those it carries from its code/ folder,
+    then those of the installed environment by name; `modules` (CUSTOM_OBJECT_MODULES) adds the others.
+    """
     import keras
 
+    recorded: tuple[str, ...] = ()
+    if artifacts is not None:
+        record = CodeRecord.from_manifest(artifacts.manifest.raw, artifacts.manifest.files)
+        import_artifact_code(artifacts.model_dir, record)
+        recorded = record.names
     for module in modules:
+        if module in recorded:
+            continue  # the artifact's own copy is the one to use, not one found on sys.path
         try:
             importlib.import_module(module)
         except ImportError as exc:
             raise ModelLoadError(
                 f"CUSTOM_OBJECT_MODULES names {module}, which cannot be imported ({exc}): install it in the "
-                f"image (or on PYTHONPATH) beside the handler"
+                f"image (or on PYTHONPATH) beside the handler, or re-export with custom_object_modules naming it, "
+                f"so that the artifact carries its source"
             ) from None
     return dict(keras.saving.get_custom_objects())
 
@@ -68,7 +81,7 @@ def load_tensorflow_forward(artifacts: Artifacts, modules: tuple[str, ...] = DEF
     """Load model.keras safely and return a forward function with a fixed signature over every input."""
     import tensorflow as tf  # the expensive import, deferred to here on purpose
 
-    registered = import_custom_object_modules(modules)
+    registered = import_custom_object_modules(modules, artifacts)
     missing = [name for name in artifacts.manifest.custom_objects if name not in registered]
     if missing:
         where = artifacts.manifest.raw.get("custom_object_modules") or []

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from handler.core.artifact_code import CODE_KEY
 from handler.core.artifacts import (
     BASELINE_FILE,
     DIGEST_KEY,
@@ -46,6 +47,7 @@ from handler.core.signature import Signature
 from handler.errors import ExportError, SkewlessError
 from handler.export import litert
 from handler.export.baseline import write_baseline
+from handler.export.code import bundle, code_hashes, isolated
 from handler.export.keras_model import custom_objects, signature_of
 from handler.export.reference import by_output_name, is_batched, jsonable, predicted
 
@@ -112,6 +114,7 @@ def export_model(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
+        code = bundle(serve_modules, staging)  # the modules' source into code/: the artifact carries its code
         model.save(staging / MODEL_FILE)
         signature = signature_of(_reload(staging / MODEL_FILE), preprocessor)
         if preprocessor is not None:
@@ -122,6 +125,7 @@ def export_model(
         if training_data is not None:
             write_baseline(staging, model, signature, preprocessor, training_data)
         manifest = _manifest(staging, name, version, description, signature, custom, modules)
+        manifest[CODE_KEY] = code.to_dict()
         if class_names is not None:
             manifest["class_names"] = _class_names(class_names, signature)
         manifest["runtimes"] = {"tensorflow": {"golden_passed": True}}
@@ -129,7 +133,9 @@ def export_model(
 
         results = _replay(staging, "tensorflow", serve_modules)
         if not all(r.ok for r in results):
-            raise ExportError(_why_tensorflow_differs(model, staging, results, serve_modules))
+            with isolated(staging):
+                why = _why_tensorflow_differs(model, staging, results, serve_modules)
+            raise ExportError(why)
         manifest["runtimes"]["litert"] = (
             _litert(model, staging, manifest, serve_modules)
             if litert_runtime
@@ -224,6 +230,7 @@ def _write_manifest(staging: Path, manifest: dict[str, Any]) -> None:
     """Hash every artifact present, then write the manifest (itself unhashed: it holds the hashes)."""
     names = (MODEL_FILE, PREPROCESSING_FILE, GOLDEN_FILE, LITERT_FILE, BASELINE_FILE)
     manifest["files"] = {f: sha256_of(staging / f) for f in names if (staging / f).is_file()}
+    manifest["files"].update(code_hashes(staging))
     manifest[DIGEST_KEY] = manifest_digest(manifest)  # last: it covers every other key
     (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -234,9 +241,10 @@ def _service(staging: Path, runtime: str, modules: tuple[str, ...]) -> Service:
 
 def _replay(staging: Path, runtime: str, modules: tuple[str, ...]) -> list[CaseResult]:
     """Every golden case through the real serving path, from the files written, on one runtime."""
-    service = _service(staging, runtime, modules)
-    service.model.load()
-    return replay(service.artifacts.golden(), service.predict_v1, service.output_names)
+    with isolated(staging):  # the custom objects from the staged code/, as the server imports them
+        service = _service(staging, runtime, modules)
+        service.model.load()
+        return replay(service.artifacts.golden(), service.predict_v1, service.output_names)
 
 
 def _why_tensorflow_differs(model: Any, staging: Path, results: list[CaseResult], modules: tuple[str, ...]) -> str:

@@ -30,12 +30,13 @@ def _structure(value: Any) -> Structure:
 def _input_structure(model: Any) -> tuple[Structure, list[tuple[str, Any]]]:
     """(structure, [(name, KerasTensor)]) of the model's inputs, in the order the model takes them."""
     struct = getattr(model, "_inputs_struct", None)
-    if struct is None:  # Sequential: one input
-        tensors = list(model.inputs or [])
+    if struct is None:  # Sequential: one input; a subclassed model has none
+        tensors = list(getattr(model, "inputs", None) or [])
         if len(tensors) != 1:
             raise ExportError(
                 "the model has no defined inputs: build it with keras.Input (a Functional or Sequential model with an "
-                "Input), so its signature is known before it serves"
+                "Input), so its signature is known before it serves; wrap a subclassed model in one: "
+                "inputs = keras.Input(shape=..., name=...); keras.Model(inputs, net(inputs))"
             )
         return "single", [(tensors[0].name, tensors[0])]
     kind = _structure(struct)

@@ -15,6 +15,7 @@ import pytest
 from handler.bootstrap import open_service
 from handler.errors import ExportError, ModelLoadError
 from handler.export import export_model
+from handler.export.code import isolated
 from handler.settings import Settings
 from tests.golden import layers
 from tests.golden.conftest import ROOT, copy_model, run_handler
@@ -98,26 +99,55 @@ from handler.bootstrap import open_service
 from handler.errors import ModelLoadError
 from handler.settings import Settings
 try:
-    open_service(Settings.from_env()).model.load()
-    print(json.dumps({"loaded": True}))
+    service = open_service(Settings.from_env())
+    print(json.dumps({"predictions": service.predict_v1({"instances": %r})["predictions"]}))
+except ModelLoadError as exc:
+    print(json.dumps({"error": type(exc).__name__, "status": exc.status, "message": exc.message}))
+"""
+
+# An artifact that does not carry the module (as exported before code/ existed): its record left out.
+WITHOUT_CODE = """
+import dataclasses, json, pathlib, sys
+from handler.core.artifacts import Artifacts
+from handler.core.model import load_tensorflow_forward
+from handler.errors import ModelLoadError
+artifacts = Artifacts.open(pathlib.Path(sys.argv[1]))
+raw = {k: v for k, v in artifacts.manifest.raw.items() if k != "code"}
+try:
+    load_tensorflow_forward(dataclasses.replace(artifacts, manifest=dataclasses.replace(artifacts.manifest, raw=raw)))
 except ModelLoadError as exc:
     print(json.dumps({"error": type(exc).__name__, "status": exc.status, "message": exc.message}))
 """
 
 
-def test_custom_object_modules_serve_a_layer_of_the_users_module_and_its_absence_says_the_fix(tmp_path: Path) -> None:
+def _fresh(script: str, *args: str, **env: str) -> dict[str, Any]:
+    """`script` in a fresh process outside the repository, where `tests` is not importable."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CUSTOM_OBJECT_MODULES")}
+    run = subprocess.run(
+        [sys.executable, "-c", script, *args], cwd=ROOT.parent, env={**clean, **env}, capture_output=True, text=True
+    )
+    assert run.returncode == 0 and run.stdout.strip(), run.stderr[-3000:]
+    result: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_layer_of_the_users_module_is_served_from_the_artifacts_code(tmp_path: Path) -> None:
     out = _export(tmp_path, layers.CarefulScale(factor=3.0), (layers.MODULE,))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["custom_objects"] == ["skewless-tests>CarefulScale"]
+    assert manifest["code"]["bundled"] == [{"module": layers.MODULE, "files": ["code/tests/golden/layers.py"]}]
 
-    served = open_service(Settings(model_dir=out, custom_object_modules=(layers.MODULE,)), runtime="tensorflow")
-    assert served.predict_v1({"instances": ROWS}) == {"predictions": SCALED_BY_3}
+    with isolated(out):  # the server imports the artifact's copy; this process gets its own module back after
+        served = open_service(Settings(model_dir=out), runtime="tensorflow")
+        assert served.predict_v1({"instances": ROWS}) == {"predictions": SCALED_BY_3}
+        assert sys.modules[layers.MODULE] is not layers
+    assert sys.modules[layers.MODULE] is layers
 
-    # A fresh process, where nothing imported tests.golden.layers: the default modules lack the layer.
-    env = {**os.environ, "MODEL_DIR": str(out), "SERVING_RUNTIME": "tensorflow"}
-    env.pop("CUSTOM_OBJECT_MODULES", None)
-    run = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
-    result = json.loads(run.stdout.strip().splitlines()[-1])
+    # A fresh process where nothing can import tests.golden.layers and no setting names it: code/ serves it.
+    result = _fresh(PROBE % (ROWS,), MODEL_DIR=str(out), SERVING_RUNTIME="tensorflow")
+    assert result == {"predictions": SCALED_BY_3}, result
+
+    result = _fresh(WITHOUT_CODE, str(out))
     assert result["error"] == "ModelLoadError" and result["status"] == 503, result
     message = result["message"]
     assert "skewless-tests>CarefulScale" in message and "set CUSTOM_OBJECT_MODULES" in message

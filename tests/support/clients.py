@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,13 +42,17 @@ def _free_port() -> int:
 
 
 @contextmanager
-def serving(model_dir: Path, **env: str) -> Iterator[str]:
-    """`python -m handler serve` for one model on a free loopback port; yields its base URL."""
+def serving(model_dir: Path, cwd: Path = ROOT, base_env: Mapping[str, str] | None = None, **env: str) -> Iterator[str]:
+    """`python -m handler serve` for one model on a free loopback port, from `cwd`; yields its base URL.
+
+    `base_env`: the environment to start from (default: this process's).
+    """
     port = _free_port()
-    full_env = {**os.environ, "MODEL_DIR": str(model_dir), "POWERTOOLS_TRACE_DISABLED": "true", **env}
+    start = os.environ if base_env is None else base_env
+    full_env = {**start, "MODEL_DIR": str(model_dir), "POWERTOOLS_TRACE_DISABLED": "true", **env}
     proc = subprocess.Popen(
         [sys.executable, "-m", "handler", "serve", "--port", str(port)],
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -43,10 +43,15 @@ class Invocation:
 
 
 class RuntimeEmulator:
-    """`aws-lambda-rie ... python -m awslambdaric HANDLER` on a free 127.0.0.1 port, from the repo dir."""
+    """`aws-lambda-rie ... python -m awslambdaric HANDLER` on a free 127.0.0.1 port, from `cwd` (the repo dir)."""
 
     def __init__(
-        self, rie: Path, log_path: Path, env: dict[str, str] | None = None, handler: str = "handler.app.lambda_handler"
+        self,
+        rie: Path,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        handler: str = "handler.app.lambda_handler",
+        cwd: Path = ROOT,
     ) -> None:
         self.port = free_port()
         self.log_path = log_path
@@ -76,7 +81,7 @@ class RuntimeEmulator:
                     "awslambdaric",
                     handler,
                 ],
-                cwd=ROOT,
+                cwd=cwd,
                 env=full_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
