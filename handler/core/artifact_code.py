@@ -201,6 +201,6 @@ def _import_installed(module: InstalledModule) -> None:
         try:
             here = metadata.version(module.distribution)
         except metadata.PackageNotFoundError:
-            here = "not installed"
+            return  # it imports, so it is there another way (the image copies handler/ without its metadata)
         if here != module.version:
             log.warning("%s is %s here, the model was exported with %s", module.distribution, here, module.version)

@@ -7,15 +7,16 @@ import hashlib
 import json
 import shutil
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from handler import model_store
-from handler.core.artifact_code import CodeRecord
+from handler.core.artifact_code import CodeRecord, InstalledModule, import_artifact_code
 from handler.core.artifacts import Artifacts, is_code_file
-from handler.errors import ArtifactError
+from handler.errors import ArtifactError, ModelLoadError
 from tests.support import zoo
 
 
@@ -124,3 +125,26 @@ def test_the_download_keeps_code_folders_and_refuses_a_path_out_of_them(s3: Any,
     with pytest.raises(ArtifactError, match="artifact names must be plain file names, or code/ files"):
         model_store.fetch_model(uri, tmp_path / "cache2", s3)
     assert not (tmp_path / "cache2").exists() or not any((tmp_path / "cache2").rglob("*.py"))
+
+
+def test_installed_modules_are_imported_by_name_and_a_missing_one_says_what_to_install(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    here = metadata.version("packaging")
+    same = CodeRecord(installed=(InstalledModule("packaging.version", "packaging", here),))
+    with caplog.at_level("WARNING", logger="skewless.code"):
+        import_artifact_code(tmp_path, same)
+        # Importable without its distribution's metadata (the image copies handler/ alone): nothing to say.
+        import_artifact_code(tmp_path, CodeRecord(installed=(InstalledModule("json", "not-a-distribution", "1"),)))
+    assert caplog.records == []
+    with caplog.at_level("WARNING", logger="skewless.code"):
+        import_artifact_code(tmp_path, CodeRecord(installed=(InstalledModule("packaging", "packaging", "0.1"),)))
+    assert [r.getMessage() for r in caplog.records] == [f"packaging is {here} here, the model was exported with 0.1"]
+    gone = CodeRecord(installed=(InstalledModule("skewless_gone_pkg.layers", "skewless-gone", "2.0"),))
+    with pytest.raises(ModelLoadError) as info:
+        import_artifact_code(tmp_path, gone)
+    assert info.value.message.startswith(
+        "the model's custom objects need skewless_gone_pkg.layers (recorded at export as installed, from "
+        "skewless-gone==2.0), which cannot be imported here ("
+    )
+    assert info.value.message.endswith("): install skewless-gone==2.0 in the image")
