@@ -136,7 +136,10 @@ class _BundledFinder(MetaPathFinder):
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         if fullname in self.names:
-            return PathFinder.find_spec(fullname, [str(_location(self.code_dir, fullname.rpartition(".")[0]))])
+            spec = PathFinder.find_spec(fullname, [str(_location(self.code_dir, fullname.rpartition(".")[0]))])
+            if spec is None:  # never fall through to sys.path for a module the artifact says it carries
+                raise ModuleNotFoundError(f"{CODE_DIR}/ holds no source for {fullname}", name=fullname)
+            return spec
         folder = _location(self.code_dir, fullname)
         if any(n.startswith(fullname + ".") for n in self.names) and folder.is_dir():
             # A bundled submodule's package: a namespace over its code/ folder (its other modules are not carried).

@@ -14,8 +14,9 @@ import importlib.util
 import platform
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cache
 from importlib import metadata
 from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec
 from pathlib import Path
@@ -78,6 +79,12 @@ def _places(spec: ModuleSpec) -> list[str]:
     return [p for p in (spec.origin, *(spec.submodule_search_locations or [])) if p]
 
 
+@cache
+def _distributions() -> Mapping[str, list[str]]:
+    """{top-level module: distributions}: a tenth of a second to read, asked for every import of the bundle."""
+    return metadata.packages_distributions()
+
+
 def _environment(name: str, spec: ModuleSpec) -> InstalledModule | None:
     """The record of a module of the installed environment, or None for one of the user's, to bundle."""
     top = name.partition(".")[0]
@@ -86,7 +93,7 @@ def _environment(name: str, spec: ModuleSpec) -> InstalledModule | None:
     in_site = any({"site-packages", "dist-packages"} & set(Path(p).parts) for p in _places(spec))
     if top != _SERVING_PACKAGE and not in_site:
         return None
-    found = metadata.packages_distributions().get(top) or (["skewless"] if top == _SERVING_PACKAGE else [])
+    found = _distributions().get(top) or (["skewless"] if top == _SERVING_PACKAGE else [])
     distribution = found[0] if found else None
     version = None
     if distribution is not None:
