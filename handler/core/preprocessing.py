@@ -2,7 +2,8 @@
 
 The fitted statistics and vocabularies live in `preprocessing.json`. Training fits them once
 and calls `transform`; the server loads the same file and calls the same `transform`, so the
-model sees the same numbers in both places.
+model sees the same numbers in both places. A scaled regression target travels with them
+(`TargetScaling`, in `target.py`): the server un-scales the model's outputs with it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from typing import Any, Literal
 import numpy as np
 
 from handler.core.signature import TensorSpec
+from handler.core.target import TargetScaling as TargetScaling  # re-exported: fitted beside the Preprocessor
 from handler.core.values import Coded
 
+# 2 only with a target scaling: a server that predates it refuses the file instead of serving scaled answers.
 FORMAT_VERSION = 1
+FORMAT_VERSION_TARGET = 2
 
 NumericOp = Literal["standardize", "minmax", "passthrough"]
 OovPolicy = Literal["error", "zeros"]
@@ -133,6 +137,8 @@ class Preprocessor:
 
     features: tuple[Feature, ...]
     dtype: str = "float32"
+    # The target's scaling: the model's outputs are un-scaled with it before the answer.
+    target: TargetScaling | None = None
 
     @property
     def names(self) -> list[str]:
@@ -318,11 +324,13 @@ class Preprocessor:
         categorical: Mapping[str, OovPolicy],
         order: Sequence[str] | None = None,
         dtype: str = "float32",
+        target: TargetScaling | None = None,
     ) -> Preprocessor:
         """Fit statistics and vocabularies on training columns.
 
         `numeric` maps feature -> op, `categorical` maps feature -> out-of-vocabulary policy;
-        `order` is the raw column order (default: numeric then categorical, as given).
+        `order` is the raw column order (default: numeric then categorical, as given); `target`,
+        the target's scaling (`TargetScaling.fit` on the training targets), makes answers un-scaled.
         """
         order = list(order) if order is not None else [*numeric, *categorical]
         features: list[Feature] = []
@@ -347,7 +355,7 @@ class Preprocessor:
                 features.append(CategoricalFeature(name=name, vocabulary=vocab, oov=categorical[name]))
             else:
                 raise ValueError(f"column '{name}' is in `order` but in neither numeric nor categorical")
-        return cls(features=tuple(features), dtype=dtype)
+        return cls(features=tuple(features), dtype=dtype, target=target)
 
     # --- persistence ---------------------------------------------------------------------
 
@@ -359,19 +367,22 @@ class Preprocessor:
             if isinstance(f, CategoricalFeature):
                 d["vocabulary"] = list(f.vocabulary)
             feats.append(d)
-        return {
-            "format_version": FORMAT_VERSION,
+        out: dict[str, Any] = {
+            "format_version": FORMAT_VERSION if self.target is None else FORMAT_VERSION_TARGET,
             "features": feats,
             "model_input": {"dtype": self.dtype, "shape": [None, self.output_width]},
             "model_input_columns": self.output_names(),
         }
+        if self.target is not None:
+            out["target"] = self.target.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Preprocessor:
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in (FORMAT_VERSION, FORMAT_VERSION_TARGET):
             raise ValueError(
                 f"preprocessing format_version {data.get('format_version')!r} is not "
-                f"{FORMAT_VERSION}: re-export the model with this version of skewless"
+                f"{FORMAT_VERSION} or {FORMAT_VERSION_TARGET}: re-export the model with this version of skewless"
             )
         features: list[Feature] = []
         for d in data["features"]:
@@ -383,7 +394,8 @@ class Preprocessor:
                 features.append(CategoricalFeature(**d))
             else:
                 raise ValueError(f"feature '{d.get('name')}' has unknown kind {kind!r}")
-        pre = cls(features=tuple(features), dtype=data["model_input"]["dtype"])
+        target = TargetScaling.from_dict(data["target"]) if data.get("target") is not None else None
+        pre = cls(features=tuple(features), dtype=data["model_input"]["dtype"], target=target)
         declared = data["model_input"]["shape"][1]
         if declared != pre.output_width:
             raise ValueError(

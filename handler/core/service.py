@@ -21,7 +21,7 @@ from handler.core.golden import replay
 from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel, warmup_inputs
 from handler.core.preprocessing import PLAUSIBLE_SCALE, Preprocessor
 from handler.core.values import Coded
-from handler.errors import FieldError, InvalidInput, ModelLoadError, NonFiniteOutput, SkewlessError
+from handler.errors import ArtifactError, FieldError, InvalidInput, ModelLoadError, NonFiniteOutput, SkewlessError
 
 log = logging.getLogger("skewless.service")
 
@@ -36,7 +36,7 @@ class Timings:
     batch_size: int = 0
     inference_seconds: float = 0.0
     input_seconds: float = 0.0  # coerced features to the model's inputs (the numpy preprocessing, if any)
-    output_seconds: float = 0.0  # the outputs checked for NaN and infinity
+    output_seconds: float = 0.0  # the outputs un-scaled (a scaled target) and checked for NaN and infinity
 
 
 @dataclass
@@ -105,6 +105,10 @@ class Service:
         runtime: str = "tensorflow",
         custom_object_modules: tuple[str, ...] = DEFAULT_CUSTOM_OBJECT_MODULES,
     ) -> Service:
+        target = artifacts.preprocessor.target if artifacts.preprocessor is not None else None
+        wrong = target.problems(artifacts.signature.outputs) if target is not None else []
+        if wrong:  # the export checked it: only a hand-edited file gets here
+            raise ArtifactError(f"preprocessing.json's target scaling does not fit the model: {'; '.join(wrong)}")
         warnings = artifacts.manifest.version_mismatches(runtime)
         for line in warnings:
             log.warning("library version differs from export: %s", line)
@@ -161,6 +165,7 @@ class Service:
         start = time.perf_counter()
         outputs = fn(inputs)
         inferred = time.perf_counter()
+        outputs = finish(self.artifacts, outputs)
         n = len(next(iter(inputs.values())))
         # A row refused for its input is not also reported for the NaN the model made of it.
         output_problems = {i: e for i, e in non_finite_outputs(outputs).items() if i not in input_problems}
@@ -196,6 +201,18 @@ def prepare(
     if pre.in_bounds(x):  # the common case, in two numpy calls
         return {model_input.name: x}, {}
     return {model_input.name: x}, _input_problems(pre, columns, x, model_input.dtype)
+
+
+def finish(artifacts: Artifacts, outputs: Arrays) -> Arrays:
+    """The model's outputs -> the answer's: un-scaled to training's units when the target was scaled.
+
+    Before the NaN check and the answer, so every trigger, both runtimes, the golden replay and the drift watch
+    see training's units (an un-scaled value beyond float32 is infinity, which the check refuses).
+    """
+    pre = artifacts.preprocessor
+    if pre is None or pre.target is None:
+        return outputs
+    return pre.target.apply(outputs, artifacts.signature.output_names)
 
 
 def _input_problems(

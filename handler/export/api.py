@@ -39,7 +39,7 @@ from handler.core.artifacts import (
     sha256_of,
 )
 from handler.core.coerce import CoercePolicy
-from handler.core.golden import GOLDEN_FORMAT, CaseResult, replay, table
+from handler.core.golden import GOLDEN_FORMAT, CaseResult, replay
 from handler.core.model import named_outputs, structured_inputs
 from handler.core.preprocessing import Preprocessor
 from handler.core.service import Service, prepare
@@ -49,7 +49,7 @@ from handler.export import litert
 from handler.export.baseline import write_baseline
 from handler.export.code import bundle, code_hashes, isolated
 from handler.export.keras_model import custom_objects, signature_of
-from handler.export.reference import by_output_name, is_batched, jsonable, predicted
+from handler.export.reference import by_output_name, is_batched, jsonable, predicted, served_otherwise
 
 
 @dataclass(frozen=True)
@@ -267,13 +267,7 @@ def _why_tensorflow_differs(model: Any, staging: Path, results: list[CaseResult]
             f"the reloaded model answers differently from the trained one (by up to {worst:.3g}): a custom layer's "
             f"get_config() probably misses a constructor argument, so it reloads with a default"
         )
-    bad = [r for r in results if not r.ok]
-    return (
-        f"{len(bad)} of {len(results)} sample requests are answered otherwise by the serving path than by your "
-        f"training pipeline; with a numpy preprocessor this means preprocessing.json does not compute what "
-        f"training computed (for example statistics fitted per column where training normalised globally):\n"
-        + table(results)
-    )
+    return served_otherwise(results, service.artifacts.preprocessor)
 
 
 def _litert(model: Any, staging: Path, manifest: dict[str, Any], modules: tuple[str, ...]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def _column(spec: TensorSpec, values: Any) -> np.ndarray:
 def training_predictions(
     model: Any, signature: Signature, preprocessor: Preprocessor | None, columns: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """What the trained model answers for the training data, by output name."""
+    """What the trained model answers for the training data, by output name (un-scaled, as served)."""
     if preprocessor is not None:
         x: Any = preprocessor.transform(columns)
     else:
@@ -80,7 +80,10 @@ def training_predictions(
         answer = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
     except Exception as exc:  # Keras' own input errors
         raise ExportError(f"the model does not run on training_data: {str(exc).strip()[:300]}") from None
-    return by_output_name(answer, signature, "model.predict on training_data")
+    predictions = by_output_name(answer, signature, "model.predict on training_data")
+    if preprocessor is not None and preprocessor.target is not None:  # in training's units, as the server answers
+        predictions = preprocessor.target.apply(predictions, signature.output_names)
+    return predictions
 
 
 def write_baseline(

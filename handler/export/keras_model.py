@@ -131,6 +131,9 @@ def signature_of(model: Any, preprocessor: Preprocessor | None) -> Signature:
                 f"shape ({preprocessor.output_width},), or no preprocessor (preprocessing in the graph)"
             )
         features = preprocessor.feature_specs()
+        wrong = preprocessor.target.problems(output_specs) if preprocessor.target is not None else []
+        if wrong:
+            raise ExportError("the preprocessor's target scaling does not fit the model: " + "; ".join(wrong))
     return Signature(
         features=features,
         inputs=tuple(input_specs),

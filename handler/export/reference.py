@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from handler.core.coerce import depth
+from handler.core.golden import CaseResult, table
+from handler.core.preprocessing import Preprocessor
 from handler.core.signature import Signature, numpy_dtype
-from handler.errors import ExportError
+from handler.errors import ExportError, InvalidInput
 
 
 def jsonable(value: Any) -> Any:
@@ -134,3 +136,38 @@ def is_batched(request: Mapping[str, Any], signature: Signature) -> bool:
     if len(features) > 1:  # tabular: one ordered example, or a list of them
         return depth(given) > 1
     return depth(given) > features[0].rank
+
+
+def served_otherwise(results: list[CaseResult], preprocessor: Preprocessor | None) -> str:
+    """Why the serving path answers sample requests otherwise than training, blaming only what is there.
+
+    The trained and the reloaded model agree when this is asked (the export checked it first).
+    """
+    bad = [r for r in results if not r.ok]
+    refused = [r.name for r in bad if r.detail.startswith(f"{InvalidInput.__name__}:")]
+    why = []
+    if refused:
+        why.append(
+            f"the serving path refuses {', '.join(refused)} as it would a client's request (the reasons are below): "
+            f"a sample request must be sent exactly as clients send theirs"
+        )
+    answered_otherwise = len(refused) < len(bad)
+    if answered_otherwise and preprocessor is None:
+        why.append(
+            "the answers differ from `expected`, or from model.predict on the request read as Keras reads it: "
+            "check that `expected` holds model.predict's answer to each request as it is sent"
+        )
+    elif answered_otherwise and preprocessor is not None:
+        why.append(
+            "with a numpy preprocessor this means preprocessing.json does not compute what training computed "
+            "(for example statistics fitted per column where training normalised globally)"
+        )
+        if preprocessor.target is not None:
+            why.append(
+                "answers are served in training's units (the target un-scaled), so `expected` must be too: "
+                "target.unscale(model.predict(...))"
+            )
+    return (
+        f"{len(bad)} of {len(results)} sample requests are answered otherwise by the serving path than by your "
+        f"training pipeline; {'; '.join(why)}:\n" + table(results)
+    )
