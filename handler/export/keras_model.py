@@ -146,7 +146,7 @@ def signature_of(model: Any, preprocessor: Preprocessor | None) -> Signature:
 def custom_objects(model: Any, modules: tuple[str, ...] | None) -> tuple[list[str], list[str]]:
     """(registered names, their modules) of the model's custom layers; refuse ones the server could not load.
 
-    `modules`: the modules the server will import (CUSTOM_OBJECT_MODULES); None accepts any importable one.
+    `modules`: the modules the artifact carries or records (custom_object_modules); None accepts any importable one.
     """
     import keras
 
@@ -166,12 +166,12 @@ def custom_objects(model: Any, modules: tuple[str, ...] | None) -> tuple[list[st
         if cls.__module__ == "__main__":
             raise ExportError(
                 f"custom layer {cls.__qualname__} is defined in the training script itself (__main__), which the "
-                f"server cannot import: move it to a module of its own and name that module in CUSTOM_OBJECT_MODULES"
+                f"server cannot import: move it to a module of its own, which the artifact then carries in code/"
             )
         if modules is not None and cls.__module__ not in modules:
             raise ExportError(
                 f"custom layer {cls.__qualname__} is defined in {cls.__module__}, which is not among the modules the "
-                f"server imports ({', '.join(modules)}): add it to custom_object_modules and CUSTOM_OBJECT_MODULES"
+                f"export was given ({', '.join(modules)}): add it to custom_object_modules, so the artifact carries it"
             )
         names.append(name)
         found.append(cls.__module__)

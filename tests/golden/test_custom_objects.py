@@ -1,4 +1,4 @@
-"""Custom layers live in the user's own module: export checks where they are, serving imports CUSTOM_OBJECT_MODULES."""
+"""Custom layers live in the user's own module: export checks where they are and carries it, serving imports it."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def test_a_custom_layer_outside_the_served_modules_is_refused_at_export(tmp_path
     with pytest.raises(ExportError) as info:
         _export(tmp_path, layers.CarefulScale(factor=3.0), ("handler.custom_objects",))
     assert info.value.message == (
-        "custom layer CarefulScale is defined in tests.golden.layers, which is not among the modules the server "
-        "imports (handler.custom_objects): add it to custom_object_modules and CUSTOM_OBJECT_MODULES"
+        "custom layer CarefulScale is defined in tests.golden.layers, which is not among the modules the "
+        "export was given (handler.custom_objects): add it to custom_object_modules, so the artifact carries it"
     )
 
 
@@ -89,7 +89,7 @@ def test_a_custom_layer_defined_in_the_training_script_itself_is_refused(tmp_pat
     assert run.stdout.strip().startswith(
         "ExportError: custom layer Doubler is defined in the training script itself (__main__)"
     ), run.stdout
-    assert "CUSTOM_OBJECT_MODULES" in run.stdout
+    assert "move it to a module of its own, which the artifact then carries in code/" in run.stdout
     assert not (tmp_path / "out").exists()
 
 
