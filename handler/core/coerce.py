@@ -7,6 +7,8 @@ Accepted shapes, as TF Serving's REST API defines them, for any signature:
 - columnar format, `{"inputs": ...}`: an object of feature -> batch, or feature -> one example
   without the batch dimension (told apart by nesting depth against the feature's rank); for a
   single-feature model the value itself; for tabular models one ordered example or a list of them.
+  An input of shape [1] takes its value bare too (`values.py`); an array of values for it is one
+  example or a batch as the other inputs say, and is refused when no input says (all of shape [1]).
 
 Every problem is collected with its instance and feature, not just the first. The values of
 each feature are converted by `values.to_batch`, which owns the dtype, shape and range rules.
@@ -21,8 +23,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from handler.core.signature import SIGNATURE_NAME, Signature
-from handler.core.value_rules import Problems, ValuePolicy, kind_of
+from handler.core.signature import SIGNATURE_NAME, Signature, TensorSpec
+from handler.core.value_rules import Problems, ValuePolicy, kind_of, one_value
 from handler.core.values import SMALL_BATCH, quick_batch, to_batch
 from handler.errors import BadRequest, FieldError, InvalidInput
 
@@ -168,11 +170,15 @@ class Coercer:
     def _columns(self, cols: Mapping[str, Any]) -> CoercedRequest:
         errors = self._key_errors(cols.keys(), None)
         present = [f for f in self.features if f.name in cols]
-        # A value nested one level deeper than the feature's rank is a batch; as deep as its rank, one example.
-        batched_of = {f.name: depth(cols[f.name]) > f.rank for f in present}
-        batched = any(batched_of.values()) if present else True
+        batched_of = {f.name: _batched(f, cols[f.name]) for f in present}
+        decided = [b for b in batched_of.values() if b is not None]
+        if decided or not present:
+            batched = any(decided) if present else True
+        else:  # every input of shape [1], each an array: one example only if each holds one value
+            batched = False
+            errors.extend(_ambiguous(f, cols[f.name]) for f in present if len(cols[f.name]) != 1)
         for f in present:
-            if batched_of[f.name] != batched:
+            if batched_of[f.name] not in (None, batched):
                 errors.append(
                     FieldError(
                         None,
@@ -321,6 +327,27 @@ class Coercer:
 # A value a row did not give (its key is missing, or the row is no object): not judged, already reported.
 _ABSENT = object()
 _DICT = {dict}
+
+
+def _batched(spec: TensorSpec, value: Any) -> bool | None:
+    """Whether a column's value is a batch (nested deeper than the input's rank) or one example; None: either.
+
+    An array of values for an input of shape [1] is one example ([54]) or a batch of bare values ([54, 60]):
+    the request's other inputs decide.
+    """
+    d = depth(value)
+    if one_value(spec) and d == 1:
+        return None
+    return d > spec.rank
+
+
+def _ambiguous(spec: TensorSpec, value: list[Any]) -> FieldError:
+    return FieldError(
+        None,
+        spec.name,
+        f"has {len(value)} values but takes one per example, and no input of the request tells one example from "
+        f"a batch (each takes one value): send a batch with each value in an array of one, or as rows (instances)",
+    )
 
 
 def _is_leaf(value: Mapping[str, Any]) -> bool:

@@ -246,18 +246,21 @@ def _input_problems(
 
 
 def golden_example(artifacts: Artifacts) -> Arrays:
-    """The first example of the first golden case, as the model takes it: the model's first call, at load.
+    """The first example of the first golden case the serving path accepts, as the model takes it: its first call.
 
     A real request's values, not made-up ones: a lookup without an OOV index (FeatureSpace's
     `integer_categorical(num_oov_indices=0)`) fails inside the graph on a 0 or an empty string.
     """
-    cases = artifacts.golden().get("cases") or []
-    if not cases:
-        return warmup_inputs(artifacts.signature)
-    # The export's own request, read with the export's policy (the settings' policy may refuse what it sends).
-    req = Coercer(artifacts.signature, CoercePolicy(max_batch_size=1 << 30)).coerce(cases[0]["request"])
-    inputs, _ = prepare(artifacts, {name: col[:1] for name, col in req.columns.items()})
-    return inputs
+    # The export's own requests, read with the export's policy (the settings' policy may refuse what they send).
+    coercer = Coercer(artifacts.signature, CoercePolicy(max_batch_size=1 << 30))
+    for case in artifacts.golden().get("cases") or []:
+        try:
+            req = coercer.coerce(case["request"])
+        except SkewlessError:  # refused: the export's replay names it, the warm-up takes the next case
+            continue
+        inputs, _ = prepare(artifacts, {name: col[:1] for name, col in req.columns.items()})
+        return inputs
+    return warmup_inputs(artifacts.signature)
 
 
 def non_finite_outputs(outputs: Arrays) -> dict[int, list[FieldError]]:

@@ -10,7 +10,10 @@ client sent. The rules:
   the export recorded one);
 - booleans count as 0/1 for numbers; numeric strings are parsed unless NUMERIC_STRINGS=reject;
 - string inputs take strings, or TF Serving's `{"b64": "..."}` for bytes, decoded first (`decoded`);
-- nested lists must have the input's per-example shape at every depth, and a free axis is never empty.
+- nested lists must have the input's per-example shape at every depth, and a free axis is never empty;
+- an input of shape [1] (Keras' `Input(shape=(1,))`, as FeatureSpace builds them) takes its one value
+  bare too, as Keras and TF Serving's rows do: `54` is `[54]`. An array of another length is refused,
+  saying the input takes one value (`one_value`).
 """
 
 from __future__ import annotations
@@ -75,6 +78,16 @@ def limits(spec: TensorSpec) -> tuple[float, float]:
     if spec.index_range is not None:
         lo, hi = max(lo, spec.index_range[0]), min(hi, spec.index_range[1] - 1)
     return lo, hi
+
+
+def one_value(spec: TensorSpec) -> bool:
+    """An input of shape [1]: one value per example, which a client may send bare (54) or in an array ([54])."""
+    return spec.shape == (1,)
+
+
+def is_bare(value: Any) -> bool:
+    """A value that is no array (a number, a string, a {"b64": ...}): for `one_value` inputs, the value itself."""
+    return not isinstance(value, (list, dict)) or _is_b64(value)
 
 
 # --- the slow path: every value, to say what is wrong where ----------------------------------
@@ -144,6 +157,9 @@ def _positions(spec: TensorSpec, value: Any, reasons: list[str]) -> Iterator[tup
             continue
         if want is None:
             want = free.setdefault(depth, len(item))
+        if depth == 0 and one_value(spec) and len(item) != 1:
+            reasons.append(f"has {len(item)} values but takes one per example: send it bare or in an array of one")
+            continue
         if len(item) != want:
             reasons.append(f"{_at(where)}has {len(item)} entries on axis {depth + 1}, expected {want}")
             continue
@@ -157,6 +173,9 @@ def _at(where: str) -> str:
 
 def _example(spec: TensorSpec, value: Any, policy: ValuePolicy, reasons: list[str]) -> Any:
     """One example -> a nested list of converted leaves (or a scalar); reasons collect every problem."""
+    if one_value(spec) and is_bare(value):  # its one value, sent bare: judged as itself, given its axis
+        leaf = _leaf(spec, value, policy, reasons, "")
+        return None if reasons else np.array([leaf], dtype=numpy_dtype(spec.dtype))
     leaves = [(where, _leaf(spec, leaf, policy, reasons, where)) for where, leaf in _positions(spec, value, reasons)]
     if reasons:
         return None

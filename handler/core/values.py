@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from handler.core.signature import TensorSpec, numpy_dtype
-from handler.core.value_rules import Problems, ValuePolicy, limits, slow
+from handler.core.value_rules import Problems, ValuePolicy, limits, one_value, slow
 
 _EXACT_INT = 2.0**53  # above this a float64 no longer holds every integer
 _STR = frozenset((str,))
@@ -123,7 +123,7 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
             arr = np.array(examples, dtype=object)
         else:
             try:
-                arr = np.array(examples, dtype=object)
+                arr = _with_axis(spec, np.array(examples, dtype=object), n)
             except ValueError:
                 return None
             if not _shape_fits(spec, arr.shape, n) or not all(type(v) is str for v in arr.flat):
@@ -136,7 +136,7 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
         if exact is not None:
             return exact
     try:
-        arr = np.asarray(examples)
+        arr = _with_axis(spec, np.asarray(examples), n)
     except (ValueError, OverflowError):
         return None
     if not _shape_fits(spec, arr.shape, n):
@@ -169,6 +169,11 @@ def _fast(spec: TensorSpec, examples: Sequence[Any], policy: ValuePolicy) -> np.
     if spec.vocabulary is not None and not spec.vocabulary.issuperset(np.unique(arr).tolist()):
         return None
     return arr
+
+
+def _with_axis(spec: TensorSpec, arr: np.ndarray, n: int) -> np.ndarray:
+    """A batch of bare values for an input of shape [1] ([54, 60]) given its axis ([[54], [60]]), as Keras does."""
+    return arr.reshape(n, 1) if one_value(spec) and arr.shape == (n,) else arr
 
 
 def _exact_integers(arr: np.ndarray) -> bool:

@@ -48,6 +48,8 @@ def training_columns(training_data: Mapping[str, Any], signature: Signature) -> 
 
 def _column(spec: TensorSpec, values: Any) -> np.ndarray:
     arr = np.asarray(values, dtype=object if spec.kind == "string" else None)
+    if spec.shape == (1,) and arr.ndim == 1:  # one value per row for an Input(shape=(1,)), as a client may send it
+        arr = arr.reshape(-1, 1)
     shape = arr.shape[1:]
     if arr.ndim != spec.rank + 1 or any(w is not None and w != g for w, g in zip(spec.shape, shape, strict=True)):
         dims = "".join(f", {'any' if d is None else d}" for d in spec.shape)

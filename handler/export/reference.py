@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from handler.core.coerce import depth
+from handler.core.coerce import CoercePolicy, Coercer, depth
 from handler.core.golden import CaseResult, table
 from handler.core.preprocessing import Preprocessor
-from handler.core.signature import Signature, numpy_dtype
+from handler.core.signature import Signature, TensorSpec, numpy_dtype
+from handler.core.value_rules import is_bare, one_value
 from handler.errors import ExportError, InvalidInput
 
 
@@ -45,29 +46,57 @@ def _leafs(value: Any) -> Any:
     return value
 
 
+def _example(spec: TensorSpec, value: Any) -> Any:
+    """One example's value; an input of shape [1] takes its one value bare (54 is [54]), as Keras does."""
+    return [value] if one_value(spec) and is_bare(value) else value
+
+
+def _column_is_batch(spec: TensorSpec, value: Any) -> bool | None:
+    """Nested deeper than the input's rank: a batch. An array for shape [1] ([54] or [54, 60]): either (None)."""
+    d = depth(value)
+    return None if one_value(spec) and d == 1 else d > spec.rank
+
+
+def _row_columns(rows: list[Any], specs: tuple[TensorSpec, ...]) -> dict[str, list[Any]]:
+    """Rows (objects by input name; a one-input model's values; scalar inputs' values in order) -> columns."""
+    names = [s.name for s in specs]
+    ordered = len(specs) > 1 and all(s.rank == 0 for s in specs)
+    columns: dict[str, list[Any]] = {n: [] for n in names}
+    for row in rows:
+        if ordered and isinstance(row, list):  # tabular: the values in input order
+            row = dict(zip(names, row, strict=True))
+        named = row if isinstance(row, dict) and list(row) != ["b64"] else None
+        if named is None and len(specs) > 1:
+            raise ExportError("a row of a multi-input model must be an object keyed by input name")
+        for s in specs:
+            columns[s.name].append(_example(s, named[s.name] if named is not None else row))
+    return columns
+
+
 def keras_inputs(request: Mapping[str, Any], signature: Signature) -> tuple[Any, bool]:
-    """A v1 request -> (the model's inputs in Keras' structure, whether the request had the batch axis)."""
+    """A v1 request -> (the model's inputs in Keras' structure, whether the request had the batch axis).
+
+    Every array has the input's own rank, [n, *shape], whatever form the request took: Keras' predict function
+    traced for one rank and then called with another fails ("as_list() is not defined on an unknown TensorShape").
+    """
     specs = signature.inputs
     names = [s.name for s in specs]
     single = specs[0] if len(specs) == 1 else None
+    given = request.get("inputs")
     if "instances" in request:
-        rows = request["instances"]
-        columns: dict[str, list[Any]] = {n: [] for n in names}
-        for row in rows:
-            named = row if isinstance(row, dict) and list(row) != ["b64"] else None
-            if named is None and single is None:
-                raise ExportError("a row of a multi-input model must be an object keyed by input name")
-            for n in names:
-                columns[n].append(named[n] if named is not None else row)
-        batched = True
+        columns, batched = _row_columns(request["instances"], specs), True
+    elif isinstance(given, list) and single is None and all(s.rank == 0 for s in specs):
+        batched = depth(given) > 1  # tabular: one ordered example, or a list of them
+        columns = _row_columns(given if batched else [given], specs)
     else:
-        given = request["inputs"]
         if not isinstance(given, dict) or (single is not None and list(given) == ["b64"]):
             if single is None:
                 raise ExportError("'inputs' of a multi-input model must be an object keyed by input name")
             given = {single.name: given}
-        batched = any(depth(given[s.name]) > s.rank for s in specs)
-        columns = {s.name: (given[s.name] if batched else [given[s.name]]) for s in specs}
+        batched = any(b for s in specs if (b := _column_is_batch(s, given[s.name])) is not None)
+        columns = {
+            s.name: [_example(s, v) for v in given[s.name]] if batched else [_example(s, given[s.name])] for s in specs
+        }
     arrays = {
         s.name: np.asarray(_leafs(columns[s.name]), dtype=numpy_dtype(s.dtype) if s.dtype != "string" else object)
         for s in specs
@@ -98,7 +127,17 @@ def by_output_name(answer: Any, signature: Signature, where: str) -> dict[str, n
 def predicted(
     model: Any, request: Mapping[str, Any], signature: Signature, case: str
 ) -> tuple[dict[str, np.ndarray], bool]:
-    """model.predict on the request read into Keras' structure: (outputs by name, batched)."""
+    """model.predict on the request read into Keras' structure: (outputs by name, batched).
+
+    A request the server refuses is refused here first, with the server's reasons: the two readings must agree.
+    """
+    try:
+        Coercer(signature, CoercePolicy(max_batch_size=1 << 30)).coerce(request)
+    except InvalidInput as exc:
+        raise ExportError(
+            f"sample request '{case}' is refused by the serving path, as a client's would be: {exc.message}; "
+            f"{_needs(signature)}"
+        ) from None
     try:
         x, batched = keras_inputs(request, signature)
     except (KeyError, TypeError, ValueError) as exc:
@@ -111,13 +150,29 @@ def predicted(
 
         x = tf.nest.map_structure(tf.constant, x)
     try:
-        answer = model.predict(x, verbose=0)
+        answer = _predict(model, x)
     except Exception as exc:  # Keras' own input and shape errors
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(
             f"sample request '{case}': the model does not run on it ({first}): {_needs(signature)}"
         ) from None
     return by_output_name(answer, signature, f"model.predict for '{case}'"), batched
+
+
+def _predict(model: Any, x: Any) -> Any:
+    """model.predict; once more on a fresh predict function if it fails.
+
+    The training script may have called model.predict with inputs of another rank (a FeatureSpace model on
+    [n] where its Input takes [n, 1]): Keras then retraces with an unknown rank, which its own input handling
+    cannot read. A model that does not run on the inputs fails the second time too.
+    """
+    try:
+        return model.predict(x, verbose=0)
+    except Exception:
+        if not hasattr(model, "make_predict_function"):
+            raise
+        model.make_predict_function(force=True)
+        return model.predict(x, verbose=0)
 
 
 def _needs(signature: Signature) -> str:
@@ -132,10 +187,10 @@ def is_batched(request: Mapping[str, Any], signature: Signature) -> bool:
     given = request["inputs"]
     features = signature.features
     if isinstance(given, dict) and not (len(features) == 1 and list(given) == ["b64"]):
-        return any(depth(given[f.name]) > f.rank for f in features if f.name in given)
+        return any(b for f in features if f.name in given and (b := _column_is_batch(f, given[f.name])) is not None)
     if len(features) > 1:  # tabular: one ordered example, or a list of them
         return depth(given) > 1
-    return depth(given) > features[0].rank
+    return bool(_column_is_batch(features[0], given))
 
 
 def served_otherwise(results: list[CaseResult], preprocessor: Preprocessor | None) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 
 from handler.core.coerce import Coercer
 from handler.core.signature import TensorSpec
+from handler.core.value_rules import one_value
 from handler.formats import jsonl
 from handler.formats.base import Chunk, FileRejected, Format, ObjectSource, coerced_chunk, text_coercer
 
@@ -71,7 +72,7 @@ def npy_layout(head: bytes, coercer: Coercer) -> NpyLayout:
         fits = len(shape) == single.rank + 1 and all(
             d is None or d == s for d, s in zip(single.shape, shape[1:], strict=True)
         )
-        if not fits:
+        if not fits and not (one_value(single) and len(shape) == 1):  # [n] for shape [1]: one value per row
             raise FileRejected(
                 f"the .npy array has shape {list(shape)}; this model takes [{', '.join(want)}] ({single.name})"
             )

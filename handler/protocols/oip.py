@@ -1,11 +1,12 @@
 """Open Inference Protocol v2 bodies <-> the core's feature batches (no Keras, no AWS here).
 
 A request carries one tensor per feature, named like it, with shape [n, *the feature's shape]
-(a scalar feature also takes [n, 1]) and a datatype of the feature's kind: a numeric one (BOOL,
-UINT8..64, INT8..64, FP16/32/64) for numbers, BYTES for strings. Values then go through the same
-coercion as a v1 request: a fraction into an int input, 300 into UINT8 or an id outside an
-Embedding's range are 422s. A tabular model also takes every feature in one tensor of ordered
-rows, named like the model's input (`features` for churn): shape [n, number of features].
+(a scalar feature also takes [n, 1], a feature of shape [1] also [n]) and a datatype of the
+feature's kind: a numeric one (BOOL, UINT8..64, INT8..64, FP16/32/64) for numbers, BYTES for
+strings. Values then go through the same coercion as a v1 request: a fraction into an int
+input, 300 into UINT8 or an id outside an Embedding's range are 422s. A tabular model also takes
+every feature in one tensor of ordered rows, named like the model's input (`features` for
+churn): shape [n, number of features].
 The answer has one output tensor per model output.
 """
 
@@ -22,7 +23,7 @@ from handler.core.answer import jsonable
 from handler.core.coerce import CoercedRequest
 from handler.core.service import Service
 from handler.core.signature import OIP_DTYPES, TensorSpec
-from handler.core.value_rules import as_text
+from handler.core.value_rules import as_text, one_value
 from handler.errors import BadRequest, FieldError, InvalidInput
 
 
@@ -155,14 +156,15 @@ class V2Protocol:
             return None
         dims = shape[1:]
         fits = len(dims) == spec.rank and all(d is None or d == got for d, got in zip(spec.shape, dims, strict=True))
-        if not shape or not (fits or (spec.rank == 0 and dims == [1])):
+        # A scalar input takes [n, 1] too, and an input of shape [1] takes [n]: one value per example either way.
+        if not shape or not (fits or (spec.rank == 0 and dims == [1]) or (one_value(spec) and not dims)):
             want = ", ".join(["n", *("any" if d is None else str(d) for d in spec.shape)])
             errors.append(
                 FieldError(None, spec.name, f"shape {shape} must be [{want}]: the batch, then {spec.describe()}")
             )
             return None
         n = shape[0]
-        per_example = [n, *(d for d in dims)] if spec.rank else [n]
+        per_example = [n, *spec.shape] if one_value(spec) else [n, *dims] if spec.rank else [n]
         if datatype == "BYTES":
             arr: Any = np.array(flat, dtype=object).reshape(per_example)
         else:

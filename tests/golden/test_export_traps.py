@@ -99,7 +99,8 @@ def test_a_sample_request_the_model_cannot_take_names_the_case_and_what_the_serv
     with pytest.raises(ExportError) as info:
         export_model(_dense(), None, samples, tmp_path / "out", name="m", version="1", litert_runtime=False)
     message = info.value.message
-    assert message.startswith("sample request 'short_row': the model does not run on it (")
+    assert message.startswith("sample request 'short_row' is refused by the serving path, as a client's would be: ")
+    assert "instance 0, feature 'x': has 2 entries on axis 1, expected 3; " in message, message
     assert message.endswith("the server needs, per example, 'x': float32 [3]")
     assert "Traceback" not in message and "\n" not in message
 
@@ -120,7 +121,7 @@ def test_a_dict_input_whose_key_is_not_the_input_name_is_refused(tmp_path: Path)
 def test_a_multi_input_sample_row_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
     a, b = keras.Input(shape=(2,), name="a"), keras.Input(shape=(1,), name="b")
     model = keras.Model({"a": a, "b": b}, keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
-    with pytest.raises(ExportError, match="a row of a multi-input model must be an object keyed by input name"):
+    with pytest.raises(ExportError, match=r"'list_row' is refused by the serving path.*instance 0: must be an object"):
         export_model(
             model, None, {"list_row": {"instances": [[[1.0, 2.0], [3.0]]]}}, tmp_path / "o", name="m", version="1"
         )

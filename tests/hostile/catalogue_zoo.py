@@ -193,9 +193,9 @@ ZOO_CATALOGUE: list[BadInput] = [
     ),
     e422(
         V,
-        "length_without_its_array",
-        "must be an array of 1 values, got a number",
-        lambda: bad(V, review_length=42.0),
+        "length_of_two_values",
+        "has 2 values but takes one per example: send it bare or in an array of one",
+        lambda: bad(V, review_length=[42.0, 43.0]),
         LEN_AT,
     ),
     e422(

@@ -8,6 +8,7 @@ server's code), whether it breaks the example in a TF Serving v1 body and in an 
 - a string input takes any string (a strict vocabulary: only its categories), never a number or null;
 - NaN, Infinity, a number float32 cannot hold, null, text for a number, an object: broken everywhere;
 - a leaf wrapped in a list breaks v1 (a shape) but not v2 (OIP data may be nested; only its count counts);
+- a scalar for an array breaks v1, except for an input of shape [1], which takes its one value bare;
 - an axis one too short or too long breaks v1; OIP v2 data is flat, so it breaks v2 only when the tensor's
   value count no longer fits its shape (one example shorter and another longer fit: `count_breaks`);
 - a missing input or an unknown key breaks v1 rows.
@@ -150,7 +151,8 @@ def mutate_input(draw: st.DrawFn, spec: Spec, value: Any) -> tuple[Any, Effect]:
     how = draw(st.sampled_from(["leaf", "leaf", "shorter", "longer", "scalar"]))
     if how == "scalar":
         new, _ = draw(leaf_mutations(spec).filter(lambda m: not (m[1].v1 or m[1].v2 or isinstance(m[0], list))))
-        return new, Effect("scalar for an array", True, False, shallower=True)
+        # An input of shape [1] takes its one value bare too (docs/http-api.md); any other shape needs its array.
+        return new, Effect("scalar for an array", spec.shape != (1,), False, shallower=True)
     depth = draw(st.integers(0, len(spec.shape) - 1))
     path = [draw(st.integers(0, d - 1)) for d in spec.shape[:depth]]
     node = value

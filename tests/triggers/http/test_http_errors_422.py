@@ -66,7 +66,7 @@ ZOO_BAD_ROWS = [
     ("recommender", {"item_id": 1.9}, "item_id", "must be an integer for int32, got a fraction"),
     ("recommender", {"user_features": [0.5] * 5}, "user_features", "has 5 entries on axis 1, expected 6"),
     ("reviews", {"words": ["good"] * 7}, "words", "has 7 entries on axis 1, expected 8"),
-    ("reviews", {"review_length": 12.0}, "review_length", "must be an array"),
+    ("reviews", {"review_length": [12.0, 13.0]}, "review_length", "has 2 values but takes one per example"),
     ("sensor", {"readings": [[0.1, 0.2]] * 20}, "readings", "has 2 entries on axis 2, expected 3"),
     ("digits", {"image": [[[0]] * 28] * 27}, "image", "has 27 entries on axis 1, expected 28"),
 ]
