@@ -136,7 +136,9 @@ class Function:
         if trigger == "sqs":
             from handler.triggers import sqs
 
-            return sqs.handle_event(event, context, self.started.require(), self.settings)
+            if self.started.service is None:  # every message back to SQS, as for any fault of ours
+                return sqs.fail_all(event, self.started.error or SkewlessError("the service did not start"))
+            return sqs.handle_event(event, context, self.started.service, self.settings)
         if trigger == "map_batch":
             # A bad item is answered in the batch; a fault of ours fails it, for the Map's Retry to see.
             return direct.guarded(lambda: map_batch.handle_event(event, self.started.require()), context)

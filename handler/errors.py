@@ -1,4 +1,10 @@
-"""Our error types: each carries its HTTP status and a message that says what to fix."""
+"""Our error types: each carries its HTTP status and a message that says what to fix.
+
+A client's error (4xx) answers with its message, which names the client's own fields. A fault of ours
+(5xx: the artifacts, the model source, the model, a bug) answers with its class's `public` text instead:
+the message names files, S3 locations and settings, which the caller has no use for and must not see.
+The message goes to the log, under the request id the answer carries.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,23 @@ class SkewlessError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    # What a caller is told of this fault when it is ours (5xx): what happened in general and what to do.
+    public: str = (
+        "internal error: a fault of the service, not of the request; if it persists, give the operator the "
+        "request_id (the log has the reason under it)"
+    )
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
+    @property
+    def public_message(self) -> str:
+        """The text a caller may see: the message for a client's error, the class's safe text for a fault of ours."""
+        return self.message if self.status < 500 else self.public
+
     def to_body(self) -> dict[str, object]:
-        return {"error": self.message, "code": self.code}
+        return {"error": self.public_message, "code": self.code}
 
 
 @dataclass(frozen=True)
@@ -102,12 +118,20 @@ class ArtifactError(SkewlessError):
 
     status = 503
     code = "artifacts_invalid"
+    public = (
+        "the model is unavailable: its files failed verification at start (a fault of the deployment, not of "
+        "the request); give the operator the request_id (the log has the reason under it)"
+    )
 
 
 class ModelSourceError(ArtifactError):
     """MODEL_S3_URI could not be read (unreachable, denied, an object missing): we refuse to serve."""
 
     code = "model_source_unavailable"
+    public = (
+        "the model is unavailable: it could not be fetched from its source at start (a fault of the deployment, "
+        "not of the request); retry later, or give the operator the request_id (the log has the reason under it)"
+    )
 
 
 class ModelLoadError(SkewlessError):
@@ -115,6 +139,10 @@ class ModelLoadError(SkewlessError):
 
     status = 503
     code = "model_unavailable"
+    public = (
+        "the model is unavailable: it could not be loaded (a fault of the service, not of the request); retry "
+        "later, or give the operator the request_id (the log has the reason under it)"
+    )
 
 
 class ExportError(SkewlessError):

@@ -51,6 +51,14 @@ def count_rejection(exc: SkewlessError) -> None:
         count_non_finite(len({e.instance for e in exc.errors}))
 
 
+def log_fault(exc: SkewlessError, request_id: str | None) -> None:
+    """The full message of a fault of ours (which its answer leaves out), for the operator with the request id."""
+    logger.error(
+        "request failed",
+        extra={"status": exc.status, "code": exc.code, "reason": exc.message, "request_id": request_id},
+    )
+
+
 def count_internal_error() -> None:
     """A request that failed for a reason no check before the model caught (a 500): counted, for an alarm."""
     metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)

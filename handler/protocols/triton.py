@@ -67,9 +67,8 @@ def index_filter(body: Any) -> bool:
     return ready
 
 
-def repository_index(service: Service, ready_only: bool) -> list[dict[str, Any]]:
-    """Triton's $repository_index_response: the served model, its version, state and why (if not ready)."""
-    failed = service.load_failure()
+def repository_index(service: Service, ready_only: bool, failed: str | None) -> list[dict[str, Any]]:
+    """Triton's $repository_index_response: the served model, its version, state and `failed`, why it is not ready."""
     entry = {"name": service.name, "version": service.artifacts.manifest.version, "state": "READY"}
     if failed is not None:
         entry.update(state="UNAVAILABLE", reason=failed)  # Triton writes a reason only when there is one

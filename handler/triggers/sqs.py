@@ -72,6 +72,18 @@ def handle_event(event: dict[str, Any], context: Any, service: Service, settings
     return result
 
 
+def fail_all(event: dict[str, Any], error: Exception) -> dict[str, Any]:
+    """Every message of the batch left to SQS to redeliver, when the service could not start: logged, not raised
+    (a raised error would carry its message, which may name a file or an S3 location, out of the function)."""
+    ids = [r.get("messageId") for r in event.get("Records", []) if isinstance(r, dict) and r.get("messageId")]
+    logger.warning(
+        "SQS messages failed; SQS will redeliver them",
+        extra={"message_ids": ids, "error_type": type(error).__name__, "reason": _reason(error)},
+    )
+    metrics.add_metric(name="SqsMessagesFailed", unit="Count", value=len(ids))
+    return {"batchItemFailures": [{"itemIdentifier": i} for i in ids]}
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, SkewlessError):
         return exc.message

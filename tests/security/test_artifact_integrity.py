@@ -42,7 +42,7 @@ def test_a_model_with_a_python_lambda_layer_is_refused_by_safe_mode(
 
     app = start_app(Settings.from_env({"MODEL_DIR": str(artifacts_copy), "SERVING_RUNTIME": "tensorflow"}))
     status, body = call(app, lambda_context, "POST", PREDICT, golden["cases"][0]["request"])
-    assert status == 503 and "safe mode" in body["error"] and "predictions" not in body, body
+    assert status == 503 and body["error"] == ModelLoadError.public and "predictions" not in body, body
     assert_down(app, lambda_context, golden, "safe mode refuses it", "model_unavailable")
 
 

@@ -145,7 +145,9 @@ def test_a_model_that_cannot_serve_fails_the_batch_as_model_unavailable_for_the_
     with pytest.raises(direct.ModelUnavailable) as info:
         broken.handler()(batch_event(rows), LambdaContext())
     body = json.loads(str(info.value))
-    assert body["status"] == 503 and "preprocessing.json" in json.dumps(body), body
+    # The code and the request id; the file is named in the log only, under that request id.
+    assert (body["status"], body["code"]) == (503, "artifacts_invalid") and body["request_id"], body
+    assert "preprocessing.json" not in json.dumps(body) and str(artifacts_copy) not in json.dumps(body), body
 
 
 def test_the_sample_batch_event_gets_trainings_answers(function_for: Callable[[str, str], Function]) -> None:

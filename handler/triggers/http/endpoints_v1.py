@@ -14,7 +14,7 @@ from handler.core.answer import format_v1
 from handler.core.service import Service
 from handler.errors import BadRequest
 from handler.protocols import tfserving
-from handler.triggers.http.routes import Call, Doc, Route, predicted
+from handler.triggers.http.routes import Call, Doc, Route, not_ready, predicted
 
 TAGS = ("TF Serving REST",)
 CLASSIFY = "(models exported with class_names): class names and scores"
@@ -61,7 +61,7 @@ def status(call: Call, name: str, version: str | None = None, label: str | None 
     prediction: state START (known, not loaded), with the reason.
     """
     service = call.served(name, version, label)
-    failed = service.load_failure()
+    failed = not_ready(call, service)
     ok = {"error_code": "OK", "error_message": ""}
     return {
         "name": service.name,

@@ -14,11 +14,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from handler.core.service import Service
-from handler.errors import ModelLoadError
+from handler.errors import ModelLoadError, SkewlessError
 from handler.monitoring.stats import STATS
+from handler.observability import log_fault
 from handler.protocols import oip_binary, triton
 from handler.protocols.oip import V2Protocol, without_arrays
-from handler.triggers.http.routes import Call, Doc, Route, predicted
+from handler.triggers.http.routes import Call, Doc, Route, not_ready, predicted
 
 TAGS = ("Open Inference Protocol v2",)
 TRITON = ("Triton extensions",)
@@ -70,7 +71,7 @@ def model_ready(call: Call, name: str, version: str | None = None) -> Any:
     service = call.served(name, version)
     failed = service.load_failure()
     if failed is not None:
-        raise ModelLoadError(failed)
+        raise ModelLoadError(failed)  # answered with its safe text; the reason is logged
     return {"name": service.name, "ready": True}
 
 
@@ -79,14 +80,18 @@ def live(call: Call) -> Any:
 
 
 def health_ready(call: Call) -> Any:
+    """Ready, or a 503 saying why in words safe for anyone who can reach it (the reason is logged, by request id)."""
     started = call.api.started
     if started.service is None:
-        reason = started.error.message if started.error else "not started"
-        return Response(503, content_types.APPLICATION_JSON, {"ready": False, "reason": reason})
+        error = started.error or SkewlessError("the service did not start")
+        log_fault(error, call.request_id)
+        body: dict[str, Any] = {"ready": False, "reason": error.public_message, "request_id": call.request_id}
+        return Response(503, content_types.APPLICATION_JSON, body)
     service = started.service
-    failed = service.load_failure()
+    failed = not_ready(call, service)
     if failed is not None:  # the artifacts verified, but the model would not load: predictions answer 503
         body = {"ready": False, "model": service.name, "model_loaded": False, "reason": failed}
+        body["request_id"] = call.request_id
         return Response(503, content_types.APPLICATION_JSON, body)
     body = {"ready": True, "model": service.name, "model_loaded": service.model.loaded}
     if service.warnings:
@@ -106,7 +111,7 @@ def stats(call: Call, name: str | None = None, version: str | None = None) -> An
 def repository_index(call: Call) -> Any:
     service = call.service()
     parsed = call.json_body() if call.has_body() else None  # tritonclient sends no body
-    return triton.repository_index(service, triton.index_filter(parsed))
+    return triton.repository_index(service, triton.index_filter(parsed), not_ready(call, service))
 
 
 def openapi(call: Call) -> Any:

@@ -1,4 +1,8 @@
-"""Every HTTP error answer in one shape: what is wrong and the fix, a stable code, and for a 422 each field."""
+"""Every HTTP error answer in one shape: what is wrong and the fix, a stable code, and for a 422 each field.
+
+A fault of ours (5xx) answers its class's safe text and the request id; its message (which may name a file,
+an S3 location or a setting) is logged under that request id.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 from handler.errors import SkewlessError, UnsupportedMediaType
-from handler.observability import count_rejection, logger
+from handler.observability import count_rejection, log_fault, logger
 
 
 class MethodNotAllowed(SkewlessError):
@@ -22,11 +26,12 @@ class MethodNotAllowed(SkewlessError):
 
 
 def error_response(exc: SkewlessError, request_id: str) -> Response[Any]:
-    """Our error shape for every status; a 5xx carries the request id and never a stack trace."""
+    """Our error shape for every status; a 5xx carries the request id, never its message or a stack trace."""
     body = exc.to_body()
     headers: dict[str, str] = {}
     if exc.status >= 500:
         body["request_id"] = request_id
+        log_fault(exc, request_id)
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.allow)
     if isinstance(exc, UnsupportedMediaType):  # a 415 for a content coding says which ones we take (RFC 9110 §12.5.3)

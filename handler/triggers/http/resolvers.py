@@ -180,9 +180,7 @@ def register_errors(app: ApiGatewayResolver, api: HttpApi) -> None:
 
     @app.exception_handler(SkewlessError)
     def skewless_error(exc: SkewlessError) -> Response[Any]:
-        if exc.status >= 500:
-            logger.error("request failed", extra={"code": exc.code, "reason": exc.message})
-        return answer(exc)
+        return answer(exc)  # a 5xx's message is logged there, under the request id
 
     @app.not_found
     def not_found(exc: NotFoundError) -> Response[Any]:
@@ -201,6 +199,7 @@ def register_errors(app: ApiGatewayResolver, api: HttpApi) -> None:
     @app.exception_handler(Exception)
     def internal_error(exc: Exception) -> Response[Any]:
         # The stack trace goes to the log, never to the client.
-        logger.exception("unexpected error while answering a request")
+        request_id = str(getattr(app.lambda_context, "aws_request_id", "unknown"))
+        logger.exception("unexpected error while answering a request", extra={"request_id": request_id})
         count_internal_error()
-        return answer(SkewlessError("internal error: this is a fault of the service, not of the request"))
+        return answer(SkewlessError(f"unexpected {type(exc).__name__}: its trace is logged with this request id"))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from handler.core.service import Service
 from handler.core.value_rules import kind_of
-from handler.errors import BadRequest, NotFound
+from handler.errors import BadRequest, ModelLoadError, NotFound
 from handler.monitoring.stats import STATS
 from handler.observability import logger
 from handler.triggers.http import body as http_body
@@ -144,6 +144,16 @@ class Call:
         if not isinstance(body, dict):
             raise BadRequest(f"the body must be a JSON object, got {kind_of(body)}")
         return body
+
+
+def not_ready(call: Call, service: Service) -> str | None:
+    """Why the model cannot serve, in words a caller may see (the reason itself is logged under the request id);
+    None when it can. A failed load's reason may name a file or a setting: it is ours, not the caller's."""
+    failed = service.load_failure()
+    if failed is None:
+        return None
+    logger.warning("model not ready", extra={"reason": failed, "request_id": call.request_id})
+    return ModelLoadError.public
 
 
 def predicted(service: Service, columns: dict[str, Any]) -> Any:

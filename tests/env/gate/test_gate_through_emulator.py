@@ -143,4 +143,6 @@ def test_a_version_that_cannot_serve_fails_the_gate_with_its_errors(
     direct = [row for where, row in rows.items() if where.endswith(" via direct")]
     assert all("the invocation failed: ModelUnavailable" in row for row in direct), direct[:2]
     http = [row for where, row in rows.items() if where.endswith(" via http_api")]
-    assert all("HTTP 503" in row and "preprocessing.json" in row for row in http), http[:2]
+    # The answer's code, not the file: the version's own log names it, under the request id of the answer.
+    assert all("HTTP 503" in row and "artifacts_invalid" in row for row in http), http[:2]
+    assert all("preprocessing.json" not in row for row in http), http[:2]

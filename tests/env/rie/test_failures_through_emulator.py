@@ -18,19 +18,23 @@ def _start(rie: Path, tmp_path: Path, env: dict[str, str]) -> RuntimeEmulator:
     return RuntimeEmulator(rie, tmp_path / "emulator.log", env=env)
 
 
-def test_tampered_artifact_is_refused_and_named(rie: Path, artifacts_copy: Path, tmp_path: Path) -> None:
-    """A changed preprocessing.json must never serve: the answer names the file, over every path."""
+def test_tampered_artifact_is_refused_and_named_in_the_log(rie: Path, artifacts_copy: Path, tmp_path: Path) -> None:
+    """A changed preprocessing.json must never serve: every path answers 503 with the request id, and the log
+    (not the answer, which says what happened in general) names the file."""
     pre = artifacts_copy / "preprocessing.json"
     pre.write_text(pre.read_text().replace('"mean"', '"mean" ', 1))
     with _start(rie, tmp_path, {"MODEL_DIR": str(artifacts_copy)}) as emulator:
         direct = emulator.invoke(REQUEST)
         error = direct.json_object()
         assert direct.status == 200 and error.get("errorType") == "ModelUnavailable", f"{direct}\n{emulator.log()}"
-        assert json.loads(error["errorMessage"])["status"] == 503, str(direct)
-        assert "preprocessing.json" in error["errorMessage"], str(direct)
+        message = json.loads(error["errorMessage"])
+        assert (message["status"], message["code"]) == (503, "artifacts_invalid") and message["request_id"], message
         api = emulator.invoke(http_api_event(REQUEST))
         result = api.json_object()
-        assert result.get("statusCode") == 503 and "preprocessing.json" in str(result.get("body")), str(api)
+        assert result.get("statusCode") == 503 and "artifacts_invalid" in str(result.get("body")), str(api)
+        for answer in (error["errorMessage"], str(result.get("body"))):
+            assert "preprocessing.json" not in answer and str(artifacts_copy) not in answer, answer
+        assert "preprocessing.json does not match manifest.json" in emulator.full_log(), emulator.log()
 
 
 def test_init_crash_is_reported_as_lambda_reports_it(rie: Path, tmp_path: Path) -> None:

@@ -56,11 +56,7 @@ def test_our_own_fault_is_500_with_request_id_and_no_stack_trace(model: str, cap
         event = http_event(trigger, "POST", predict_path(model), zoo.cases(model)[0]["request"])
         response = api.handle(trigger, event, context)  # type: ignore[arg-type]
         body = error(response, 500, "internal_error")
-        assert body == {
-            "error": "internal error: this is a fault of the service, not of the request",
-            "code": "internal_error",
-            "request_id": context.aws_request_id,
-        }
+        assert body == {"error": SkewlessError.public, "code": "internal_error", "request_id": context.aws_request_id}
     # ...the stack trace is in the log, for us.
     assert any(r.exc_info and r.exc_info[0] is _Broken for r in caplog.records)
 
@@ -71,8 +67,17 @@ def _copy(model: str, tmp_path: Path) -> Path:
     return dst
 
 
+def _reason_logged(caplog: pytest.LogCaptureFixture, request_id: str) -> str:
+    """The reason logged for the fault answered under `request_id`."""
+    reasons = [str(getattr(r, "reason", "")) for r in caplog.records if getattr(r, "request_id", None) == request_id]
+    assert reasons, f"nothing logged under request id {request_id}"
+    return " ".join(reasons)
+
+
 @pytest.mark.parametrize(("model", "changed"), [("churn", "preprocessing.json"), ("digits", "golden.json")])
-def test_invalid_artifacts_answer_503_and_not_ready(model: str, changed: str, tmp_path: Path) -> None:
+def test_invalid_artifacts_answer_503_and_not_ready(
+    model: str, changed: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     folder = _copy(model, tmp_path)
     (folder / changed).write_text((folder / changed).read_text() + " ")
     settings = Settings(model_dir=folder)
@@ -83,12 +88,25 @@ def test_invalid_artifacts_answer_503_and_not_ready(model: str, changed: str, tm
     v2 = v2_infer_body(model, case)
     requests = ((predict_path(model), case["request"]), ("/predict", case["request"]), (infer_path(model), v2))
     for path, request in requests:
-        response = api.handle("http", http_event("http", "POST", path, request), LambdaContext())
+        context = LambdaContext()
+        response = api.handle("http", http_event("http", "POST", path, request), context)
         body = error(response, 503, "artifacts_invalid")
-        assert f"{changed} does not match manifest.json" in body["error"] and body["request_id"], body
-        assert str(tmp_path) not in response["body"], "the 503 shows the server's path"
-    ready = api.handle("http", http_event("http", "GET", "/v2/health/ready"), LambdaContext())
-    assert ready["statusCode"] == 503 and changed in body_of(ready)["reason"], ready
+        # What happened and what to do, not which file: the reason is the operator's, in the log by request id.
+        assert body == {
+            "error": ArtifactError.public,
+            "code": "artifacts_invalid",
+            "request_id": context.aws_request_id,
+        }
+        assert str(tmp_path) not in response["body"] and changed not in response["body"], response["body"]
+        assert f"{changed} does not match manifest.json" in _reason_logged(caplog, context.aws_request_id)
+    context = LambdaContext()
+    ready = api.handle("http", http_event("http", "GET", "/v2/health/ready"), context)
+    assert ready["statusCode"] == 503 and body_of(ready) == {
+        "ready": False,
+        "reason": ArtifactError.public,
+        "request_id": context.aws_request_id,
+    }, ready
+    assert changed in _reason_logged(caplog, context.aws_request_id)
     live = api.handle("http", http_event("http", "GET", "/v2/health/live"), LambdaContext())
     assert live["statusCode"] == 200
 
@@ -98,18 +116,24 @@ def _cannot_load(artifacts: Artifacts) -> Any:
 
 
 @pytest.mark.parametrize("model", ["churn", "reviews"])
-def test_a_model_that_cannot_load_is_503_on_v1_and_v2_and_not_ready(model: str) -> None:
+def test_a_model_that_cannot_load_is_503_on_v1_and_v2_and_not_ready(
+    model: str, caplog: pytest.LogCaptureFixture
+) -> None:
     api = _api_with_loader(model, _cannot_load)
     case = next(c for c in zoo.cases(model) if v2_infer_body(model, c) is not None)
     for path, request in ((predict_path(model), case["request"]), (infer_path(model), v2_infer_body(model, case))):
-        response = api.handle("http", http_event("http", "POST", path, request), LambdaContext())
+        context = LambdaContext()
+        response = api.handle("http", http_event("http", "POST", path, request), context)
         body = error(response, 503, "model_unavailable")
-        assert "skewless>Temperature" in body["error"], body
+        assert body["error"] == ModelLoadError.public and "skewless>Temperature" not in response["body"], body
+        assert "skewless>Temperature" in _reason_logged(caplog, context.aws_request_id)
     for path in (f"/v2/models/{model}/ready", "/v2/health/ready"):
-        ready = api.handle("http", http_event("http", "GET", path), LambdaContext())
-        assert ready["statusCode"] == 503, ready
+        context = LambdaContext()
+        ready = api.handle("http", http_event("http", "GET", path), context)
+        assert ready["statusCode"] == 503 and "skewless>Temperature" not in ready["body"], ready
+        assert "skewless>Temperature" in _reason_logged(caplog, context.aws_request_id)
     answer = direct.handle_event(case["request"], LambdaContext(), api.started, "return")
-    assert (answer["status"], answer["code"]) == (503, "model_unavailable"), answer
+    assert (answer["status"], answer["code"], answer["error"]) == (503, "model_unavailable", ModelLoadError.public)
 
 
 def _nan_for_the_second_row(artifacts: Artifacts) -> Any:
@@ -174,3 +198,4 @@ def test_request_values_are_logged_only_when_asked(caplog: pytest.LogCaptureFixt
     api = HttpApi(Started(open_service(settings)), settings)
     api.handle("http", http_event("http", "POST", PREDICT, {"instances": [row]}), LambdaContext())
     assert "98765.4321" in _logged(caplog)
+
