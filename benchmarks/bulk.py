@@ -142,6 +142,7 @@ def probe_floor() -> dict[str, float]:
     from handler.formats.csv import CsvPredictions, csv_chunks
     from handler.formats.jsonl import prediction_lines
     from handler.formats.parquet import ParquetPredictions, open_parquet, parquet_chunks
+    from handler.s3_objects import S3Object
     from handler.settings import Settings
     from handler.triggers.s3 import job as s3
 
@@ -165,11 +166,11 @@ def probe_floor() -> dict[str, float]:
             pass
 
     def read_csv() -> list[Any]:
-        reader, _ = aws.open_object(client, BUCKET, csv_key)
+        reader = S3Object(client, BUCKET, csv_key).stream()
         return list(csv_chunks(reader, text_coercer(service.coercer), n))
 
     def read_parquet() -> list[Any]:
-        file = aws.RangeFile(client, BUCKET, parquet_key)
+        file = S3Object(client, BUCKET, parquet_key).seekable()
         return list(parquet_chunks(open_parquet(file, service.coercer), service.coercer, n))
 
     timed("s3_get_csv", get)

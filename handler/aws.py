@@ -37,105 +37,17 @@ def client(service: str) -> Any:
     return boto3.session.Session().client(service, config=config)
 
 
+def error_code(exc: Exception) -> str:
+    """The error code of a botocore ClientError ("NoSuchKey", "PreconditionFailed", ...), else ""."""
+    response = getattr(exc, "response", None)
+    return str((response or {}).get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
 def _custom_endpoint(service: str) -> bool:
     return bool(os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or os.environ.get("AWS_ENDPOINT_URL"))
 
 
 # --- S3 ------------------------------------------------------------------------------------
-
-
-def open_object(s3: Any, bucket: str, key: str, start: int = 0, end: int | None = None) -> tuple[BinaryIO, dict]:
-    """A streaming, buffered reader of an object (or of the byte range [start, end]) and its GET response."""
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if start or end is not None:
-        kwargs["Range"] = f"bytes={start}-{'' if end is None else end}"
-    resp = s3.get_object(**kwargs)
-    # StreamingBody is a raw IO: buffering lets csv/TextIOWrapper read it in small steps without
-    # holding the object, and botocore checks the length at EOF (a cut connection raises).
-    return io.BufferedReader(resp["Body"], buffer_size=1 << 20), resp
-
-
-def read_range(s3: Any, bucket: str, key: str, start: int, end: int) -> bytes:
-    """Bytes [start, end] (inclusive) of an object; fewer if the object is shorter."""
-    body: bytes = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")["Body"].read()
-    return body
-
-
-class RangeFile(io.RawIOBase):
-    """One S3 object as a seekable, read-only file: each read is a ranged GET (for Parquet's random access).
-
-    Every GET carries `If-Match` with the ETag the object had when opened, so an object replaced
-    mid-read fails the read (412) instead of mixing two versions; the caller's retry reads the new one.
-    """
-
-    def __init__(self, s3: Any, bucket: str, key: str) -> None:
-        self.s3, self.bucket, self.key = s3, bucket, key
-        head = s3.head_object(Bucket=bucket, Key=key)
-        self.size: int = int(head["ContentLength"])
-        self.etag: str = str(head.get("ETag", ""))
-        self._pos = 0
-        self.requests = 0  # ranged GETs made: a Parquet read should need a few per row group
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
-        self._pos = max(base + offset, 0)
-        return self._pos
-
-    def read(self, size: int = -1) -> bytes:
-        end = self.size if size is None or size < 0 else min(self.size, self._pos + size)
-        if end <= self._pos:
-            return b""
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={self._pos}-{end - 1}"}
-        if self.etag:
-            kwargs["IfMatch"] = self.etag
-        data: bytes = self.s3.get_object(**kwargs)["Body"].read()
-        self.requests += 1
-        if len(data) != end - self._pos:  # botocore checks Content-Length; this guards a short range answer
-            # A ConnectionError, not a bare OSError: a bare one is what pyarrow raises for damaged bytes.
-            raise ConnectionError(f"s3://{self.bucket}/{self.key}: asked for {end - self._pos} bytes, got {len(data)}")
-        self._pos = end
-        return data
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
-class S3Object:
-    """One S3 object as a file format reads it (`formats.base.ObjectSource`); remembers the ETag and size it read.
-
-    The object may have been replaced since its event: what was read, not what the event said, is recorded.
-    """
-
-    def __init__(self, s3: Any, bucket: str, key: str) -> None:
-        self.s3, self.bucket, self.key = s3, bucket, key
-        self.etag: str | None = None
-        self.size: int | None = None
-
-    def stream(self, start: int = 0) -> BinaryIO:
-        reader, resp = open_object(self.s3, self.bucket, self.key, start=start)
-        self.etag = str(resp.get("ETag", "")).strip('"')
-        if not start:
-            self.size = resp.get("ContentLength")
-        return reader
-
-    def seekable(self) -> BinaryIO:
-        file = RangeFile(self.s3, self.bucket, self.key)
-        self.etag, self.size = file.etag.strip('"'), file.size
-        return file  # type: ignore[return-value]  # a RawIOBase, read as a binary file
-
-    def head(self, size: int) -> bytes:
-        return read_range(self.s3, self.bucket, self.key, 0, size - 1)
 
 
 def put_json(s3: Any, bucket: str, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> None:
@@ -156,9 +68,16 @@ class MultipartWriter:
     """
 
     def __init__(
-        self, s3: Any, bucket: str, key: str, content_type: str = "application/x-ndjson", part_bytes: int = 8 << 20
+        self,
+        s3: Any,
+        bucket: str,
+        key: str,
+        content_type: str = "application/x-ndjson",
+        part_bytes: int = 8 << 20,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         self.s3, self.bucket, self.key, self.content_type = s3, bucket, key, content_type
+        self.metadata = dict(metadata or {})  # fixed when the object starts: a PUT's, or the upload's
         self.part_bytes = max(part_bytes, MIN_PART_BYTES)
         self._buf: BinaryIO = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._files = [self._buf]  # every temp file made, to close
@@ -177,7 +96,7 @@ class MultipartWriter:
         if self._buf.tell() >= self.part_bytes:
             self._flush_part()
 
-    def complete(self, metadata: Mapping[str, str] | None = None) -> None:
+    def complete(self) -> None:
         """Upload what is left and make the object visible, whole."""
         self._wait()
         if self._upload_id is None:
@@ -187,7 +106,7 @@ class MultipartWriter:
                 Key=self.key,
                 Body=self._buf.read(),
                 ContentType=self.content_type,
-                Metadata=dict(metadata or {}),
+                Metadata=self.metadata,
             )
         else:
             if self._buf.tell() or not self._parts:
@@ -217,7 +136,9 @@ class MultipartWriter:
     def _flush_part(self) -> None:
         if self._upload_id is None:
             # Metadata is fixed when the upload starts; counts go into the completion marker instead.
-            resp = self.s3.create_multipart_upload(Bucket=self.bucket, Key=self.key, ContentType=self.content_type)
+            resp = self.s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type, Metadata=self.metadata
+            )
             self._upload_id = resp["UploadId"]
         self._wait()  # one part in flight at a time: memory and temp space stay at two parts
         full, size, number = self._buf, self._buf.tell(), len(self._parts) + 1

@@ -120,7 +120,10 @@ def npy_chunks(reader: BinaryIO, layout: NpyLayout, coercer: Coercer, chunk_rows
 def read(source: ObjectSource, coercer: Coercer, chunk_rows: int) -> Iterator[Chunk]:
     """The header first (its own small read), then the rows from the offset it gives."""
     coercer = text_coercer(coercer)  # a unicode array's numbers are text, as a CSV's cells
-    layout = npy_layout(source.head(NPY_HEADER_BYTES), coercer)
+    head = source.head(NPY_HEADER_BYTES)
+    if not head:
+        return  # an empty object: no rows (and no header to refuse)
+    layout = npy_layout(head, coercer)
     if layout.rows == 0:
         return
     reader = source.stream(layout.offset)

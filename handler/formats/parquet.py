@@ -3,7 +3,7 @@
 A Parquet file holds one column per feature, named like it (a list column for an array input:
 an image as nested lists [28][28][1]; a scalar column will do for an input of shape [1]); other
 columns are refused unless UNKNOWN_FEATURES=ignore, as for a CSV header. The file is read
-through any seekable file object; on S3 that is `aws.RangeFile`, so pyarrow fetches the footer
+through any seekable file object; on S3 that is `s3_objects.RangeFile`, so pyarrow fetches the footer
 and then only the feature columns' byte ranges, a span of row groups at a time (about 32 MiB of
 them; with `pre_buffer`, one coalesced GET per span). Memory follows the span (and a row group
 larger than it), not the file. `row` is the row's position in the file, from 0. Values keep
@@ -106,7 +106,7 @@ def _damaged(exc: Exception) -> bool:
     """pyarrow's own complaint about the bytes (a damaged page): exactly ArrowInvalid or OSError.
 
     A failure of the read itself reaches us as the file object raised it (botocore's errors, or a
-    ConnectionError subclass of OSError from `aws.RangeFile`), so retrying stays possible for those.
+    ConnectionError subclass of OSError from `s3_objects.RangeFile`), so retrying stays possible for those.
     """
     return type(exc) in (pa.ArrowInvalid, OSError)
 
@@ -157,7 +157,11 @@ def _column(arr: np.ndarray, kind: pa.DataType) -> pa.Array:
 
 def read(source: ObjectSource, coercer: Coercer, chunk_rows: int) -> Iterator[Chunk]:
     """Random access: the footer first, then each span of row groups' feature columns."""
-    yield from parquet_chunks(open_parquet(source.seekable(), coercer), coercer, chunk_rows)
+    file = source.seekable()
+    if file.seek(0, 2) == 0:
+        return  # an empty object: no rows (and no footer to refuse)
+    file.seek(0)
+    yield from parquet_chunks(open_parquet(file, coercer), coercer, chunk_rows)
 
 
 FORMAT = Format(

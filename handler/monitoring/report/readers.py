@@ -62,20 +62,20 @@ class Source:
                 raise DriftInputError(f"{self.name}: cannot be read ({exc.strerror or exc})") from None
             handle.seek(start)
             return handle
-        from handler import aws  # lazily: a local file needs no boto3
+        from handler.s3_objects import S3Object  # lazily: a local file needs no boto3
 
         try:
-            return aws.S3Object(self.s3, self.bucket, self.key).stream(start)
+            return S3Object(self.s3, self.bucket, self.key).stream(start)
         except Exception as exc:
             raise DriftInputError(f"{self.name}: cannot be read from S3 ({_aws_reason(exc)})") from None
 
     def seekable(self) -> BinaryIO:
         if self.path is not None:
             return self.stream()
-        from handler import aws
+        from handler.s3_objects import S3Object
 
         try:
-            return aws.S3Object(self.s3, self.bucket, self.key).seekable()
+            return S3Object(self.s3, self.bucket, self.key).seekable()
         except Exception as exc:
             raise DriftInputError(f"{self.name}: cannot be read from S3 ({_aws_reason(exc)})") from None
 

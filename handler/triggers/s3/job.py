@@ -1,52 +1,47 @@
 """S3 "object created" -> predictions for every row of the file, streamed in chunks: the job itself.
 
-Triggers: the S3 notification event (`Records`, keys URL-encoded: '+' for a space, '%xx' for
-the rest) and the same arriving through EventBridge (`detail-type: Object Created`, keys not
-encoded; Step Functions' Distributed Map builds this shape for each object of a prefix). Only
-keys under `INPUT_PREFIX` are read; anything else is logged and ignored, and `OUTPUT_PREFIX`
-lies outside it (settings refuse an overlap), so the function never triggers itself.
+Triggers: the S3 notification event and the same arriving through EventBridge (`event.py`; Step
+Functions' Distributed Map builds the EventBridge shape for each object of a prefix). Only keys under
+`INPUT_PREFIX` are read; anything else is logged and ignored, and `OUTPUT_PREFIX` lies outside it
+(settings refuse an overlap), so the function never triggers itself. A key whose outputs would land on
+another input's is refused with the reason (`keys.py`).
 
-Input formats, by extension (each a module of `handler/formats/`, named in its registry):
-- `.csv`, for models whose features are all scalars: a header naming the features, in any order;
-  read by pyarrow, every cell as text (numbers parsed whatever NUMERIC_STRINGS says);
-- `.parquet`: one column per feature (a list column for an array input), read a row group at a
-  time over ranged GETs;
-- `.jsonl` / `.ndjson`, for any model: one request row per line, as in `{"instances": [...]}`;
-- `.npy`, for a model with one array input ([n, *its shape]) or a tabular model ([n, features]).
+Input formats, by extension (each a module of `handler/formats/`, named in its registry): `.csv` for
+models whose features are all scalars, `.parquet`, `.jsonl`/`.ndjson` for any model, `.npy` for one array
+input or a tabular model. An empty object has no rows: it is done, with none.
 
 Outputs, for `s3://bucket/INPUT_PREFIX/a/b.csv` (in `OUTPUT_BUCKET`, default the source bucket):
 - the predictions, in the input's format: `OUTPUT_PREFIX/a/b.csv.csv` (CSV, with a header),
   `OUTPUT_PREFIX/a/b.parquet.parquet` (Parquet) or `OUTPUT_PREFIX/a/b.jsonl.jsonl` (JSON Lines,
-  also for .npy inputs): one record per answered row, in input order, with its row number
-  (each format's module says what its answers hold);
+  also for .npy inputs): one record per answered row, in input order, with its row number;
 - `OUTPUT_PREFIX/a/b.csv.errors.jsonl`: one line per row that could not be answered, with every
   reason: `{"row": 5, "errors": [{"feature": "age", "reason": "..."}]}` (and its `line` where the
   reader knows it); always written (empty when all rows were good), so every row is in exactly
   one of the two;
-- `OUTPUT_PREFIX/a/b.csv.done.json`: written last, the completion marker (while an earlier marker's
-  outputs are being replaced, it says `"status": "in_progress"`): source bucket, key, etag and
-  size, status, format, counts (rows, predicted, errors), the outputs' keys, the model name and
-  version. A reader waits for it. A file that cannot be read at all (missing columns, wrong npy
-  dtype, invalid UTF-8, not Parquet) gets status "rejected" and one file-level record in the
-  errors object.
+- `OUTPUT_PREFIX/a/b.csv.done.json`: the completion marker, written last and conditionally
+  (`marker.py`): the source (bucket, key, ETag, version id, the event's sequencer, size), status,
+  format, counts (rows, predicted, errors), the outputs' keys, the model name and version. A reader
+  waits for it. A file that cannot be read at all (missing columns, wrong npy dtype, invalid UTF-8,
+  not Parquet) gets status "rejected", one file-level record in the errors object, and counts it.
 
-Each output object is written whole or not at all (a single PUT, or a multipart upload completed
-at the end and aborted on failure), and its content depends only on the source and the model, so
-a retried or duplicated event rewrites the same bytes under the same keys. A marker that already
-names the same source etag and model version makes a redelivered event a no-op. Any failure of
-ours or of the environment (S3 unreachable, the object gone, the model not loading) raises, so Lambda
-retries the event and, after its retries, sends it to the on-failure destination.
+One result per object version, whatever order S3 delivers the events in: every read is pinned to the
+version the job started from (`handler/s3_objects.py`), so a replaced object stops the job cleanly
+(its marker says "superseded") and the newer version's event does the work; an older version never
+replaces a newer one's results, and while one version is being predicted another waits (its event
+fails, and Lambda's retry comes back). Each output object is written whole or not at all (a single PUT,
+or a multipart upload completed at the end and aborted on failure), and its content depends only on the
+source and the model, so a retried or duplicated event rewrites the same bytes under the same keys. Any
+failure of ours or of the environment (S3 unreachable, the model not loading) raises, so Lambda retries
+the event and, after its retries, sends it to the on-failure destination.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import posixpath
+import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
 
 import numpy as np
 
@@ -58,34 +53,25 @@ from handler.formats import jsonl
 from handler.formats.base import Chunk, FileRejected, Format, PredictionWriter, RowError, row_order
 from handler.formats.registry import extensions, format_of
 from handler.observability import count_non_finite, logger, metrics
+from handler.s3_objects import ObjectChanged, S3Object
 from handler.settings import Settings
+from handler.triggers.s3.event import ObjectRef, objects_in_event
+from handler.triggers.s3.keys import OutputKeys, output_keys, reserved, source_metadata
+from handler.triggers.s3.marker import FINAL, Marker, MarkerTaken, read_marker, write_marker
 from handler.triggers.s3.pipeline import WriteBehind, prefetched
 
-ERRORS_SUFFIX = ".errors.jsonl"
-MARKER_SUFFIX = ".done.json"
 # A chunk's coerced input, when S3_CHUNK_ROWS does not say: churn ~32k rows, 28x28 images ~10k, 224x224x3 floats 64.
 CHUNK_BYTES = 8 << 20
 MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 65_536
+# A lease outlives its invocation by this much (a function killed at its deadline frees it this late), and one
+# taken without a Lambda context (tests, the CLI) lasts Lambda's longest timeout.
+LEASE_MARGIN_S, LEASE_WITHOUT_CONTEXT_S = 60, 900
+# Making the outputs visible takes a few requests: a "completing" marker left by a crash expires after this.
+COMPLETING_S = 300
 
 
-@dataclass(frozen=True)
-class ObjectRef:
-    """One created object named by an event: decoded key, and the etag the event saw."""
-
-    bucket: str
-    key: str
-    etag: str = ""
-    size: int | None = None
-
-
-@dataclass(frozen=True)
-class OutputKeys:
-    """Where the results of one input object go."""
-
-    bucket: str
-    predictions: str
-    errors: str
-    marker: str
+class OtherVersionInProgress(Exception):
+    """Another version of this object is being predicted right now: the event fails, and Lambda's retry comes back."""
 
 
 # --- the event -----------------------------------------------------------------------------
@@ -98,134 +84,201 @@ def handle_event(event: dict[str, Any], context: Any, service: Service, settings
     done: list[dict[str, Any]] = []
     ignored: list[dict[str, str]] = []
     for ref in refs:
-        if not ref.key.startswith(settings.input_prefix):
-            logger.info("ignoring object outside the input prefix", extra={"key": ref.key})
-            ignored.append({"bucket": ref.bucket, "key": ref.key, "reason": f"not under {settings.input_prefix}"})
+        why = _not_ours(ref, settings)
+        if why is not None:
+            logger.info("not predicting this object", extra={"key": ref.key, "reason": why})
+            ignored.append({"bucket": ref.bucket, "key": ref.key, "reason": why})
             continue
-        if ref.key.endswith("/"):  # a "folder" placeholder made by the console: no rows to predict
-            ignored.append({"bucket": ref.bucket, "key": ref.key, "reason": "a folder, not a file"})
-            continue
-        done.append(process_object(s3, ref, service, settings))
+        done.append(process_object(s3, ref, service, settings, context))
     return {"objects": done, "ignored": ignored}
 
 
-def objects_in_event(event: dict[str, Any]) -> list[ObjectRef]:
-    """The created objects an S3 notification or an EventBridge "Object Created" event names."""
-    from aws_lambda_powertools.utilities.data_classes import S3Event
-    from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventBridgeNotificationEvent
-
-    if "Records" in event:
-        refs = []
-        for record in S3Event(event).records:
-            if not record.event_name.startswith("ObjectCreated:"):
-                logger.info("ignoring S3 event", extra={"event_name": record.event_name})
-                continue
-            obj = record.s3.get_object
-            # Notification keys are URL-encoded the way HTML forms are: '+' is a space.
-            refs.append(ObjectRef(record.s3.bucket.name, unquote_plus(obj.key), obj.etag, obj.get("size")))
-        return refs
-    if event.get("source") == "aws.s3" and "detail" in event:
-        eb = S3EventBridgeNotificationEvent(event)
-        if eb.detail_type != "Object Created":
-            logger.info("ignoring EventBridge S3 event", extra={"detail_type": eb.detail_type})
-            return []
-        detail = eb.detail
-        return [ObjectRef(detail.bucket.name, detail.object.key, detail.object.etag, detail.object.size)]
-    if event.get("Event") == "s3:TestEvent":  # sent once when a notification is configured
-        return []
-    raise ValueError("not an S3 notification or an EventBridge S3 event")
-
-
-def output_keys(ref: ObjectRef, settings: Settings, predictions_suffix: str = ".jsonl") -> OutputKeys:
-    """The same relative key under the output prefix, with our suffixes."""
-    rel = ref.key[len(settings.input_prefix) :]
-    base = settings.output_prefix + rel
-    return OutputKeys(
-        bucket=settings.output_bucket or ref.bucket,
-        predictions=base + predictions_suffix,
-        errors=base + ERRORS_SUFFIX,
-        marker=base + MARKER_SUFFIX,
-    )
+def _not_ours(ref: ObjectRef, settings: Settings) -> str | None:
+    if not ref.key.startswith(settings.input_prefix):
+        return f"not under {settings.input_prefix}"
+    if ref.key.endswith("/"):  # a "folder" placeholder made by the console: no rows to predict
+        return "a folder, not a file"
+    return reserved(ref.key, settings)
 
 
 # --- one object ----------------------------------------------------------------------------
 
 
-def process_object(s3: Any, ref: ObjectRef, service: Service, settings: Settings) -> dict[str, Any]:
-    """Read, predict and write one input object; returns its completion marker."""
+def process_object(
+    s3: Any, ref: ObjectRef, service: Service, settings: Settings, context: Any = None
+) -> dict[str, Any]:
+    """Read, predict and write one input object version; returns its completion marker."""
     fmt = format_of(ref.key)
-    out = output_keys(ref, settings, (fmt or jsonl.FORMAT).suffix)
+    out = output_keys(ref.bucket, ref.key, settings, (fmt or jsonl.FORMAT).suffix)
     model = {"name": service.name, "version": service.artifacts.manifest.version}
-    previous = _read_marker(s3, out)
-    if previous is not None and _redelivered(previous, ref, model):
+    # Pinned from its first read on: the object as it is now, which may be newer than the event's (the marker says
+    # which version was read; the newer version's own event then finds it done).
+    obj = S3Object(s3, ref.bucket, ref.key)
+    for _ in range(3):  # a lease taken between our read and our write: read again and decide again
+        previous = read_marker(s3, out.bucket, out.marker)
+        held = read_marker(s3, out.bucket, out.checkpoint)
+        settled = _settled(previous, held, ref, model)
+        if settled is not None:
+            return settled
+        body = _lease_body("in_progress", _source(ref, obj), model, _lease_until(context))
+        try:
+            lease = write_marker(s3, out.bucket, out.checkpoint, body, held)
+        except MarkerTaken:
+            continue
+        try:
+            return _run(s3, obj, fmt, out, lease, previous, service, settings)
+        except ObjectChanged:
+            _release(s3, out)
+            return _superseded(ref, "the object was replaced since its event: its newer version's event predicts it")
+        except BaseException:
+            _release(s3, out)  # failed: Lambda's retry starts over (and a lease that cannot go expires)
+            raise
+    raise MarkerTaken(f"s3://{out.bucket}/{out.checkpoint} kept changing: other invocations hold this object")
+
+
+def _settled(previous: Marker, held: Marker, ref: ObjectRef, model: dict[str, str]) -> dict[str, Any] | None:
+    """The answer when this event needs no work (or must wait); None when it should predict the object."""
+    if previous.status in FINAL and previous.describes(ref) and (previous.body or {}).get("model") == model:
         logger.info("already predicted, skipping redelivered event", extra={"key": ref.key})
-        return previous
+        return previous.body
+    if previous.is_newer_than(ref) or held.is_newer_than(ref):
+        return _superseded(ref, "a newer version of the object has results already (or is being predicted)")
+    # The same version under a lease is taken over: a retry after a failed attempt, or a duplicate delivery; both
+    # write the same bytes, and the one whose marker comes second fails it and is retried into a no-op.
+    if held.lease_held() and not held.describes(ref):
+        raise OtherVersionInProgress(
+            f"s3://{ref.bucket}/{ref.key}: another version is being predicted now; Lambda's retry comes back for it"
+        )
+    return None
+
+
+def _run(
+    s3: Any,
+    obj: S3Object,
+    fmt: Format | None,
+    out: OutputKeys,
+    lease: Marker,
+    previous: Marker,
+    service: Service,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Predict the object under `lease`, publish the outputs, then the marker (over `previous`)."""
+    lease_body = lease.body or {}
+    model = lease_body["model"]
+    kind = fmt or jsonl.FORMAT
     counts = {"rows": 0, "predicted": 0, "errors": 0}
-    source: dict[str, Any] = {"bucket": ref.bucket, "key": ref.key, "etag": _etag(ref.etag), "size": ref.size}
+    meta = source_metadata(obj.key)
+    part = settings.s3_part_bytes
     rejection: FileRejected | None = None
-    if previous is not None:
-        # The outputs are about to be replaced: first withdraw the old marker, or a failure between the
-        # new outputs and the new marker would leave it vouching for outputs it does not describe.
-        pending = {"status": "in_progress", "source": source, "model": model}
-        aws.put_json(s3, out.bucket, out.marker, json.dumps(pending).encode())
-    content_type = (fmt or jsonl.FORMAT).content_type
     # Leaving this block by an exception aborts both uploads: nothing half-written becomes visible.
     with (
-        aws.MultipartWriter(s3, out.bucket, out.predictions, content_type, settings.s3_part_bytes) as preds,
-        aws.MultipartWriter(s3, out.bucket, out.errors, part_bytes=settings.s3_part_bytes) as errs,
+        aws.MultipartWriter(s3, out.bucket, out.predictions, kind.content_type, part, metadata=meta) as preds,
+        aws.MultipartWriter(s3, out.bucket, out.errors, part_bytes=part, metadata=meta) as errs,
     ):
         try:
             if fmt is None:
-                raise FileRejected(f"unsupported file type {posixpath.splitext(ref.key)[1]!r}: use {extensions()}")
-            writer = fmt.writer(preds, service.artifacts.signature)
-            try:
-                with (
-                    contextlib.closing(prefetched(_chunks(s3, ref, fmt, service, settings, source))) as chunks,
-                    WriteBehind() as behind,
-                ):
-                    for chunk in chunks:
-                        _write_chunk(chunk, service, writer, errs, counts, behind)
-                writer.close()
-            finally:
-                writer.discard()
+                raise FileRejected(f"unsupported file type {posixpath.splitext(obj.key)[1]!r}: use {extensions()}")
+            _predict_all(obj, fmt, service, settings, preds, errs, counts)
         except FileRejected as exc:
             rejection = exc
         else:
+            previous = _withdraw(s3, out, lease, previous)
             preds.complete()
             errs.complete()
-    status = "done" if rejection is None else "rejected"
-    marker: dict[str, Any] = {"status": status, "source": source, "format": fmt.name if fmt else None}
+    source = {**lease_body["source"], "etag": obj.etag or "", "version_id": obj.version_id, "size": obj.size}
+    marker: dict[str, Any] = {"status": "done" if rejection is None else "rejected", "source": source}
+    marker["format"] = fmt.name if fmt else None
     if rejection is not None:
-        logger.warning("input file rejected", extra={"key": ref.key, "reason": rejection.reason})
-        counts = {"rows": 0, "predicted": 0, "errors": 0}
-        _write_rejection(s3, out, rejection, _empty(fmt, service), content_type)
+        logger.warning("input file rejected", extra={"key": obj.key, "reason": rejection.reason})
+        counts = {"rows": 0, "predicted": 0, "errors": 1}  # the one file-level record covers every row
+        previous = _withdraw(s3, out, lease, previous)
+        _write_rejection(s3, out, rejection, _empty(fmt, service), kind.content_type, meta)
         marker["reason"] = rejection.reason
     marker.update(counts)
     marker["outputs"] = {"bucket": out.bucket, "predictions": out.predictions, "errors": out.errors}
     marker["model"] = model
-    aws.put_json(s3, out.bucket, out.marker, json.dumps(marker, indent=1, ensure_ascii=False).encode())
+    write_marker(s3, out.bucket, out.marker, marker, previous)
+    _release(s3, out)
     metrics.add_metric(name="S3RowsPredicted", unit="Count", value=counts["predicted"])
     metrics.add_metric(name="S3RowsRejected", unit="Count", value=counts["errors"])
-    logger.info("object predicted", extra={"key": ref.key, "status": marker["status"], **counts})
+    logger.info("object predicted", extra={"key": obj.key, "status": marker["status"], **counts})
     return marker
 
 
-def _redelivered(previous: dict[str, Any], ref: ObjectRef, model: dict[str, str]) -> bool:
-    """The event of a source and model already predicted: the outputs are there, complete."""
-    return bool(
-        previous.get("status") in ("done", "rejected")
-        and ref.etag
-        and previous.get("source", {}).get("etag") == _etag(ref.etag)
-        and previous.get("model") == model
-    )
+def _withdraw(s3: Any, out: OutputKeys, lease: Marker, previous: Marker) -> Marker:
+    """Before the outputs are replaced: hold the lease as `completing`, and take back an earlier marker.
+
+    The lease first: one taken over by another invocation (ours expired) raises MarkerTaken, and nothing is
+    published. Then an earlier marker says `in_progress`: a failure between the new outputs and the new
+    marker must not leave it vouching for outputs it does not describe.
+    """
+    body = lease.body or {}
+    completing = _lease_body("completing", body["source"], body["model"], time.time() + COMPLETING_S)
+    write_marker(s3, out.bucket, out.checkpoint, completing, lease)
+    if previous.body is None:
+        return previous
+    pending = {"status": "in_progress", "source": body["source"], "model": body["model"]}
+    return write_marker(s3, out.bucket, out.marker, pending, previous)
 
 
-def _write_rejection(s3: Any, out: OutputKeys, rejection: FileRejected, empty: bytes, content_type: str) -> None:
+def _release(s3: Any, out: OutputKeys) -> None:
+    """Give the lease up (the marker is written, or a newer version took the object)."""
+    with contextlib.suppress(Exception):  # a lease left behind only expires: it never blocks a version for good
+        s3.delete_object(Bucket=out.bucket, Key=out.checkpoint)
+
+
+def _predict_all(
+    obj: S3Object, fmt: Format, service: Service, settings: Settings, preds: Any, errs: Any, counts: dict[str, int]
+) -> None:
+    writer = fmt.writer(preds, service.artifacts.signature)
+    try:
+        with contextlib.closing(prefetched(_chunks(obj, fmt, service, settings))) as chunks, WriteBehind() as behind:
+            for chunk in chunks:
+                _write_chunk(chunk, service, writer, errs, counts, behind)
+        writer.close()
+    finally:
+        writer.discard()
+
+
+def _source(ref: ObjectRef, obj: S3Object) -> dict[str, Any]:
+    """What the marker says of the input: the version read (before the first read, the event's)."""
+    return {
+        "bucket": ref.bucket,
+        "key": ref.key,
+        "etag": obj.etag or ref.pinned_etag,
+        "version_id": obj.version_id or ref.version_id,
+        "sequencer": ref.sequencer or None,
+        "size": obj.size if obj.size is not None else ref.size,
+    }
+
+
+def _lease_body(status: str, source: dict[str, Any], model: dict[str, Any], until: float | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": status, "source": source, "model": model}
+    if until is not None:
+        body["lease_until"] = round(until, 3)
+    return body
+
+
+def _lease_until(context: Any) -> float:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    seconds = remaining() / 1000 if callable(remaining) else LEASE_WITHOUT_CONTEXT_S
+    return time.time() + seconds + LEASE_MARGIN_S
+
+
+def _superseded(ref: ObjectRef, why: str) -> dict[str, Any]:
+    logger.info("not predicting an old version", extra={"key": ref.key, "reason": why})
+    src = {"bucket": ref.bucket, "key": ref.key, "etag": ref.pinned_etag, "version_id": ref.version_id}
+    return {"status": "superseded", "source": {**src, "sequencer": ref.sequencer or None}, "reason": why}
+
+
+def _write_rejection(
+    s3: Any, out: OutputKeys, rejection: FileRejected, empty: bytes, content_type: str, meta: dict[str, str]
+) -> None:
     """Nothing of a rejected file is published as a prediction: the one record covers every row."""
     record = RowError(None, rejection.line, [FieldError(None, rejection.feature, rejection.reason)])
-    s3.put_object(Bucket=out.bucket, Key=out.predictions, Body=empty, ContentType=content_type)
+    s3.put_object(Bucket=out.bucket, Key=out.predictions, Body=empty, ContentType=content_type, Metadata=meta)
     body = record.to_json().encode() + b"\n"
-    s3.put_object(Bucket=out.bucket, Key=out.errors, Body=body, ContentType="application/x-ndjson")
+    s3.put_object(Bucket=out.bucket, Key=out.errors, Body=body, ContentType="application/x-ndjson", Metadata=meta)
 
 
 def _empty(fmt: Format | None, service: Service) -> bytes:
@@ -270,22 +323,6 @@ def _write_chunk(
     counts["errors"] += len(errors)
 
 
-def _read_marker(s3: Any, out: OutputKeys) -> dict[str, Any] | None:
-    try:
-        body = s3.get_object(Bucket=out.bucket, Key=out.marker)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        return None
-    try:
-        data: dict[str, Any] = json.loads(body)
-        return data
-    except ValueError:
-        return None
-
-
-def _etag(raw: str) -> str:
-    return raw.strip('"')
-
-
 def chunk_rows(features: Sequence[TensorSpec], setting: int = 0) -> int:
     """Rows a chunk holds: S3_CHUNK_ROWS, or by default as many as make CHUNK_BYTES of coerced input.
 
@@ -299,15 +336,5 @@ def chunk_rows(features: Sequence[TensorSpec], setting: int = 0) -> int:
     return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, CHUNK_BYTES // per_example))
 
 
-def _chunks(
-    s3: Any, ref: ObjectRef, fmt: Format, service: Service, settings: Settings, source: dict[str, Any]
-) -> Iterator[Chunk]:
-    obj = aws.S3Object(s3, ref.bucket, ref.key)
-    try:
-        yield from fmt.read(obj, service.coercer, chunk_rows(service.coercer.features, settings.s3_chunk_rows))
-    finally:
-        # Record what was actually read: the object may have been replaced since the event.
-        if obj.etag is not None:
-            source["etag"] = obj.etag
-        if obj.size is not None:
-            source["size"] = obj.size
+def _chunks(obj: S3Object, fmt: Format, service: Service, settings: Settings) -> Iterator[Chunk]:
+    yield from fmt.read(obj, service.coercer, chunk_rows(service.coercer.features, settings.s3_chunk_rows))

@@ -23,6 +23,7 @@ import urllib3.exceptions
 
 from handler import aws
 from handler.core.service import Service
+from handler.s3_objects import S3Object
 from handler.settings import Settings
 from handler.triggers.s3 import job as s3_source
 from tests.support.faults import CuttableProxy, MotoProcess, fast_client
@@ -72,13 +73,20 @@ def arm(monkeypatch: pytest.MonkeyPatch, after: int, fire: Callable[[], None]) -
     """Make the next object reads go through a Tripwire."""
     wires: list[Tripwire] = []
 
-    def open_object(s3: Any, bucket: str, key: str, start: int = 0, end: int | None = None) -> tuple[Any, dict]:
-        resp = s3.get_object(Bucket=bucket, Key=key)
-        wire = Tripwire(resp["Body"], after, fire)
-        wires.append(wire)
-        return io.BufferedReader(wire, buffer_size=1 << 20), resp
+    real = S3Object.open_body
+    fired: list[bool] = []
 
-    monkeypatch.setattr(aws, "open_object", open_object)
+    def once() -> None:  # a read resumed after the fault opens a body of its own: the fault happens once
+        if not fired:
+            fired.append(True)
+            fire()
+
+    def open_body(self: S3Object, start: int, end: int | None = None) -> Any:
+        wire = Tripwire(real(self, start, end), after, once)
+        wires.append(wire)
+        return wire
+
+    monkeypatch.setattr(S3Object, "open_body", open_body)
     return wires
 
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from handler import aws
 from handler.core.service import Service
+from handler.s3_objects import ObjectChanged, RangeFile, S3Object
 from handler.settings import Settings
 from handler.triggers.s3 import job as s3_source
 from tests.support.moto_s3 import COLUMNS, churn_rows, expected_predictions, read_jsonl, s3_put_event
@@ -165,7 +165,7 @@ def test_parquet_is_read_in_a_few_ranged_gets_per_row_group_and_only_the_feature
     )
     lenient = replace(service, policy=replace(service.policy, unknown_features="ignore"))
     try:
-        file = aws.RangeFile(s3, bucket, key)
+        file = RangeFile(S3Object(s3, bucket, key))
         marker = s3_source.process_object(s3, s3_source.ObjectRef(bucket, key), lenient, settings)
     finally:
         s3.meta.events.unregister("before-parameter-build.s3.GetObject")
@@ -191,9 +191,9 @@ def test_a_parquet_object_replaced_mid_read_fails_the_event_for_lambdas_retry(
             s3.meta.events.unregister("before-parameter-build.s3.GetObject", replace_once)
             s3.put_object(Bucket=bucket, Key=key, Body=churn_parquet(churn_rows(10, seed=2)))
 
-    file = aws.RangeFile(s3, bucket, key)
+    file = RangeFile(S3Object(s3, bucket, key))
     s3.meta.events.register("before-parameter-build.s3.GetObject", replace_once)
-    with pytest.raises(Exception, match="PreconditionFailed|412"):
+    with pytest.raises(ObjectChanged):
         file.read(100)
     assert replaced and file.etag != s3.head_object(Bucket=bucket, Key=key)["ETag"]
     # The event, redelivered by Lambda, reads the new version whole.
