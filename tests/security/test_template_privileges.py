@@ -1,10 +1,11 @@
 """template.yaml grants least privilege: read from the template itself (CloudFormation tags included).
 
-The function's role may read the input prefix, write only under the output prefix (and read its own
-markers there), use its two queues and its own log group; no statement names every resource except
-X-Ray's, whose two actions have no resource-level permissions. A Function URL can require IAM auth.
-The pre-traffic gate may invoke only the function's versions and report only to its own deployment
-group; CodeDeploy's role may move only the live alias, run only the gate and read only the rollback alarms.
+The function's role may read the input prefix, write only under the output prefix (and read back only its
+completion markers there), use its three queues and its own log group; no statement names every resource except
+X-Ray's, whose two actions have no resource-level permissions. The Function URL requires IAM auth unless
+ApiAuth=NONE. The pre-traffic gate may invoke only the function's versions and report only to its own deployment
+group; CodeDeploy's role may move only the live alias, run only the gate and read only the rollback alarms, and
+only CodeDeploy acting for this account may assume it. Only the data bucket may invoke the function through S3.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from tests.conftest import ROOT
 BUCKET_ARN = "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::Region}-${AWS::AccountId}"
 INPUT = BUCKET_ARN + "/${InputPrefix}*"
 OUTPUT = BUCKET_ARN + "/${OutputPrefix}*"
+# Under the output prefix the function reads back only its completion markers (handler/triggers/s3).
+OUTPUT_MARKERS = OUTPUT + ".done.json"
 S3_READ = {"s3:GetObject", "s3:GetObjectVersion"}
 S3_LIST = {"s3:ListBucket"}
 # Every s3 action the function may hold, and where.
@@ -127,7 +130,10 @@ def test_s3_reads_the_input_prefix_and_writes_only_the_output_prefix(template: d
         if action in S3_WRITE:
             assert resources == {OUTPUT}, f"{action} reaches beyond the output prefix: {resources}"
         if action in S3_READ:
-            assert resources <= {INPUT, OUTPUT}, f"{action} reaches beyond the input and output prefixes: {resources}"
+            # Not OUTPUT: the predictions and the captured rows (personal data, maybe) are not the function's to read.
+            assert resources <= {INPUT, OUTPUT_MARKERS}, (
+                f"{action} reaches beyond the input and the markers: {resources}"
+            )
         if action in S3_LIST:
             assert resources == {BUCKET_ARN}, resources
     assert grants.get("s3:GetObject", set()) >= {INPUT}, "the function cannot read its input"
@@ -140,22 +146,42 @@ def test_queues_and_logs_are_the_functions_own(template: dict[str, Any]) -> None
         for action in _list(st["Action"]):
             for resource in map(_resource_text, _list(st["Resource"])):
                 by_service.setdefault(action, set()).add(resource)
-    assert by_service["sqs:SendMessage"] == {"GetAtt:ResultsQueue.Arn"}
+    # The results queue, and the S3 trigger's on-failure destination (Lambda sends there with the function's role).
+    assert by_service["sqs:SendMessage"] == {"GetAtt:ResultsQueue.Arn", "GetAtt:S3FailedEventQueue.Arn"}
     assert by_service["sqs:ReceiveMessage"] == {"GetAtt:RequestQueue.Arn"}
     assert by_service["sqs:DeleteMessage"] == {"GetAtt:RequestQueue.Arn"}
     assert by_service["logs:PutLogEvents"] == {"GetAtt:FunctionLogGroup.Arn"}
 
 
-def test_the_function_url_can_require_iam_auth(template: dict[str, Any]) -> None:
+def test_the_function_url_requires_iam_auth_unless_api_auth_is_none(template: dict[str, Any]) -> None:
     param = template["Parameters"]["ApiAuth"]
-    assert "AWS_IAM" in param["AllowedValues"]
+    assert param["Default"] == "AWS_IAM" and "NONE" in param["AllowedValues"]
+    assert template["Conditions"]["OpenApis"] == {"Fn::Equals": [{"Ref": "ApiAuth"}, "NONE"]}
     url = template["Resources"]["FunctionUrl"]["Properties"]
-    assert url["AuthType"] == {"Fn::If": ["UseIamAuth", "AWS_IAM", "NONE"]}
+    assert url["AuthType"] == {"Fn::If": ["OpenApis", "NONE", "AWS_IAM"]}
     public = template["Resources"]["FunctionUrlPublicPermission"]
     assert public["Condition"] == "PublicFunctionUrl", "the public invoke permission must exist only without IAM auth"
     assert template["Conditions"]["PublicFunctionUrl"] == {
-        "Fn::And": [{"Condition": "CreateFunctionUrl"}, {"Fn::Not": [{"Condition": "UseIamAuth"}]}]
+        "Fn::And": [{"Condition": "CreateFunctionUrl"}, {"Condition": "OpenApis"}]
     }
+
+
+def test_only_the_data_bucket_may_invoke_the_function_through_s3(template: dict[str, Any]) -> None:
+    """Without SourceArn any bucket of the account (anyone who may configure one) could invoke the function."""
+    permissions = {
+        name: res["Properties"]
+        for name, res in template["Resources"].items()
+        if res["Type"] == "AWS::Lambda::Permission" and res["Properties"]["Principal"] == "s3.amazonaws.com"
+    }
+    assert list(permissions) == ["InputObjectCreatedPermission"], permissions
+    props = permissions["InputObjectCreatedPermission"]
+    assert props["SourceArn"] == {"Fn::Sub": BUCKET_ARN}
+    assert props["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    # The ARN names the bucket the template creates.
+    bucket = template["Resources"]["DataBucket"]["Properties"]["BucketName"]
+    assert bucket == {"Fn::Sub": BUCKET_ARN.split(":::")[1]}
+    events = template["Resources"]["InferenceFunction"]["Properties"]["Events"]
+    assert not [e for e in events.values() if e["Type"] == "S3"], "SAM's S3 event writes a permission without SourceArn"
 
 
 # --- The pre-traffic gate's role and CodeDeploy's role -----------------------------------------------------
@@ -201,7 +227,13 @@ def _grants(template: dict[str, Any], role_id: str) -> dict[str, set[str]]:
 
 def test_every_role_in_the_template_is_one_these_tests_check(template: dict[str, Any]) -> None:
     roles = sorted(k for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Role")
-    assert roles == ["BulkInferenceRole", "DeploymentRole", "FunctionRole", "PreTrafficGateRole"], roles
+    assert roles == [
+        "ApiGatewayCloudWatchRole",
+        "BulkInferenceRole",
+        "DeploymentRole",
+        "FunctionRole",
+        "PreTrafficGateRole",
+    ], roles
     machine = template["Resources"]["BulkInference"]["Properties"]
     assert machine["Role"] == {"Fn::GetAtt": ["BulkInferenceRole", "Arn"]} and "Policies" not in machine
     gate = template["Resources"]["PreTrafficGateFunction"]["Properties"]
@@ -235,9 +267,13 @@ def test_codedeploy_may_move_only_the_live_alias_run_only_the_gate_and_read_only
         "lambda:GetProvisionedConcurrencyConfig": {OWN_VERSIONS},
         "lambda:InvokeFunction": {GATE_FUNCTION},
         "cloudwatch:DescribeAlarms": {
-            f"GetAtt:{a}.Arn" for a in ("ErrorRateAlarm", "FeatureDriftAlarm", "PredictionDriftAlarm")
+            f"GetAtt:{a}.Arn"
+            for a in ("ErrorRateAlarm", "Http5xxRateAlarm", "FeatureDriftAlarm", "PredictionDriftAlarm")
         },
     }
+    trust = template["Resources"]["DeploymentRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "codedeploy.amazonaws.com"}]
+    assert all(s["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"} for s in trust)
     # The gate CodeDeploy may invoke is the one the deployment runs, under the name the role grants.
     gate = template["Resources"]["PreTrafficGateFunction"]["Properties"]
     assert gate["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-pretraffic-gate"}
@@ -256,6 +292,18 @@ BULK_EXECUTIONS = (
     "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-bulk-inference/*"
 )
 RESULTS = BUCKET_ARN + "/${BulkResultsPrefix}*"
+# The state machine's execution log goes through CloudWatch Logs' log delivery, whose actions have no resource-level
+# permissions: Step Functions documents exactly these, on "*" (the only "*" of this role).
+LOG_DELIVERY = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
 
 
 def test_bulk_inference_invokes_only_the_live_alias_reads_only_the_input_and_writes_only_its_results(
@@ -264,6 +312,9 @@ def test_bulk_inference_invokes_only_the_live_alias_reads_only_the_input_and_wri
     grants: dict[str, set[str]] = {}
     for where, st in role_statements(template, "BulkInferenceRole"):
         assert st["Effect"] == "Allow" and not {"NotResource", "NotAction"} & set(st), (where, st)
+        if _list(st["Resource"]) == ["*"]:
+            assert set(_list(st["Action"])) == LOG_DELIVERY, f"{where}: {st['Action']} on every resource"
+            continue
         for action in _list(st["Action"]):
             assert "*" not in action, f"{where}: wildcard action {action}"
             for resource in map(_resource_text, _list(st["Resource"])):
@@ -299,3 +350,42 @@ def test_bulk_results_never_land_where_the_function_is_triggered(template: dict[
     results = template["Parameters"]["BulkResultsPrefix"]["Default"]
     assert not results.startswith(template["Parameters"]["InputPrefix"]["Default"])
     assert not template["Parameters"]["InputPrefix"]["Default"].startswith(results)
+
+
+# --- API Gateway's CloudWatch role (REST API logs) ------------------------------------------------------------
+
+
+def test_api_gateways_logging_role_only_writes_this_account_and_regions_logs(template: dict[str, Any]) -> None:
+    """The account's API Gateway role serves every REST API of the account in the region, not only ours: it may write
+    any log group there, and nothing else. It is created only when the account's own role is not named, and kept
+    with the account setting when the stack is deleted (other APIs may log through it by then)."""
+    role = template["Resources"]["ApiGatewayCloudWatchRole"]
+    assert role["Condition"] == "CreateApiGatewayCloudWatchRole" and role["DeletionPolicy"] == "Retain"
+    grants: dict[str, set[str]] = {}
+    for where, st in role_statements(template, "ApiGatewayCloudWatchRole"):
+        assert st["Effect"] == "Allow" and not {"NotResource", "NotAction", "Condition"} & set(st), (where, st)
+        for action in _list(st["Action"]):
+            grants.setdefault(action, set()).update(map(_resource_text, _list(st["Resource"])))
+    log_groups = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"
+    assert grants == {
+        action: {log_groups}
+        for action in (
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:DescribeLogGroups",
+            "logs:DescribeLogStreams",
+            "logs:PutLogEvents",
+        )
+    }
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "apigateway.amazonaws.com"}]
+
+
+def test_every_other_role_is_assumed_only_for_this_account(template: dict[str, Any]) -> None:
+    """aws:SourceAccount on every trust policy a service assumes on the stack's behalf (the confused deputy). API
+    Gateway's CloudWatch role is the account's, used for every REST API, and has the trust AWS documents for it."""
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::IAM::Role" or name == "ApiGatewayCloudWatchRole":
+            continue
+        for st in res["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
+            assert st["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}, name
