@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from collections import defaultdict
@@ -11,7 +12,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf import cloudwatch as _emf
 
 from handler.errors import NonFiniteOutput, SkewlessError
@@ -67,6 +69,41 @@ def count_internal_error() -> None:
 def count_non_finite(rows: int) -> None:
     """Rows the model answered NaN or infinity for: never served, always counted."""
     metrics.add_metric(name="NonFiniteOutputs", unit=MetricUnit.Count, value=rows)
+
+
+# --- metrics by function and version: what the canary's alarms watch -------------------------------
+
+
+def deployment() -> dict[str, str]:
+    """The `function` and `version` dimensions, as Lambda sets them (the published version under an alias).
+
+    With them a new version is judged on its own traffic during a canary, and two stacks never share a
+    series. Read per call: cheap, and right whatever the environment was when this module was imported.
+    """
+    return {
+        "function": os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or SERVICE,
+        "version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION") or "$LATEST",
+    }
+
+
+@functools.cache
+def emf_serializer() -> EphemeralMetrics:
+    """Serialises EMF lines with dimensions of their own, in the namespace of the function's metrics."""
+    return EphemeralMetrics(namespace=metrics.namespace or "skewless", service=SERVICE)
+
+
+def count_5xx() -> None:
+    """One `Http5xx` (an HTTP answer of 5xx, or a direct invoke failed by a fault of ours), printed now.
+
+    On an EMF line of its own with exactly the `function` and `version` dimensions: the invocation's metric
+    set shares one dimension set (`service`), and the alarms name this one.
+    """
+    if is_metrics_disabled():
+        return
+    line = emf_serializer().serialize_metric_set(
+        metrics={"Http5xx": {"Unit": MetricUnit.Count.value, "Value": [1.0]}}, dimensions=deployment(), metadata={}
+    )
+    print(json.dumps(line, separators=(",", ":")))
 
 
 # --- the warm path's share of Powertools, without its per-call checks --------------------------

@@ -7,6 +7,9 @@ keeps one series per feature:
 - `PredictionDrift` (dimension `output`);
 - `FeatureDriftMax`, `PredictionDriftMax` and `DriftedFeatures`, with no extra dimension: a CloudWatch
   alarm watches one series with fixed dimensions, and these are the "any feature" series it alarms on.
+
+Every line also carries `function` and `version` (`observability.deployment`): during a canary the new
+version is judged on its own traffic, and two stacks never share a series.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from handler.core.artifacts import BASELINE_FILE
 from handler.core.service import Prediction, Service
-from handler.observability import SERVICE, logger, metrics
+from handler.observability import SERVICE, deployment, emf_serializer, logger
 from handler.settings import Settings
 
 if TYPE_CHECKING:
@@ -117,7 +120,8 @@ def emit(report: DriftReport) -> None:
             summary["PredictionDriftMax"] = max(output_scores)
         units = {"DriftedFeatures": MetricUnit.Count.value}
         metrics = {k: {"Unit": units.get(k, MetricUnit.NoUnit.value), "Value": [v]} for k, v in summary.items()}
-        summary_line = emf.serialize_metric_set(metrics=metrics, dimensions={"service": SERVICE}, metadata={})
+        dimensions = {"service": SERVICE, **deployment()}
+        summary_line = emf.serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata={})
         print("\n".join([*(line for line in lines if line is not None), _COMPACT.encode(summary_line)]))
     drifted, predictions = report.drifted_names(), report.drifted_names("outputs")
     if drifted or predictions:
@@ -141,19 +145,19 @@ def _line(dimension: str, drift: Drift, name: str, stamp: str) -> str | None:
         value = getattr(drift, attr)
         if value is not None:
             values[metric] = value
-    form = _form(dimension, drift.name, tuple(values))
+    form = _form(dimension, drift.name, tuple(values), tuple(deployment().items()))
     return form.format(stamp, *(repr(float(v)) for v in values.values()))
 
 
 @functools.cache
-def _form(dimension: str, name: str, metric_names: tuple[str, ...]) -> str:
+def _form(dimension: str, name: str, metric_names: tuple[str, ...], deployed: tuple[tuple[str, str], ...]) -> str:
     """The EMF line of one feature's metrics as Powertools serialises it, with its timestamp and values left as
     `str.format` fields: a window then costs a format per line, not a serialisation and a JSON encoding (14 lines
     for churn: ~130 us, most of the watch's fixed cost per window). Floats are written as json writes them."""
     # Placeholders with a NUL in them: no feature name holds one, so nothing else in the line can match.
     mark = [f"\0{i}\0" for i in range(len(metric_names) + 1)]
     metrics = {k: {"Unit": MetricUnit.NoUnit.value, "Value": [mark[i + 1]]} for i, k in enumerate(metric_names)}
-    dimensions = {dimension: name, "service": SERVICE}
+    dimensions = {dimension: name, "service": SERVICE, **dict(deployed)}
     line: dict[str, Any] = dict(_serializer().serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata={}))
     line["_aws"] = {**line["_aws"], "Timestamp": mark[0]}
     text = _COMPACT.encode(line).replace("{", "{{").replace("}", "}}")
@@ -162,13 +166,6 @@ def _form(dimension: str, name: str, metric_names: tuple[str, ...]) -> str:
     return text
 
 
-@functools.cache
 def _serializer() -> EphemeralMetrics:
-    """One serializer for all windows: given metrics and dimensions it keeps no state (the clock is read per line)."""
-    return EphemeralMetrics(namespace=_namespace(), service=SERVICE)
-
-
-def _namespace() -> str:
-    # The namespace of the function's own metrics: alarms find both in one place.
-    namespace: Any = getattr(metrics, "namespace", None)
-    return str(namespace) if namespace else "skewless"
+    """One serializer for all windows, in the namespace of the function's own metrics (alarms find both there)."""
+    return emf_serializer()

@@ -9,7 +9,8 @@ DIRECT_ERRORS=return answers the same body as the invocation's result instead.
 The error is handed back to the entry point as a `Failure` and raised there, outside Powertools'
 decorators: Lambda's Python runtime then reports one frame, the entry point's, and nothing of
 ours below it; a fault of ours is logged here with its trace and never sent to the caller. A fault of ours
-(5xx) answers its class's safe text (`SkewlessError.public`), its message logged under the request id.
+(5xx) answers its class's safe text (`SkewlessError.public`), its message logged under the request id, and
+counts one `Http5xx`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from handler.bootstrap import Started
 from handler.errors import SkewlessError
-from handler.observability import count_internal_error, count_rejection, log_fault, logger
+from handler.observability import count_5xx, count_internal_error, count_rejection, log_fault, logger
 
 
 class InvalidInput(Exception):
@@ -66,9 +67,11 @@ def guarded(answer: Callable[[], Any], context: Any, mode: str = "raise") -> Any
         count_rejection(exc)
         if exc.status >= 500:
             log_fault(exc, request_id)
+            count_5xx()
         return body if mode == "return" else Failure(_typed(exc.status)(json.dumps(body)))
     except Exception:
         logger.exception("unexpected error while answering an invocation", extra={"request_id": request_id})
         count_internal_error()
+        count_5xx()
         body = {**SkewlessError("").to_body(), "status": 500, "request_id": request_id}
         return body if mode == "return" else Failure(InternalError(json.dumps(body)))

@@ -11,7 +11,9 @@ import contextlib
 import io
 import json
 import math
+from typing import Any
 
+import pytest
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from handler.monitoring.drift import Drift, DriftReport
@@ -24,6 +26,24 @@ def _drift(name: str, score: float, **rates: float) -> Drift:
     )
 
 
+# As Lambda sets them for a published version invoked through an alias.
+LAMBDA_ENV = {"AWS_LAMBDA_FUNCTION_NAME": "skewless-prod-InferenceFunction-1A2B3C", "AWS_LAMBDA_FUNCTION_VERSION": "7"}
+DEPLOYED = {"function": "skewless-prod-InferenceFunction-1A2B3C", "version": "7"}
+
+
+@pytest.fixture(autouse=True)
+def _in_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in LAMBDA_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+def _emitted(report: DriftReport) -> list[dict[str, Any]]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        emit(report)
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
 def test_each_line_is_what_powertools_serialises() -> None:
     # Names with JSON and str.format specials in them, and values json writes in exponent form.
     features = {
@@ -33,10 +53,7 @@ def test_each_line_is_what_powertools_serialises() -> None:
     }
     outputs = {"p": _drift("p", 12.5)}
     report = DriftReport(rows=10, threshold=0.1, features=features, outputs=outputs)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        emit(report)
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = _emitted(report)
     assert len(lines) == 4  # two features with a score, one output, the summary: "never served" has no line
 
     namespace = lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"]
@@ -49,8 +66,25 @@ def test_each_line_is_what_powertools_serialises() -> None:
     for line, (dimension, name, values) in zip(lines, wanted, strict=False):
         metrics = {k: {"Unit": "None", "Value": [v]} for k, v in values.items()}
         expected = emf.serialize_metric_set(
-            metrics=metrics, dimensions={dimension: name, "service": "skewless"}, metadata={}
+            metrics=metrics, dimensions={dimension: name, "service": "skewless", **DEPLOYED}, metadata={}
         )
         assert isinstance(line["_aws"].pop("Timestamp"), int)
         expected["_aws"].pop("Timestamp")  # type: ignore[misc]
         assert line == json.loads(json.dumps(expected))
+
+
+def test_every_drift_series_is_the_function_s_and_the_version_s_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """During a canary the new version's windows must not feed the old version's series, nor another stack's."""
+    report = DriftReport(rows=10, threshold=0.1, features={"age": _drift("age", 0.5)}, outputs={"p": _drift("p", 0.2)})
+    for version in ("7", "8"):
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", version)
+        lines = _emitted(report)
+        names = [m["Name"] for line in lines for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
+        assert names == ["FeatureDrift", "PredictionDrift", "DriftedFeatures", "FeatureDriftMax", "PredictionDriftMax"]
+        for line in lines:
+            [dimensions] = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+            assert {"function", "version", "service"} <= set(dimensions), dimensions
+            assert (line["function"], line["version"]) == (DEPLOYED["function"], version), line
+    summary = lines[-1]
+    assert summary["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "function", "version"]], summary
+    assert (summary["FeatureDriftMax"], summary["PredictionDriftMax"]) == ([0.5], [0.2]), summary

@@ -55,20 +55,24 @@ def post_in_batches(handler: Callable[[Any, Any], Any], model: str, rows: list[A
         assert answer["statusCode"] == 200, answer["body"][:300]
 
 
-def test_http_requests_in_cents_flag_that_feature_and_the_prediction_in_emf(capture_stdout: Callable[[], str]) -> None:
+def test_http_requests_in_cents_flag_that_feature_and_the_prediction_in_emf(
+    capture_stdout: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As Lambda sets them for version 3 behind an alias: each version's drift is a series of its own.
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "skewless-InferenceFunction-X1")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "3")
+    deployed = {"service": "skewless", "function": "skewless-InferenceFunction-X1", "version": "3"}
     handler = make_function("churn").handler()
     post_in_batches(handler, "churn", data.churn_rows(data.cents(data.churn(1000, 501))))
     scores, predictions, lines = one_window(capture_stdout(), "churn")
     assert flagged(scores) == ["monthly_charges"] and flagged(predictions) == ["output_0"]
     per_feature = [line for line in lines if "FeatureDrift" in line["metrics"]]
-    assert all(
-        line["dimensions"] == {"feature": line["dimensions"]["feature"], "service": "skewless"} for line in per_feature
-    )
+    assert all(line["dimensions"] == {"feature": line["dimensions"]["feature"], **deployed} for line in per_feature)
     assert all(line["namespace"] == NAMESPACE for line in lines)
     monthly = next(line for line in per_feature if line["dimensions"]["feature"] == "monthly_charges")
     assert monthly["metrics"]["OutOfRangeRate"] == [1.0]  # every value x100 lies past the training maximum
     (summary,) = [line for line in lines if "FeatureDriftMax" in line["metrics"]]
-    assert summary["dimensions"] == {"service": "skewless"}, "the alarmed series has no per-feature dimension"
+    assert summary["dimensions"] == deployed, "the alarmed series: no per-feature dimension, one per version"
     assert summary["metrics"]["FeatureDriftMax"] == [max(scores.values())]
     assert summary["metrics"]["PredictionDriftMax"] == [max(predictions.values())]
     assert summary["metrics"]["DriftedFeatures"] == [1.0]

@@ -33,7 +33,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from handler.bootstrap import Started
 from handler.core.service import Service
 from handler.errors import NotFound, SkewlessError
-from handler.observability import count_internal_error, logger
+from handler.observability import count_5xx, count_internal_error, logger
 from handler.protocols import codings as http_codings
 from handler.protocols.oip import V2Protocol
 from handler.settings import Settings
@@ -148,11 +148,15 @@ class HttpApi:
             _, event_class = _RESOLVERS[trigger]
             request_id = str(getattr(context, "aws_request_id", "unknown"))
             builder: ResponseBuilder[Any] = ResponseBuilder(error_response(exc, request_id))
-            return builder.build(event_class(event))
-        resolver = self.resolvers[trigger]
-        if body.binary is not None:
-            resolver.append_context(binary=body.binary)  # this request's, cleared by Powertools when it is answered
-        return resolver.resolve(body.event, context)
+            response = builder.build(event_class(event))
+        else:
+            resolver = self.resolvers[trigger]
+            if body.binary is not None:
+                resolver.append_context(binary=body.binary)  # this request's, cleared by Powertools once answered
+            response = resolver.resolve(body.event, context)
+        if response.get("statusCode", 200) >= 500:  # every 5xx, however it was made: the canary's alarm counts them
+            count_5xx()
+        return response
 
     def openapi_json(self, trigger: str) -> str:
         """The OpenAPI document Powertools generates from the route tables (built once per trigger, when asked)."""

@@ -1,8 +1,10 @@
 """Faults of ours (500), artifacts or a model that cannot serve (503), a model that answers NaN (422
-non_finite_output, never an answer), unmapped error types; and what the logs keep of a rejected request."""
+non_finite_output, never an answer), unmapped error types; what the logs keep of a rejected request; and the
+`Http5xx` metric by function and version that the canary's rollback alarms watch."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from handler.core.artifacts import Artifacts
 from handler.core.model import LazyModel
 from handler.core.service import Service
 from handler.errors import ArtifactError, ModelLoadError, SkewlessError
+from handler.observability import metrics
 from handler.settings import Settings
 from handler.triggers import direct
 from handler.triggers.http.resolvers import HttpApi
@@ -199,3 +202,89 @@ def test_request_values_are_logged_only_when_asked(caplog: pytest.LogCaptureFixt
     api.handle("http", http_event("http", "POST", PREDICT, {"instances": [row]}), LambdaContext())
     assert "98765.4321" in _logged(caplog)
 
+
+# --- Http5xx: one per 5xx answer, by function and version ------------------------------------------
+
+# As Lambda sets them for a published version invoked through its alias (the canary's new version).
+CANARY = {"AWS_LAMBDA_FUNCTION_NAME": "skewless-prod-InferenceFunction-7QX2", "AWS_LAMBDA_FUNCTION_VERSION": "12"}
+
+
+def _http_5xx(out: str) -> list[dict[str, Any]]:
+    """Every Http5xx EMF line printed on stdout: its value, dimension set and dimension values."""
+    found = []
+    for line in out.splitlines():
+        if not line.startswith('{"_aws"'):
+            continue
+        doc = json.loads(line)
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            if any(m["Name"] == "Http5xx" for m in directive["Metrics"]):
+                assert directive["Metrics"] == [{"Name": "Http5xx", "Unit": "Count"}], directive
+                found.append(
+                    {
+                        "value": doc["Http5xx"],
+                        "namespace": directive["Namespace"],
+                        "dimensions": directive["Dimensions"],
+                        "function": doc.get("function"),
+                        "version": doc.get("version"),
+                    }
+                )
+    return found
+
+
+def _one_5xx(out: str, version: str = "12") -> None:
+    [metric] = _http_5xx(out)
+    assert metric == {
+        "value": [1.0],
+        "namespace": metrics.namespace,  # the function's own namespace (POWERTOOLS_METRICS_NAMESPACE)
+        "dimensions": [["function", "version"]],
+        "function": CANARY["AWS_LAMBDA_FUNCTION_NAME"],
+        "version": version,
+    }, metric
+
+
+def test_every_5xx_answer_and_failed_direct_invoke_counts_one_http_5xx_of_its_function_and_version(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in CANARY.items():
+        monkeypatch.setenv(name, value)
+    broken = _api_with_loader("churn", _broken_loader)  # 500 on predictions
+    unloadable = _api_with_loader("churn", _cannot_load)  # 503 on predictions and readiness
+    not_started = HttpApi(Started(None, ArtifactError("x.json does not match")), Settings(model_dir=ARTIFACTS))
+    request = zoo.cases("churn")[0]["request"]
+    capsys.readouterr()
+    for trigger in HTTP_TRIGGERS:
+        for api, method, path, status in (
+            (broken, "POST", PREDICT, 500),
+            (unloadable, "POST", PREDICT, 503),
+            (unloadable, "GET", "/v2/health/ready", 503),
+            (not_started, "POST", infer_path("churn"), 503),
+            (not_started, "GET", "/v2/health/ready", 503),
+        ):
+            body = request if method == "POST" and path == PREDICT else v2_infer_body("churn", zoo.cases("churn")[0])
+            response = api.handle(trigger, http_event(trigger, method, path, body), LambdaContext())  # type: ignore[arg-type]
+            assert response["statusCode"] == status, response["body"]
+            _one_5xx(capsys.readouterr().out)
+    for started in (broken.started, unloadable.started, not_started.started):
+        answer = direct.handle_event(request, LambdaContext(), started, "return")
+        assert answer["status"] >= 500, answer
+        _one_5xx(capsys.readouterr().out)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", "11")  # the version still serving most of the traffic
+    failure = direct.handle_event(request, LambdaContext(), broken.started)
+    assert isinstance(failure, direct.Failure) and isinstance(failure.error, direct.InternalError), failure
+    _one_5xx(capsys.readouterr().out, version="11")
+
+
+def test_answers_under_500_count_no_http_5xx(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in CANARY.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(model_dir=ARTIFACTS)
+    api = HttpApi(Started(open_service(settings)), settings)
+    good = zoo.cases("churn")[0]["request"]
+    capsys.readouterr()
+    for path, body, status in ((PREDICT, good, 200), (PREDICT, {"instances": []}, 422), ("/nowhere", None, 404)):
+        response = api.handle("http", http_event("http", "POST", path, body), LambdaContext())
+        assert response["statusCode"] == status, response["body"]
+    assert direct.handle_event({"instances": []}, LambdaContext(), api.started, "return")["status"] == 422
+    assert _http_5xx(capsys.readouterr().out) == []
