@@ -12,6 +12,9 @@ export SAM_CLI_TELEMETRY := 0
 # Client libraries written by others (Triton's, KServe's) have their own venv too: tritonclient pins an older ml-dtypes.
 CLIENTS_VENV ?= .venv-clients
 CLIENTS := $(CLIENTS_VENV)/.installed
+# checkov (make lint) has its own venv too: it pins boto3 1.35 and packaging 23.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/.installed
 BASE_IMAGE ?= public.ecr.aws/lambda/python:3.11
 RUNTIME ?= tensorflow
 IMAGE ?= skewless:$(RUNTIME)
@@ -19,7 +22,7 @@ IMAGE ?= skewless:$(RUNTIME)
 MODEL_DIR ?= model_artifacts
 STAGED_MODELS := build-inputs/models
 
-.PHONY: install clients mutation run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse stage-model sam-build
+.PHONY: install clients checkov mutation run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse stage-model sam-build
 
 $(STAMP): pyproject.toml
 	@echo "installing Python dependencies into $(VENV) (first run or a changed pyproject.toml; about 1-2 minutes)"
@@ -45,6 +48,14 @@ $(CLIENTS): scripts/requirements-clients.txt
 	touch $@
 
 clients: $(CLIENTS)
+
+$(CHECKOV): scripts/requirements-checkov.txt
+	@echo "installing checkov into $(CHECKOV_VENV) (first run only, about a minute)"
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r scripts/requirements-checkov.txt
+	touch $@
+
+checkov: $(CHECKOV)
 
 run: install  ## serve the model on http://127.0.0.1:3000 (no AWS account, no Docker)
 	$(PY) -m handler serve
@@ -95,9 +106,11 @@ bench: install  ## cold start, warm latency, S3 throughput: writes benchmarks/RE
 mutation: install  ## plant each realistic bug of scripts/mutants.py in a copy of the tree; every one must be caught
 	$(PY) scripts/mutation_check.py --json .work/mutation.json
 
-lint: install
+lint: install sam-cli checkov  ## ruff, mypy, and checkov on SAM's transformed template (skips justified in .checkov.yaml)
 	$(VENV)/bin/ruff check handler training tests
 	$(VENV)/bin/mypy handler training
+	mkdir -p .work && $(SAM_VENV)/bin/python tests/support/translate_template.py template.yaml > .work/template.transformed.json
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f .work/template.transformed.json
 
 audit: install  ## known vulnerabilities in the pinned dependencies (runtime and dev), from PyPI's advisory data
 	$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
@@ -110,4 +123,4 @@ clean:
 # The stdlib-only module runs on the system Python: the venvs go last.
 clean-test-state:  ## undo what the tests installed and started: their dockerd, its data, docker0, the apt packages they added, the venvs
 	$(PYTHON) -m tests.support.docker_engine clean
-	rm -rf $(VENV) $(SAM_VENV) $(CLIENTS_VENV)
+	rm -rf $(VENV) $(SAM_VENV) $(CLIENTS_VENV) $(CHECKOV_VENV)
