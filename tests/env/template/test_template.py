@@ -283,7 +283,10 @@ def test_drift_alarms_watch_the_new_versions_max_series_at_the_threshold_paramet
     env = translated["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
     metric = {"FeatureDriftAlarm": "FeatureDriftMax", "PredictionDriftAlarm": "PredictionDriftMax"}[alarm]
     assert (props["Namespace"], props["MetricName"]) == (env["POWERTOOLS_METRICS_NAMESPACE"], metric)
-    assert props["Dimensions"] == _function_and_version(translated)
+    assert props["Dimensions"] == [
+        {"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]},
+        *_function_and_version(translated),
+    ]
     default = float(_raw_template()["Parameters"]["DriftThreshold"]["Default"])
     assert float(props["Threshold"]) == default == float(env["DRIFT_THRESHOLD"])
     assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["TreatMissingData"] == "notBreaching"
