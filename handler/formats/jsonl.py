@@ -2,7 +2,8 @@
 
 In: each line a row as `instances` takes it (an object keyed by feature, a bare value for a
 single-input model, an ordered array for a tabular one); blank lines are not rows; a line that is
-not JSON is a row error with its line number, and the rest of the file is read.
+not JSON, or that nests deeper than a request may (`core/json_depth.py`), is a row error with its
+line number, and the rest of the file is read.
 
 Out: one line per answered row, in input order, `{"row": 0, "line": 2, "prediction": [0.22]}`
 ("line" only where the reader knows it: JSON Lines). The prediction is what TF Serving gives for
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from handler.core import json_depth
 from handler.core.answer import per_instance
 from handler.core.coerce import Coercer
 from handler.core.signature import Signature
@@ -43,11 +45,9 @@ def jsonl_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int) -> Iterato
             if not line.strip():
                 continue
             try:
-                batch.append(json.loads(line))
+                batch.append(json_depth.loads(line))
             except ValueError as exc:
-                bad[len(batch)] = RowError(
-                    row0 + len(batch), number, [FieldError(None, None, f"not valid JSON: {exc}")]
-                )
+                bad[len(batch)] = RowError(row0 + len(batch), number, [FieldError(None, None, _not_a_row(exc))])
                 batch.append(None)
             lines.append(number)
             if len(batch) >= chunk_rows:
@@ -58,6 +58,12 @@ def jsonl_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int) -> Iterato
         raise FileRejected(f"the file is not valid UTF-8 ({exc.reason})") from None
     if batch:
         yield _json_chunk(batch, lines, bad, row0, coercer)
+
+
+def _not_a_row(exc: ValueError) -> str:
+    if isinstance(exc, json_depth.TooDeep):  # the HTTP body's rule: refused as this row, never a crash of the file
+        return f"is {exc}: a row is an object of features, a value, or an array of values"
+    return f"not valid JSON: {exc}"
 
 
 def _json_chunk(batch: list[Any], lines: list[int], bad: dict[int, RowError], row0: int, coercer: Coercer) -> Chunk:

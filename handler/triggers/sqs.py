@@ -29,6 +29,7 @@ import re
 from typing import Any
 
 from handler import aws
+from handler.core import json_depth
 from handler.core.service import Service
 from handler.errors import SkewlessError
 from handler.observability import logger, metrics
@@ -116,7 +117,11 @@ def process_message(body: str, message_id: str, service: Service, settings: Sett
 def parse_message(body: str, message_id: str) -> tuple[str, dict[str, Any]]:
     """The request id and the v1 body of a message, or ClientError saying what is wrong."""
     try:
-        request = json.loads(body)
+        request = json_depth.loads(body)
+    except json_depth.TooDeep as exc:  # the HTTP body's rule: an error result, not a crash and a dead letter
+        raise ClientError(
+            "bad_request", f"the message body is {exc}: a request is an object of arrays of rows"
+        ) from None
     except ValueError as exc:
         raise ClientError("bad_request", f"the message body is not valid JSON: {exc}") from None
     if not isinstance(request, dict):
@@ -132,8 +137,8 @@ def parse_message(body: str, message_id: str) -> tuple[str, dict[str, Any]]:
 def exc_request_id(body: str, message_id: str) -> str:
     """The request id to file an error result under: the message's own if it is usable, else the message id."""
     try:
-        rid = json.loads(body).get("request_id")
-    except (ValueError, AttributeError):
+        rid = json_depth.loads(body).get("request_id")
+    except (ValueError, AttributeError):  # TooDeep is a ValueError
         return message_id
     return rid if isinstance(rid, str) and REQUEST_ID.fullmatch(rid) else message_id
 

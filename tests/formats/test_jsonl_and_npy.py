@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from handler.core.coerce import CoercePolicy, Coercer
+from handler.core.json_depth import MAX_JSON_DEPTH
 from handler.core.signature import Signature, TensorSpec
 from handler.formats.base import Chunk, FileRejected
 from handler.formats.jsonl import jsonl_chunks
@@ -21,6 +22,7 @@ TAB_FEATURES = (TensorSpec("age", "float64"), TensorSpec("plan", "string"), Tens
 TABULAR = Coercer(Signature(TAB_FEATURES, (TensorSpec("features", "float32", (4,)),), OUT), CoercePolicy())
 TWO = (TensorSpec("user", "float32", (2,)), TensorSpec("item_id", "int32", index_range=(0, 10)))
 TWO_INPUTS = Coercer(Signature(TWO, TWO, OUT, "dict"), CoercePolicy())
+ROW_FORMS = "a row is an object of features, a value, or an array of values"
 
 
 def _plain(value: Any) -> Any:
@@ -75,6 +77,31 @@ def test_json_lines_take_ordered_rows_for_tabular_models() -> None:
 def test_json_lines_that_are_not_utf8_reject_the_file() -> None:
     with pytest.raises(FileRejected, match="not valid UTF-8"):
         list(jsonl_chunks(io.BytesIO(b'{"age": 1}\n\xff\xfe\n'), TABULAR, 10))
+
+
+@pytest.mark.parametrize(("depth", "shape"), [(100_000, "[]"), (100_000, "{}"), (33, "[]"), (1_000, "mixed")])
+def test_a_line_nested_too_deep_is_refused_as_its_row_and_the_rest_is_read(depth: int, shape: str) -> None:
+    """Python's parser gives up near 1,000 levels with a RecursionError: that crashed the file (retried for ever);
+    a line past MAX_JSON_DEPTH (the HTTP body's rule) is now one row error, like a line that is not JSON."""
+    if shape == "mixed":
+        deep = '{"a": [' * (depth // 2) + "1" + "]}" * (depth // 2)
+    elif shape == "{}":
+        deep = '{"a": ' * depth + "1" + "}" * depth
+    else:
+        deep = "[" * depth + "]" * depth
+    text = "\n".join(['[40, "pro", 1.5]', deep, '{"user": 1}', '[41, "basic", 2.5]'])
+    good, bad = _flat(list(jsonl_chunks(io.BytesIO(text.encode()), TABULAR, 10)))
+    assert [(row, line) for row, line, _ in good] == [(0, 1), (3, 4)], good
+    assert [(row, line) for row, line, _ in bad] == [(1, 2), (2, 3)], bad
+    assert bad[0][2] == [(None, f"is nested more than {MAX_JSON_DEPTH} levels deep: " + ROW_FORMS)], bad[0]
+
+
+def test_a_line_as_deep_as_a_request_may_be_is_judged_as_a_row() -> None:
+    # 32 levels, the most a request may nest: parsed, then refused by the coercer for what it is, not for its depth.
+    text = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH + "\n"
+    _, bad = _flat(list(jsonl_chunks(io.BytesIO(text.encode()), TABULAR, 10)))
+    [(row, line, reasons)] = bad
+    assert (row, line) == (0, 1) and all("nested" not in reason for _, reason in reasons), reasons
 
 
 # --- .npy ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from handler.core.json_depth import MAX_JSON_DEPTH
 from handler.core.service import Service
 from handler.settings import Settings
 from handler.triggers import sqs as sqs_source
@@ -92,6 +93,28 @@ def test_poison_messages_get_error_results_and_are_not_retried(
     ]
     assert "JSON object" in _s3_result(s3, bucket, "m-4")["error"]
     assert "request_id must be" in _s3_result(s3, bucket, "m-5")["error"]
+
+
+def test_a_message_nested_too_deep_gets_an_error_result_like_any_bad_message(
+    s3: Any, bucket: str, service: Service, settings: Settings, lambda_context: Any
+) -> None:
+    """Python's parser gives up near 1,000 levels (RecursionError): the message was a batch failure, redelivered and
+    dead-lettered without a result. Past MAX_JSON_DEPTH, the HTTP body's rule, it is the client's mistake."""
+    row = churn_rows(1)[0]
+    bodies = [
+        '{"request_id": "deep-1", "instances": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        json.dumps({"request_id": "deep-2", "instances": [row], "x": json.loads("[" * 40 + "]" * 40)}),
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps({"request_id": "good-1", "instances": [row]}),
+    ]
+    result = sqs_source.handle_event(sqs_event(bodies, ["m-0", "m-1", "m-2", "m-3"]), lambda_context, service, settings)
+    assert result == {"batchItemFailures": []}
+    for message_id in ("m-0", "m-1", "m-2"):  # too deep to read a request id from: filed under the message id
+        refused = _s3_result(s3, bucket, message_id)
+        assert (refused["request_id"], refused["code"]) == (message_id, "bad_request"), refused
+        why = f"the message body is nested more than {MAX_JSON_DEPTH} levels deep: a request is an object of arrays"
+        assert refused["error"] == why + " of rows", refused
+    assert "predictions" in _s3_result(s3, bucket, "good-1")
 
 
 def test_results_queue_gets_each_result_with_its_request_id_and_undeliverable_ones_are_retried(

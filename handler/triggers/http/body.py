@@ -13,9 +13,9 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any
 
+from handler.core.json_depth import MAX_JSON_DEPTH, nesting
 from handler.errors import BadRequest, PayloadTooLarge
 from handler.protocols import codings as http_codings
 from handler.protocols import oip_binary
@@ -114,10 +114,6 @@ def not_json(exc: json.JSONDecodeError, content_type: str | None) -> BadRequest:
     return BadRequest(f"the body is not valid JSON{sent_as}: {exc.msg} at position {exc.pos}")
 
 
-# The deepest a request needs is 5 (an OIP v2 tensor with 2-D nested data); allow room, refuse the absurd.
-MAX_JSON_DEPTH = 32
-
-
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # json.loads keeps the last of two equal keys; a client that sends two would get an answer to half its request.
     out = dict(pairs)  # in C; the loop below runs only to name the key sent twice
@@ -131,52 +127,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out  # unreachable: a shorter dict means a repeated key
 
 
-_CONTAINERS = frozenset((list, dict))
 _REFUSED = object()
-
-
-def _shape(value: Any, text: str | None = None, brackets: tuple[int, int] | None = None) -> tuple[int, int]:
-    """(nesting depth, members of every object) of a parsed JSON value, one level at a time.
-
-    The per-value work runs in C (`map`, `chain`, `set`): a 32-image batch holds some 50,000 values.
-    Given the text it was parsed from (and its counts of '[' and '{', if already made), the walk stops at
-    the level where it has met as many arrays and objects as the text has '[' and '{' (each array or object
-    has one outside strings, so no container is left below): the last level, often most of the values, is
-    never looked at. Stops counting past
-    MAX_JSON_DEPTH (the members are then short, which only sends the caller the slow way).
-    """
-    if type(value) not in _CONTAINERS:
-        return 0, 0
-    if brackets is None:
-        brackets = (text.count("["), text.count("{")) if text is not None else (-1, -1)
-    lists_left, dicts_left = brackets
-    depth = members = 0
-    level, kinds = [value], {type(value)}
-    while True:  # every item of `level` is a list or a dict; `kinds` their types
-        depth += 1
-        if depth > MAX_JSON_DEPTH:
-            return depth, members
-        if dict in kinds:
-            dicts = level if len(kinds) == 1 else [x for x in level if type(x) is dict]
-            members += sum(map(len, dicts))
-            dicts_left -= len(dicts)
-            lists_left -= len(level) - len(dicts)
-            items = chain.from_iterable(x.values() if type(x) is dict else x for x in level)
-        else:
-            lists_left -= len(level)
-            items = chain.from_iterable(level)
-        if lists_left == 0 and dicts_left == 0:
-            return depth, members
-        # The types first, in one pass: a last level of numbers is never copied.
-        found = set(map(type, items))
-        if found.isdisjoint(_CONTAINERS):
-            return depth, members
-        if dict in kinds:
-            items = chain.from_iterable(x.values() if type(x) is dict else x for x in level)
-        else:
-            items = chain.from_iterable(level)
-        level = list(items) if found <= _CONTAINERS else [c for c in items if type(c) in _CONTAINERS]
-        kinds = found & _CONTAINERS
 
 
 def parse_json_body(text: str) -> Any:
@@ -200,7 +151,7 @@ def parse_json_body(text: str) -> Any:
         value = _REFUSED
     if value is _REFUSED:  # outside the except block: the error raised carries no other as its context
         return _parse_checked(text)
-    depth, members = _shape(value, text, brackets)
+    depth, members = nesting(value, text, brackets)
     if members != text.count(":"):
         return _parse_checked(text)
     if depth > MAX_JSON_DEPTH:
@@ -228,6 +179,6 @@ def _parse_checked(text: str, deep: bool = True) -> Any:
     except ValueError:
         # Python refuses integer literals over 4300 digits (int_max_str_digits) with a plain ValueError.
         raise BadRequest("the body has a number with too many digits: send numbers as JSON floats") from None
-    if deep and _shape(value, text)[0] > MAX_JSON_DEPTH:
+    if deep and nesting(value, text)[0] > MAX_JSON_DEPTH:
         raise _too_deep()
     return value
