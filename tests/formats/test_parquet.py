@@ -13,6 +13,7 @@ import pytest
 
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.signature import Signature, TensorSpec
+from handler.formats import parquet as parquet_format
 from handler.formats.base import Chunk, FileRejected
 from handler.formats.parquet import open_parquet, parquet_chunks
 
@@ -197,3 +198,70 @@ def test_a_failed_read_is_raised_as_it_is_so_lambda_retries() -> None:
     source.dropped = True
     with pytest.raises(ConnectionResetError):
         list(parquet_chunks(parquet, TABULAR, 100))
+
+
+# --- what the values take once decompressed --------------------------------------------------------
+
+
+def test_a_decompression_bomb_is_refused_from_the_footer_before_any_value_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read limit counts compressed bytes: a few KB of zstd holding one huge string took a GiB to read."""
+    huge = "x" * (parquet_format.DECOMPRESSED_CHUNK_BYTES + (1 << 20))
+    table = pa.table({"age": [40.0], "plan": ["pro"], "city": [huge]})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    del table, huge
+    data = buf.getvalue()
+    assert len(data) < 64 << 10, len(data)  # a thousand times smaller than what it holds
+
+    parquet = open_parquet(io.BytesIO(data), TABULAR)
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("values were read before the file was judged")
+
+    monkeypatch.setattr(parquet, "iter_batches", never)
+    before = pa.total_allocated_bytes()
+    with pytest.raises(FileRejected) as refused:
+        list(parquet_chunks(parquet, TABULAR, chunk_rows=100))
+    assert pa.total_allocated_bytes() - before < 1 << 20
+    reason = refused.value.reason
+    assert reason.startswith("row group 0 of the Parquet file decompresses to 65.0 MiB of feature values a row"), reason
+    assert "column 'city'" in reason and "over the 64.0 MiB a row may take" in reason, reason
+    assert refused.value.feature == "city"
+
+
+def test_values_counted_past_the_limit_are_refused_though_their_pages_are_small() -> None:
+    """Parquet's "uncompressed" is still encoded: a dictionary with run lengths holds 9 million zeros in 114 bytes."""
+    n = 9_000_000  # 72 MB of doubles in one row, for an input that takes two
+    user = pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), pa.array(np.zeros(n)))
+    data = _parquet(pa.table({"user": user, "item_id": pa.array([3], pa.int64())}))
+    del user
+    assert len(data) < 16 << 10, len(data)
+    with pytest.raises(FileRejected) as refused:
+        _read(data, TWO_INPUTS)
+    assert refused.value.feature == "user" and "decompresses to 68.7 MiB" in refused.value.reason, refused.value
+
+
+def test_large_rows_are_read_in_fewer_rows_a_chunk_and_one_too_large_refuses_the_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(parquet_format, "DECOMPRESSED_CHUNK_BYTES", 4096)
+    n = 10
+    table = pa.table(
+        {"age": np.arange(n, dtype=np.float64), "plan": ["pro"] * n, "city": [f"{i}" * 1000 for i in range(n)]}
+    )
+    chunks = _read(_parquet(table), TABULAR, chunk_rows=100)
+    assert [row for c in chunks for row in c.rows.tolist()] == list(range(n))
+    assert max(len(c.rows) for c in chunks) == 3, [len(c.rows) for c in chunks]  # ~1 KiB a row, 4 KiB a chunk
+    assert _flat(chunks)[1] == []
+
+    wide = pa.table({"age": [1.0, 2.0], "plan": ["pro", "pro"], "city": ["a", "b" * 5000]})
+    with pytest.raises(FileRejected, match=r"^row group 1 of the Parquet file decompresses to .* column 'city'"):
+        _read(_parquet(wide, row_group_size=1), TABULAR)
+
+
+def test_the_decompressed_limit_is_eight_times_the_s3_job_s_chunk_budget() -> None:
+    from handler.triggers.s3 import job
+
+    assert parquet_format.DECOMPRESSED_CHUNK_BYTES == 8 * job.CHUNK_BYTES
