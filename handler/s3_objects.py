@@ -22,6 +22,8 @@ from handler.aws import error_code
 
 # A body that breaks more often than this on one read is not a passing fault: the error goes up (Lambda retries).
 RESUMES = 5
+# A streamed body is read this much at a time: a break loses at most this much, read again from where it stopped.
+STEP_BYTES = 64 << 10
 _BROKEN = (BotoCoreError, HTTPError, ConnectionError, TimeoutError)
 
 
@@ -126,7 +128,8 @@ class _Resuming(io.RawIOBase):
                     return 0  # a resumed read at the very end: no range left to ask for
                 self._body = self._obj.open_body(self._pos)
             try:
-                data = self._body.read(len(b))
+                # In steps: what one read() had received is lost with it when the body breaks.
+                data = self._body.read(min(len(b), STEP_BYTES))
             except _BROKEN:
                 self._broken += 1
                 self._obj.resumed += 1

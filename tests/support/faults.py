@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -198,6 +199,67 @@ class CuttableProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+
+
+class ResettingProxy(CuttableProxy):
+    """A proxy that resets one connection (a TCP RST) once it has passed `arm(n)` bytes of an answer, then serves
+    on: a connection reset mid-body, which the server cannot make itself."""
+
+    def __init__(self, target_port: int) -> None:
+        super().__init__(target_port)
+        self._after: int | None = None
+        self.resets = 0
+
+    def arm(self, after_bytes: int) -> None:
+        self._after = after_bytes
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._answers, args=(upstream, client), daemon=True).start()
+
+    def _answers(self, upstream: socket.socket, client: socket.socket) -> None:
+        sent = 0
+        try:
+            while data := upstream.recv(1 << 16):
+                after = self._after
+                if after is not None and sent + len(data) > after:
+                    self._after = None  # once
+                    client.sendall(data[: max(after - sent, 0)])
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    client.close()  # with SO_LINGER 0: an RST, not a FIN
+                    upstream.close()
+                    self.resets += 1
+                    return
+                client.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (upstream, client):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def resetting_moto(moto_proc: MotoProcess) -> Iterator[ResettingProxy]:
+    proxy = ResettingProxy(moto_proc.port)
+    proxy.restore()
+    try:
+        yield proxy
+    finally:
+        proxy.cut()
 
 
 @pytest.fixture
