@@ -2,7 +2,8 @@
 
 The event is built the way API Gateway builds it for a `$default` route, and goes through the
 real `lambda_handler`; the handler's answer is written back the way API Gateway would. No AWS
-account, no Docker.
+account, no Docker. A body over MAX_BODY_BYTES is refused from its Content-Length before it is read, and
+idle or slow connections are cut off (`local_connection.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from handler import local_connection as connection
 
 DEFAULT_PORT = 3000
 FUNCTION_NAME = "skewless-local"
@@ -141,22 +144,27 @@ def http_response(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def make_request_handler(handler: Handler) -> type[BaseHTTPRequestHandler]:
-    """A request handler class that sends every request through `handler` as an HTTP API event."""
+def make_request_handler(handler: Handler, max_body_bytes: int) -> type[BaseHTTPRequestHandler]:
+    """A request handler class that sends every request through `handler` as an HTTP API event.
+
+    The body is judged by its Content-Length before any of it is read (over `max_body_bytes`: 413; not one
+    number of bytes: 400), and a connection that is idle or sends slower than `local_connection.py`'s limits is
+    cut off: neither holds a thread for long.
+    """
     # One invocation at a time, as one Lambda execution environment runs them (and Powertools'
     # resolvers and metrics keep per-invocation state that is not thread-safe).
     invoke_lock = threading.Lock()
 
-    class RequestHandler(BaseHTTPRequestHandler):
+    class RequestHandler(connection.GuardedHandler):
         server_version = "skewless-local"
         protocol_version = "HTTP/1.1"
         # Headers and body go out in two writes: with Nagle's algorithm on, a keep-alive client waits
         # for the delayed ACK (about 40 ms) before the body arrives.
         disable_nagle_algorithm = True
+        max_body = max_body_bytes
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self.read_body()  # judged by its Content-Length first: a refusal is answered by the base class
             event = http_api_event(
                 self.command,
                 self.path,
@@ -177,14 +185,7 @@ def make_request_handler(handler: Handler) -> type[BaseHTTPRequestHandler]:
                     [("Content-Type", "application/json")],
                     b'{"message":"Internal Server Error"}',
                 )
-            self.send_response(status)  # also sends Server and Date
-            for k, v in headers:
-                if k.lower() not in ("content-length", "connection", "date", "server"):
-                    self.send_header(k, v)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(payload)
+            self.answer(status, headers, payload)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
@@ -201,10 +202,28 @@ class LocalServer(ThreadingHTTPServer):
     request_queue_size = 128
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hung up or went silent is one line, not a traceback; anything else keeps its trace.
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            sys.stderr.write(f"{client_address[0]} - connection dropped: {error!r}\n")
+            return
+        super().handle_error(request, client_address)
 
-def serve(handler: Handler, port: int = DEFAULT_PORT, host: str = "127.0.0.1", ready_hint: str = "") -> int:
-    """Serve until Ctrl-C or SIGTERM; return the exit code."""
-    server = LocalServer((host, port), make_request_handler(handler))
+
+def serve(
+    handler: Handler,
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    ready_hint: str = "",
+    max_body_bytes: int | None = None,
+) -> int:
+    """Serve until Ctrl-C or SIGTERM; return the exit code. `max_body_bytes`: MAX_BODY_BYTES unless given."""
+    if max_body_bytes is None:
+        from handler.settings import Settings
+
+        max_body_bytes = Settings.from_env().max_body_bytes
+    server = LocalServer((host, port), make_request_handler(handler, max_body_bytes))
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
