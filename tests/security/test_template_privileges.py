@@ -1,7 +1,7 @@
 """template.yaml grants least privilege: read from the template itself (CloudFormation tags included).
 
 The function's role may read the input prefix, write only under the output prefix (and read back only its
-completion markers there), use its three queues and its own log group; no statement names every resource except
+completion markers and leases there, and delete only its leases), use its three queues and its own log group; no statement names every resource except
 X-Ray's, whose two actions have no resource-level permissions. The Function URL requires IAM auth unless
 ApiAuth=NONE. The pre-traffic gate may invoke only the function's versions and report only to its own deployment
 group; CodeDeploy's role may move only the live alias, run only the gate and read only the rollback alarms, and
@@ -22,12 +22,15 @@ from tests.conftest import ROOT
 BUCKET_ARN = "arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::Region}-${AWS::AccountId}"
 INPUT = BUCKET_ARN + "/${InputPrefix}*"
 OUTPUT = BUCKET_ARN + "/${OutputPrefix}*"
-# Under the output prefix the function reads back only its completion markers (handler/triggers/s3).
+# Under the output prefix the function reads back only its completion markers and its leases (handler/triggers/s3),
+# and deletes only its leases.
 OUTPUT_MARKERS = OUTPUT + ".done.json"
+OUTPUT_LEASES = OUTPUT + ".checkpoint.json"
 S3_READ = {"s3:GetObject", "s3:GetObjectVersion"}
 S3_LIST = {"s3:ListBucket"}
 # Every s3 action the function may hold, and where.
 S3_WRITE = {"s3:PutObject", "s3:AbortMultipartUpload"}
+S3_DELETE = {"s3:DeleteObject"}
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
@@ -126,12 +129,14 @@ def test_s3_reads_the_input_prefix_and_writes_only_the_output_prefix(template: d
                         prefix = st.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
                         assert prefix == {"Fn::Sub": "${OutputPrefix}*"}, f"{where}: ListBucket beyond the output"
     for action, resources in grants.items():
-        assert action in S3_READ | S3_WRITE | S3_LIST, f"unexpected S3 action {action} on {resources}"
+        assert action in S3_READ | S3_WRITE | S3_LIST | S3_DELETE, f"unexpected S3 action {action} on {resources}"
+        if action in S3_DELETE:
+            assert resources == {OUTPUT_LEASES}, f"{action} reaches beyond the function's leases: {resources}"
         if action in S3_WRITE:
             assert resources == {OUTPUT}, f"{action} reaches beyond the output prefix: {resources}"
         if action in S3_READ:
             # Not OUTPUT: the predictions and the captured rows (personal data, maybe) are not the function's to read.
-            assert resources <= {INPUT, OUTPUT_MARKERS}, (
+            assert resources <= {INPUT, OUTPUT_MARKERS, OUTPUT_LEASES}, (
                 f"{action} reaches beyond the input and the markers: {resources}"
             )
         if action in S3_LIST:

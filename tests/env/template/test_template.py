@@ -147,16 +147,26 @@ def test_s3_access_is_read_input_prefix_write_output_prefix(translated: dict[str
     function_role = {"Resources": {"FunctionRole": translated["Resources"]["FunctionRole"]}}
     s3 = [s for s in _statements(function_role) if any(str(a).startswith("s3:") for a in _as_list(s["Action"]))]
     by_sid = {s["Sid"]: s for s in s3}
-    assert set(by_sid) == {"ReadInputPrefix", "WriteOutputPrefix", "ReadOwnOutputMarkers", "ListOutputPrefixOnly"}
+    assert set(by_sid) == {
+        "ReadInputPrefix",
+        "WriteOutputPrefix",
+        "ReadOwnOutputMarkers",
+        "ReleaseOwnLeases",
+        "ListOutputPrefixOnly",
+    }
     assert _as_list(by_sid["ReadInputPrefix"]["Action"]) == ["s3:GetObject"]
     assert json.dumps(by_sid["ReadInputPrefix"]["Resource"]).endswith(_prefix("InputPrefix") + '*"')
     assert json.dumps(by_sid["WriteOutputPrefix"]["Resource"]).endswith(_prefix("OutputPrefix") + '*"')
-    # Under the output prefix the function reads back only its completion markers: not predictions, not captured rows.
+    # Under the output prefix the function reads back only its completion markers and leases (the suffixes the S3
+    # path names), and deletes only leases: not the predictions, not the captured rows.
     code = "\n".join(path.read_text() for path in sorted((ROOT / "handler/triggers/s3").glob("*.py")))
-    marker = re.search(r'MARKER_SUFFIX = "([^"]+)"', code)
-    assert marker, "handler/triggers/s3 names its marker suffix"
-    markers = json.dumps(by_sid["ReadOwnOutputMarkers"]["Resource"])
-    assert markers.endswith(_prefix("OutputPrefix") + "*" + marker[1] + '"'), markers
+    suffixes = dict(re.findall(r'^(MARKER_SUFFIX|CHECKPOINT_SUFFIX) = "([^"]+)"', code, re.M))
+    assert set(suffixes) == {"MARKER_SUFFIX", "CHECKPOINT_SUFFIX"}, "handler/triggers/s3 names its suffixes"
+    reads = [json.dumps(r) for r in _as_list(by_sid["ReadOwnOutputMarkers"]["Resource"])]
+    wanted = [_prefix("OutputPrefix") + "*" + suffixes[k] + '"' for k in ("MARKER_SUFFIX", "CHECKPOINT_SUFFIX")]
+    assert len(reads) == 2 and all(r.endswith(w) for r, w in zip(reads, wanted, strict=True)), reads
+    assert _as_list(by_sid["ReleaseOwnLeases"]["Action"]) == ["s3:DeleteObject"]
+    assert json.dumps(by_sid["ReleaseOwnLeases"]["Resource"]).endswith(wanted[1])
     assert "s3:PutObject" not in json.dumps([by_sid["ReadInputPrefix"], by_sid["ReadOwnOutputMarkers"]])
     listing = by_sid["ListOutputPrefixOnly"]
     assert listing["Condition"]["StringLike"]["s3:prefix"] == _prefix("OutputPrefix") + "*", listing
