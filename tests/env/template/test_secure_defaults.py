@@ -8,11 +8,13 @@
 - No job lost: the S3 trigger's on-failure destination (an encrypted queue) and the alarm on its depth.
 - Alarms that reach someone: the topic's customer-managed key and a key policy that lets CloudWatch use it.
 - A bad canary rolled back: the 5xx-per-version alarm on the function's own Http5xx metric.
+- `sam local start-api` enforces none of it (what docs/deploy.md says): its routes have no authorizer.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from tests.env.template.test_template import (
     _translate,
     _version_id,
 )
-from tests.support.samcli import ROOT, ensure_sam_cli
+from tests.support.samcli import ROOT, SAM_VENV, ensure_sam_cli, sam_env
 
 JWT = ["JwtIssuer=https://issuer.example.com", "JwtAudience=skewless-api,skewless-batch"]
 # Each ApiAuth value, with the Function URL on (it follows ApiAuth too).
@@ -476,3 +478,33 @@ def test_the_5xx_alarm_watches_the_new_versions_http_5xx_answers(translated: dic
     assert "Http5xxRateAlarm" in ROLLBACK_ALARMS and "ErrorRateAlarm" in ROLLBACK_ALARMS
     group = translated["Resources"]["InferenceFunctionDeploymentGroup"]["Properties"]["AlarmConfiguration"]
     assert {"Name": {"Ref": "Http5xxRateAlarm"}} in group["Alarms"]
+
+
+# --- What sam local does with it -----------------------------------------------------------------------------
+
+_SAM_LOCAL_ROUTES = """
+import json, sys
+from samcli.lib.providers.api_provider import ApiProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+params = dict(arg.split("=", 1) for arg in sys.argv[2:])
+stacks, _ = SamLocalStackProvider.get_stacks(sys.argv[1], parameter_overrides=params)
+print(json.dumps(sorted({(r.path, r.authorizer_name) for r in ApiProvider(stacks).api.routes})))
+"""
+
+
+@pytest.mark.parametrize("api_auth", sorted(AUTH))
+def test_sam_local_start_api_serves_every_route_without_an_authorizer(sam: Path, api_auth: str) -> None:
+    """What docs/deploy.md says: `sam local start-api` reads the template under any ApiAuth and enforces none of
+    them (no authorizer on any route it serves), so a local run says nothing about who may call on AWS."""
+    done = subprocess.run(
+        [str(SAM_VENV / "bin" / "python"), "-c", _SAM_LOCAL_ROUTES, str(ROOT / "template.yaml"), *AUTH[api_auth]],
+        capture_output=True,
+        text=True,
+        env=sam_env(),
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    routes = json.loads(done.stdout.splitlines()[-1])
+    assert sorted(path for path, _ in routes) == ["/", "/{proxy+}"], routes
+    assert all(authorizer is None for _, authorizer in routes), routes
