@@ -29,6 +29,7 @@ from tests.hostile.conftest import check_error, leaks, log_records
 from tests.support import zoo
 from tests.support.functions import FUNCTIONS
 from tests.support.http_events import HTTP_TRIGGERS, body_of, http_event
+from tests.support.moto_s3 import s3_put_event
 
 SECRET_PATH = "/opt/ml/private/churn-model/weights.h5"
 
@@ -305,3 +306,21 @@ def test_a_model_that_answers_nan_is_refused_without_detail_on_every_trigger(s3:
     result = s3.get_object(Bucket=bucket, Key="sqs-results/m-nan.json")["Body"].read().decode()
     assert json.loads(result)["code"] == "non_finite_output", result
     assert_safe(result, "NaN via SQS", fault=False)
+
+
+def test_the_s3_job_s_error_records_show_nothing_of_the_server(s3: Any, bucket: str) -> None:
+    """A file that cannot be read, and rows that cannot be answered, are reported in objects the sender reads."""
+    handler = _function(Started(open_service(Settings(model_dir=ARTIFACTS))), output_bucket=bucket)
+    rows = [json.dumps(ROW), json.dumps({**ROW, "age": "old"}), "[" * 100_000 + "]" * 100_000, "{not json"]
+    inputs = {"incoming/a.parquet": b"not a parquet file at all", "incoming/b.jsonl": "\n".join(rows).encode()}
+    for key, data in inputs.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        handler(s3_put_event(bucket, key, size=len(data)), LambdaContext())
+    written = s3.list_objects_v2(Bucket=bucket, Prefix="predictions/").get("Contents", [])
+    records = [o["Key"] for o in written if o["Key"].endswith((".errors.jsonl", ".done.json"))]
+    assert len(records) == 4, [o["Key"] for o in written]
+    for key in records:
+        assert_safe(s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(), key, fault=False)
+    # The line nested 100,000 deep is one refused row, not a crash that S3 would retry for ever.
+    marker = json.loads(s3.get_object(Bucket=bucket, Key="predictions/b.jsonl.done.json")["Body"].read())
+    assert (marker["status"], marker["predicted"], marker["errors"]) == ("done", 1, 3), marker
