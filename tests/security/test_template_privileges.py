@@ -1,11 +1,12 @@
 """template.yaml grants least privilege: read from the template itself (CloudFormation tags included).
 
 The function's role may read the input prefix, write only under the output prefix (and read back only its
-completion markers and leases there, and delete only its leases), use its three queues and its own log group; no statement names every resource except
-X-Ray's, whose two actions have no resource-level permissions. The Function URL requires IAM auth unless
-ApiAuth=NONE. The pre-traffic gate may invoke only the function's versions and report only to its own deployment
-group; CodeDeploy's role may move only the live alias, run only the gate and read only the rollback alarms, and
-only CodeDeploy acting for this account may assume it. Only the data bucket may invoke the function through S3.
+completion markers and leases there, and delete only its leases), use its three queues and its own log group;
+no statement names every resource except X-Ray's, whose two actions have no resource-level permissions. The
+Function URL requires IAM auth unless ApiAuth=NONE. The pre-traffic gate may invoke only the function's versions
+and report only to its own deployment group; CodeDeploy's role may move only the live alias, run only the gate and
+read only the rollback alarms, and only CodeDeploy acting for this account may assume it. Only the data bucket may
+invoke the function through S3.
 """
 
 from __future__ import annotations
