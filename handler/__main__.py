@@ -111,10 +111,10 @@ def _drift(args: argparse.Namespace) -> int:
 def _digest(args: argparse.Namespace) -> int:
     from handler.core.artifacts import Manifest
 
-    folder = args.model_dir or Settings.from_env().model_dir
-    manifest = Manifest.load(folder)  # refuses a manifest whose content does not match its digest
-    manifest.verify_files(folder)
-    print(manifest.digest)
+    for folder in args.model_dir or [Settings.from_env().model_dir]:
+        manifest = Manifest.load(folder)  # refuses a manifest whose content does not match its digest
+        manifest.verify_files(folder)
+        print(manifest.digest)
     return 0
 
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--threshold", type=float, help="PSI above which a feature drifted (default: DRIFT_THRESHOLD)")
     d.add_argument("--model-dir", type=Path, help="the model's artifacts (default: MODEL_DIR or MODEL_S3_URI)")
     g = sub.add_parser("digest", help="print the artifact's manifest digest (what MODEL_DIGEST pins)")
-    g.add_argument("model_dir", nargs="?", type=Path, help="the artifact folder (default: MODEL_DIR)")
+    g.add_argument("model_dir", nargs="*", type=Path, help="artifact folders, one digest a line (default: MODEL_DIR)")
     e = sub.add_parser(
         "export",
         help="export a saved Keras model (.keras, .h5) with sample requests into an artifact folder",

@@ -28,8 +28,11 @@ from handler.observability import capture_lambda_handler, correlation_id, logger
 from handler.settings import Settings
 from handler.triggers import direct, map_batch
 from handler.triggers.http.resolvers import HttpApi
+from handler.triggers.s3.checkpoint import is_continuation
 
-Trigger = Literal["rest", "http", "function_url", "alb", "s3", "eventbridge_s3", "sqs", "map_batch", "direct"]
+Trigger = Literal[
+    "rest", "http", "function_url", "alb", "s3", "eventbridge_s3", "s3_continue", "sqs", "map_batch", "direct"
+]
 HTTP_TRIGGERS = ("rest", "http", "function_url", "alb")
 
 # One JMESPath for every trigger: the API's request id, the ALB trace id, S3's request id, SQS's message id.
@@ -48,6 +51,8 @@ def event_trigger(event: Any) -> Trigger:
         return "direct"
     if map_batch.is_batch(event):
         return "map_batch"
+    if is_continuation(event):
+        return "s3_continue"
     records = event.get("Records")
     if isinstance(records, list) and records and isinstance(records[0], dict):
         source = records[0].get("eventSource")
@@ -133,6 +138,10 @@ class Function:
             from handler.triggers.s3 import job as s3  # lazily: HTTP-only functions never import the file readers
 
             return s3.handle_event(event, context, self.started.require(), self.settings)
+        if trigger == "s3_continue":  # a long S3 job going on from its checkpoint, in a new invocation
+            from handler.triggers.s3 import job
+
+            return job.handle_continuation(event, context, self.started.require(), self.settings)
         if trigger == "sqs":
             from handler.triggers import sqs
 

@@ -89,6 +89,25 @@ class MultipartWriter:
         self.bytes_written = 0
         self.done = False
 
+    def suspend(self) -> tuple[dict[str, Any], bytes]:
+        """Stop for now, to go on in another invocation: (the upload's state, the bytes not yet in a part).
+
+        Every full part is uploaded first; the tail (less than a part: S3 takes no smaller part but the last)
+        is handed back, for the caller to keep. The upload stays open: leaving the block does not abort it.
+        """
+        self._wait()
+        self._buf.seek(0)
+        tail = self._buf.read()
+        self.done = True
+        return {"upload_id": self._upload_id, "parts": list(self._parts), "bytes": self.bytes_written}, tail
+
+    def resume(self, state: dict[str, Any], tail: bytes) -> None:
+        """Go on with an upload another invocation suspended: its parts stay, its tail is the buffer again."""
+        self._upload_id = state.get("upload_id")
+        self._parts = [dict(p) for p in state.get("parts", [])]
+        self.bytes_written = int(state.get("bytes", 0))
+        self._buf.write(tail)
+
     def write(self, data: bytes) -> None:
         """Append bytes; uploads a part whenever a full one is buffered."""
         self._buf.write(data)

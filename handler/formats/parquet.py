@@ -31,7 +31,7 @@ from handler.formats.base import Chunk, FileRejected, Format, ObjectSource, Sink
 # coalesced read, a handful of GETs for a large file, and memory bounded by the span, not the file.
 SPAN_BYTES = 32 << 20
 # What one chunk's feature values may take once decoded, by the footer: 8 times the S3 job's chunk budget
-# (triggers/s3/job.CHUNK_BYTES, 8 MiB of coerced input; formats may not import triggers, a test holds them
+# (triggers/s3/chunks.CHUNK_BYTES, 8 MiB of coerced input; formats may not import triggers, a test holds them
 # equal). Parquet's plain encoding of a valid value is at most a few times its coerced size (an int64 or a double
 # stored for a uint8 or float32 input is 8 times; list offsets and levels add a little), so honest rows fit, and a
 # chunk of larger rows is read in fewer rows. Reading takes about five times the decompressed bytes (one 200 MiB

@@ -262,6 +262,6 @@ def test_large_rows_are_read_in_fewer_rows_a_chunk_and_one_too_large_refuses_the
 
 
 def test_the_decompressed_limit_is_eight_times_the_s3_job_s_chunk_budget() -> None:
-    from handler.triggers.s3 import job
+    from handler.triggers.s3 import chunks as s3_chunks
 
-    assert parquet_format.DECOMPRESSED_CHUNK_BYTES == 8 * job.CHUNK_BYTES
+    assert parquet_format.DECOMPRESSED_CHUNK_BYTES == 8 * s3_chunks.CHUNK_BYTES

@@ -40,32 +40,28 @@ from __future__ import annotations
 import contextlib
 import posixpath
 import time
-from collections.abc import Iterator, Sequence
 from typing import Any
-
-import numpy as np
 
 from handler import aws
 from handler.core.service import Service
-from handler.core.signature import TensorSpec
 from handler.errors import FieldError
 from handler.formats import jsonl
-from handler.formats.base import Chunk, FileRejected, Format, PredictionWriter, RowError, row_order
+from handler.formats.base import FileRejected, Format, RowError
 from handler.formats.registry import extensions, format_of
-from handler.observability import count_non_finite, logger, metrics
+from handler.observability import logger, metrics
 from handler.s3_objects import ObjectChanged, S3Object
 from handler.settings import Settings
+from handler.triggers.s3.checkpoint import CONTINUE_KEY, Checkpoint, Deadline, reopen, suspend
+from handler.triggers.s3.chunks import predict_all
 from handler.triggers.s3.event import ObjectRef, objects_in_event
 from handler.triggers.s3.keys import OutputKeys, output_keys, reserved, source_metadata
 from handler.triggers.s3.marker import FINAL, Marker, MarkerTaken, read_marker, write_marker
-from handler.triggers.s3.pipeline import WriteBehind, prefetched
 
-# A chunk's coerced input, when S3_CHUNK_ROWS does not say: churn ~32k rows, 28x28 images ~10k, 224x224x3 floats 64.
-CHUNK_BYTES = 8 << 20
-MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 64, 65_536
 # A lease outlives its invocation by this much (a function killed at its deadline frees it this late), and one
 # taken without a Lambda context (tests, the CLI) lasts Lambda's longest timeout.
 LEASE_MARGIN_S, LEASE_WITHOUT_CONTEXT_S = 60, 900
+# The formats whose answers a later invocation can append to (CSV and JSON Lines answers; not Parquet's footer).
+RESUMABLE = ("csv", "jsonl", "npy")
 # Making the outputs visible takes a few requests: a "completing" marker left by a crash expires after this.
 COMPLETING_S = 300
 
@@ -91,6 +87,20 @@ def handle_event(event: dict[str, Any], context: Any, service: Service, settings
             continue
         done.append(process_object(s3, ref, service, settings, context))
     return {"objects": done, "ignored": ignored}
+
+
+def handle_continuation(event: dict[str, Any], context: Any, service: Service, settings: Settings) -> dict[str, Any]:
+    """Go on with a job a previous invocation suspended (its continuation event names the object version)."""
+    found = event[CONTINUE_KEY]
+    ref = ObjectRef(
+        str(found["bucket"]),
+        str(found["key"]),
+        str(found.get("etag") or ""),
+        found.get("size"),
+        found.get("version_id"),
+        str(found.get("sequencer") or ""),
+    )
+    return {"objects": [process_object(aws.client("s3"), ref, service, settings, context)], "ignored": []}
 
 
 def _not_ours(ref: ObjectRef, settings: Settings) -> str | None:
@@ -120,13 +130,20 @@ def process_object(
         settled = _settled(previous, held, ref, model)
         if settled is not None:
             return settled
-        body = _lease_body("in_progress", _source(ref, obj), model, _lease_until(context))
+        resume = Checkpoint.from_lease(held.body) if held.describes(ref) else None
+        if resume is not None:  # a continuation, or the retry of one that failed: go on from where it stood
+            obj = S3Object(s3, ref.bucket, ref.key, held.source.get("etag") or "", held.source.get("version_id"))
+        body = _lease_body(
+            "in_progress", _source(ref, obj) if resume is None else held.source, model, _lease_until(context)
+        )
+        if resume is not None:
+            body["checkpoint"] = resume.to_dict()
         try:
             lease = write_marker(s3, out.bucket, out.checkpoint, body, held)
         except MarkerTaken:
             continue
         try:
-            return _run(s3, obj, fmt, out, lease, previous, service, settings)
+            return _run(s3, obj, fmt, out, lease, previous, service, settings, context, resume)
         except ObjectChanged:
             _release(s3, out)
             return _superseded(ref, "the object was replaced since its event: its newer version's event predicts it")
@@ -161,12 +178,14 @@ def _run(
     previous: Marker,
     service: Service,
     settings: Settings,
+    context: Any = None,
+    resume: Checkpoint | None = None,
 ) -> dict[str, Any]:
     """Predict the object under `lease`, publish the outputs, then the marker (over `previous`)."""
     lease_body = lease.body or {}
     model = lease_body["model"]
     kind = fmt or jsonl.FORMAT
-    counts = {"rows": 0, "predicted": 0, "errors": 0}
+    counts = dict(resume.counts) if resume is not None else {"rows": 0, "predicted": 0, "errors": 0}
     meta = source_metadata(obj.key)
     part = settings.s3_part_bytes
     rejection: FileRejected | None = None
@@ -175,13 +194,18 @@ def _run(
         aws.MultipartWriter(s3, out.bucket, out.predictions, kind.content_type, part, metadata=meta) as preds,
         aws.MultipartWriter(s3, out.bucket, out.errors, part_bytes=part, metadata=meta) as errs,
     ):
+        if resume is not None:
+            reopen(s3, out, resume, preds, errs)
         try:
             if fmt is None:
                 raise FileRejected(f"unsupported file type {posixpath.splitext(obj.key)[1]!r}: use {extensions()}")
-            _predict_all(obj, fmt, service, settings, preds, errs, counts)
+            deadline = Deadline(context) if fmt.name in RESUMABLE else None
+            stop = predict_all(obj, fmt, service, settings, preds, errs, counts, resume, deadline)
         except FileRejected as exc:
             rejection = exc
         else:
+            if stop is not None:
+                return suspend(s3, out, lease, obj, preds, errs, counts, stop, context)
             previous = _withdraw(s3, out, lease, previous)
             preds.complete()
             errs.complete()
@@ -198,7 +222,7 @@ def _run(
     marker["outputs"] = {"bucket": out.bucket, "predictions": out.predictions, "errors": out.errors}
     marker["model"] = model
     write_marker(s3, out.bucket, out.marker, marker, previous)
-    _release(s3, out)
+    _release(s3, out, tails=resume is not None)
     metrics.add_metric(name="S3RowsPredicted", unit="Count", value=counts["predicted"])
     metrics.add_metric(name="S3RowsRejected", unit="Count", value=counts["errors"])
     logger.info("object predicted", extra={"key": obj.key, "status": marker["status"], **counts})
@@ -221,23 +245,12 @@ def _withdraw(s3: Any, out: OutputKeys, lease: Marker, previous: Marker) -> Mark
     return write_marker(s3, out.bucket, out.marker, pending, previous)
 
 
-def _release(s3: Any, out: OutputKeys) -> None:
-    """Give the lease up (the marker is written, or a newer version took the object)."""
-    with contextlib.suppress(Exception):  # a lease left behind only expires: it never blocks a version for good
-        s3.delete_object(Bucket=out.bucket, Key=out.checkpoint)
-
-
-def _predict_all(
-    obj: S3Object, fmt: Format, service: Service, settings: Settings, preds: Any, errs: Any, counts: dict[str, int]
-) -> None:
-    writer = fmt.writer(preds, service.artifacts.signature)
-    try:
-        with contextlib.closing(prefetched(_chunks(obj, fmt, service, settings))) as chunks, WriteBehind() as behind:
-            for chunk in chunks:
-                _write_chunk(chunk, service, writer, errs, counts, behind)
-        writer.close()
-    finally:
-        writer.discard()
+def _release(s3: Any, out: OutputKeys, tails: bool = False) -> None:
+    """Give the lease up (the marker is written, or a newer version took the object), and a checkpoint's tails."""
+    keys = [out.checkpoint] + ([f"{out.checkpoint}.predictions", f"{out.checkpoint}.errors"] if tails else [])
+    for key in keys:
+        with contextlib.suppress(Exception):  # a lease left behind only expires: it never blocks a version for good
+            s3.delete_object(Bucket=out.bucket, Key=key)
 
 
 def _source(ref: ObjectRef, obj: S3Object) -> dict[str, Any]:
@@ -291,50 +304,3 @@ def _empty(fmt: Format | None, service: Service) -> bytes:
 
     (fmt or jsonl.FORMAT).writer(_Collect(), service.artifacts.signature).close()
     return b"".join(parts)
-
-
-def _write_chunk(
-    chunk: Chunk, service: Service, writer: PredictionWriter, errs: Any, counts: dict, behind: WriteBehind
-) -> None:
-    errors = list(chunk.errors)
-    n_good = len(chunk.rows)
-    if n_good:
-        prediction = service.run(chunk.columns, coded=chunk.coded)
-        outputs, rows, lines = prediction.outputs, chunk.rows, chunk.lines
-        problems = prediction.problems
-        if prediction.output_problems:
-            count_non_finite(len(prediction.output_problems))
-        if problems:
-            # Rows that overflowed after preprocessing, or that the model answered NaN for: errors, not answers.
-            for i, errs_i in sorted(problems.items()):
-                errors.append(RowError(int(rows[i]), int(lines[i]) if lines is not None else None, errs_i))
-            keep = np.ones(n_good, dtype=bool)
-            keep[list(problems)] = False
-            outputs = {name: arr[keep] for name, arr in outputs.items()}
-            rows, lines = rows[keep], (lines[keep] if lines is not None else None)
-            errors.sort(key=row_order)
-        if len(rows):
-            behind.submit(writer.write, rows, lines, outputs)
-        n_good = len(rows)
-    if errors:
-        behind.submit(errs.write, "".join(e.to_json() + "\n" for e in errors).encode())
-    counts["rows"] += n_good + len(errors)
-    counts["predicted"] += n_good
-    counts["errors"] += len(errors)
-
-
-def chunk_rows(features: Sequence[TensorSpec], setting: int = 0) -> int:
-    """Rows a chunk holds: S3_CHUNK_ROWS, or by default as many as make CHUNK_BYTES of coerced input.
-
-    Bytes, not rows, bound a chunk: 8,192 rows of churn (about 1 MiB) leave the per-chunk costs (numpy
-    calls, a drift window) dominant (1M rows from Parquet: 0.85 s at 8,192 rows a chunk, 0.55 s at
-    32,768), while 8,192 images of 224x224x3 float32 would take 4.9 GB.
-    """
-    if setting:
-        return setting
-    per_example = max(1, sum(f.example_bytes for f in features))
-    return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, CHUNK_BYTES // per_example))
-
-
-def _chunks(obj: S3Object, fmt: Format, service: Service, settings: Settings) -> Iterator[Chunk]:
-    yield from fmt.read(obj, service.coercer, chunk_rows(service.coercer.features, settings.s3_chunk_rows))

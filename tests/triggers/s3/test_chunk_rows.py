@@ -6,7 +6,7 @@ import pytest
 
 from handler.core.signature import TensorSpec
 from handler.settings import Settings, SettingsError
-from handler.triggers.s3.job import chunk_rows
+from handler.triggers.s3.chunks import chunk_rows
 
 MIB8 = 8 * 1024 * 1024
 
