@@ -25,7 +25,7 @@ from typing import Any
 
 from handler.observability import logger
 from handler.s3_objects import S3Object
-from handler.triggers.s3.keys import OutputKeys
+from handler.triggers.s3.keys import OutputKeys, tail_key
 from handler.triggers.s3.marker import Marker, write_marker
 
 # Never stop with less in hand than this (seconds): the checkpoint is a few S3 writes and one invoke.
@@ -139,7 +139,7 @@ def suspend(
     uploads, tails = {}, {}
     for name, writer in (("predictions", preds), ("errors", errs)):
         uploads[name], tail = writer.suspend()
-        tails[name] = f"{out.checkpoint}.{name}"
+        tails[name] = tail_key(out, name)
         s3.put_object(Bucket=out.bucket, Key=tails[name], Body=tail)
     next_row, preamble = stop
     checkpoint = Checkpoint(next_row, dict(counts), preamble, uploads, tails, hop)

@@ -54,7 +54,7 @@ from handler.settings import Settings
 from handler.triggers.s3.checkpoint import CONTINUE_KEY, Checkpoint, Deadline, reopen, suspend
 from handler.triggers.s3.chunks import predict_all
 from handler.triggers.s3.event import ObjectRef, objects_in_event
-from handler.triggers.s3.keys import OutputKeys, output_keys, reserved, source_metadata
+from handler.triggers.s3.keys import OutputKeys, output_keys, reserved, source_metadata, tail_key
 from handler.triggers.s3.marker import FINAL, Marker, MarkerTaken, read_marker, write_marker
 
 # A lease outlives its invocation by this much (a function killed at its deadline frees it this late), and one
@@ -247,7 +247,7 @@ def _withdraw(s3: Any, out: OutputKeys, lease: Marker, previous: Marker) -> Mark
 
 def _release(s3: Any, out: OutputKeys, tails: bool = False) -> None:
     """Give the lease up (the marker is written, or a newer version took the object), and a checkpoint's tails."""
-    keys = [out.checkpoint] + ([f"{out.checkpoint}.predictions", f"{out.checkpoint}.errors"] if tails else [])
+    keys = [out.checkpoint] + ([tail_key(out, "predictions"), tail_key(out, "errors")] if tails else [])
     for key in keys:
         with contextlib.suppress(Exception):  # a lease left behind only expires: it never blocks a version for good
             s3.delete_object(Bucket=out.bucket, Key=key)

@@ -23,8 +23,9 @@ from handler.settings import Settings
 ERRORS_SUFFIX = ".errors.jsonl"
 MARKER_SUFFIX = ".done.json"
 CHECKPOINT_SUFFIX = ".checkpoint.json"
-# An input key ending so names another input's output key (its predictions would be "<key>.jsonl").
-RESERVED_ENDINGS = (".errors", ".done", ".checkpoint")
+# An input key ending so names another input's output key (its predictions would be "<key>.jsonl"; its lease
+# "<key>.checkpoint.json", which is where a checkpoint keeps an output's tail: "<input>.tail-errors.checkpoint.json").
+RESERVED_ENDINGS = (".errors", ".done", ".checkpoint", ".tail-predictions", ".tail-errors")
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
 _HASH_CHARS = 16
 # S3 keeps at most 2 KB of user metadata: a longer quoted key is named by its hash there (the marker has it whole).
@@ -62,6 +63,11 @@ def output_keys(bucket: str, key: str, settings: Settings, predictions_suffix: s
         checkpoint=base + CHECKPOINT_SUFFIX,
         shortened=shortened,
     )
+
+
+def tail_key(out: OutputKeys, name: str) -> str:
+    """Where a suspended job keeps the last bytes of one output (`name`: predictions, errors) until it goes on."""
+    return out.checkpoint.removesuffix(CHECKPOINT_SUFFIX) + f".tail-{name}" + CHECKPOINT_SUFFIX
 
 
 def reserved(key: str, settings: Settings) -> str | None:

@@ -298,3 +298,18 @@ def digits_service() -> Service:
     from tests.support import zoo
 
     return open_service(Settings(model_dir=zoo.model_dir("digits"), serving_runtime="litert"))
+
+
+def test_a_marker_changed_since_it_was_read_is_never_overwritten(s3: Any, bucket: str) -> None:
+    """S3's conditional writes: a stale read's write raises MarkerTaken, and the newer content stays."""
+    from handler.triggers.s3.marker import MarkerTaken, read_marker, write_marker
+
+    key = "predictions/race.csv.done.json"
+    empty = read_marker(s3, bucket, key)
+    mine = write_marker(s3, bucket, key, {"status": "in_progress", "who": "first"}, empty)
+    with pytest.raises(MarkerTaken):
+        write_marker(s3, bucket, key, {"status": "in_progress", "who": "second"}, empty)  # it existed already
+    theirs = write_marker(s3, bucket, key, {"status": "done", "who": "third"}, mine)
+    with pytest.raises(MarkerTaken):
+        write_marker(s3, bucket, key, {"status": "done", "who": "stale"}, mine)  # read before "third" wrote
+    assert read_marker(s3, bucket, key).body == {"status": "done", "who": "third"} == theirs.body
