@@ -20,6 +20,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -33,7 +34,8 @@ from tests.docs import snippets
 from tests.docs.snippets import ROOT, Block
 
 README_MAX_LINES = 250
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+# A copied tree (make mutation's) has no venv of its own: the Python running the tests is the project's.
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python" if (ROOT / ".venv").exists() else Path(sys.executable)
 CLIENTS_PYTHON = ROOT / ".venv-clients" / "bin" / "python"
 DEFAULT_MODEL = ROOT / "model_artifacts" / "churn"
 DEMO_DIR = Path("/tmp/skewless-demo")  # where the README's export example writes its model
