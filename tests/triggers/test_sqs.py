@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -62,6 +63,7 @@ def test_sample_event_gives_the_golden_outputs_under_each_request_id(
         got = _s3_result(s3, bucket, request_id)
         case = by_request[json.dumps(body, sort_keys=True)]
         assert got.pop("request_id") == request_id and got.pop("model") == "churn" and got.pop("version")
+        assert re.fullmatch("[0-9a-f]{32}", got.pop("result_id")), "a result id: what consumers de-duplicate on"
         zoo.check_v1("churn", case, got, f"SQS message {request_id}")
 
 
@@ -174,23 +176,6 @@ def test_no_results_destination_is_logged_as_the_reason(
     logged = [r for r in caplog.records if r.getMessage().startswith("SQS message failed")]
     assert len(logged) == 1 and logged[0].message_id == "m-1"  # type: ignore[attr-defined]
     assert "set RESULTS_QUEUE_URL or OUTPUT_BUCKET" in logged[0].reason  # type: ignore[attr-defined]
-
-
-def test_same_request_id_twice_gives_one_result(
-    s3: Any, sqs: Any, bucket: str, service: Service, settings: Settings, lambda_context: Any
-) -> None:
-    body = json.dumps({"request_id": "dup-1", "instances": churn_rows(2)})
-    for _ in range(2):  # redelivered, and within one batch
-        sqs_source.handle_event(sqs_event([body, body]), lambda_context, service, settings)
-    listed = s3.list_objects_v2(Bucket=bucket, Prefix="sqs-results/")["Contents"]
-    assert [o["Key"] for o in listed] == ["sqs-results/dup-1.json"]
-
-    fifo = sqs.create_queue(
-        QueueName=f"results-{uuid.uuid4().hex[:8]}.fifo",
-        Attributes={"FifoQueue": "true"},
-    )["QueueUrl"]
-    sqs_source.handle_event(sqs_event([body, body]), lambda_context, service, replace(settings, results_queue_url=fifo))
-    assert len(_drain(sqs, fifo)) == 1
 
 
 @pytest.mark.slow
