@@ -150,7 +150,7 @@ class Function:
             return sqs.handle_event(event, context, self.started.service, self.settings)
         if trigger == "map_batch":
             # A bad item is answered in the batch; a fault of ours fails it, for the Map's Retry to see.
-            return direct.guarded(lambda: map_batch.handle_event(event, self.started.require()), context)
+            return direct.guarded(lambda: map_batch.handle_event(event, self.started.require(), context), context)
         return direct.handle_event(event, context, self.started, self.settings.direct_errors)
 
     def handler(self, trigger: Trigger | None = None) -> Callable[[Any, Any], Any]:

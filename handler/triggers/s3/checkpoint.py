@@ -28,31 +28,9 @@ from handler.s3_objects import S3Object
 from handler.triggers.s3.keys import OutputKeys, tail_key
 from handler.triggers.s3.marker import Marker, write_marker
 
-# Never stop with less in hand than this (seconds): the checkpoint is a few S3 writes and one invoke.
-MIN_MARGIN_S = 2.0
 # A job that needs more continuations than this is not making progress: it fails instead of looping.
 MAX_HOPS = 500
 CONTINUE_KEY = "skewless_continue"
-
-
-class Deadline:
-    """When to stop: the Lambda context's remaining time against a margin that grows with the slowest chunk."""
-
-    def __init__(self, context: Any) -> None:
-        remaining = getattr(context, "get_remaining_time_in_millis", None)
-        self._remaining = remaining if callable(remaining) else None
-        self._slowest = 0.0
-        self.chunks = 0
-
-    def time_to_stop(self) -> bool:
-        """Stop before the next chunk? Never before one chunk is done here: each invocation moves the job on."""
-        if self._remaining is None or self.chunks == 0:
-            return False
-        return self._remaining() / 1000 < max(MIN_MARGIN_S, 3 * self._slowest)
-
-    def done(self, seconds: float) -> None:
-        self.chunks += 1
-        self._slowest = max(self._slowest, seconds)
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ import numpy as np
 
 from handler.core.service import Service
 from handler.core.signature import TensorSpec
+from handler.deadline import Deadline
 from handler.formats.base import Chunk, Format, PredictionWriter, RowError, row_order
 from handler.observability import count_non_finite
 from handler.s3_objects import S3Object
 from handler.settings import Settings
-from handler.triggers.s3.checkpoint import Checkpoint, Deadline
+from handler.triggers.s3.checkpoint import Checkpoint
 from handler.triggers.s3.pipeline import WriteBehind, prefetched
 
 # A chunk's coerced input, when S3_CHUNK_ROWS does not say: churn ~32k rows, 28x28 images ~10k, 224x224x3 floats 64.

@@ -44,6 +44,7 @@ from typing import Any
 
 from handler import aws
 from handler.core.service import Service
+from handler.deadline import Deadline
 from handler.errors import FieldError
 from handler.formats import jsonl
 from handler.formats.base import FileRejected, Format, RowError
@@ -51,7 +52,7 @@ from handler.formats.registry import extensions, format_of
 from handler.observability import logger, metrics
 from handler.s3_objects import ObjectChanged, S3Object
 from handler.settings import Settings
-from handler.triggers.s3.checkpoint import CONTINUE_KEY, Checkpoint, Deadline, reopen, suspend
+from handler.triggers.s3.checkpoint import CONTINUE_KEY, Checkpoint, reopen, suspend
 from handler.triggers.s3.chunks import predict_all
 from handler.triggers.s3.event import ObjectRef, objects_in_event
 from handler.triggers.s3.keys import OutputKeys, output_keys, reserved, source_metadata, tail_key

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -44,7 +44,7 @@ from handler import aws
 from handler.app import Function
 from tests.conftest import ROOT, LambdaContext
 from tests.support import zoo
-from tests.support.batches import as_csv_items
+from tests.support.batches import as_csv_items, batch_event
 from tests.support.moto_s3 import COLUMNS, churn_rows, csv_bytes, read_predictions
 from tests.support.reference import churn_reference
 
@@ -102,7 +102,8 @@ class World:
         self.sfn = aws.client("stepfunctions")
         self.handler = function.handler()
         self.calls: list[Any] = []
-        self.faults: list[str] = []  # errorTypes the next invocations fail with, before the handler runs
+        self.faults: list[str | None] = []  # errorTypes the next invocations fail with (None: none), unrun
+        self.context: Callable[[], Any] = LambdaContext  # what the function is told of its remaining time
         self.in_flight = 0
         self.most_in_flight = 0
         self._lock = threading.Lock()
@@ -136,7 +137,7 @@ class World:
                 return json.dumps({"errorType": fault, "errorMessage": json.dumps({"status": 503})}).encode()
             with self._one_container:
                 try:
-                    result = self.handler(event, LambdaContext())
+                    result = self.handler(event, self.context())
                 except Exception as exc:  # as Lambda reports an error the handler raised
                     response_headers["x-amz-function-error"] = "Unhandled"
                     return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
@@ -268,6 +269,37 @@ def test_a_child_failing_with_model_unavailable_is_retried_and_one_failing_with_
     assert record["maxConcurrency"] == 1, "MaxConcurrencyPath did not read the Settings state's number"
     # Step Functions fails the run here (0% tolerated: States.ExceedToleratedFailureThreshold); moto records the
     # failed item but does not apply the tolerance, so the execution's own status is not checked.
+
+
+@pytest.mark.parametrize("rows_of", ["RowsOfACsv", "RowsOfJsonLines", "RowsOfAParquet"])
+def test_a_batch_short_of_time_goes_back_to_the_function_until_whole_and_a_timeout_redoes_only_its_piece(
+    world: World, rows_of: str
+) -> None:
+    """Each Map's child, as template.yaml writes it, run as a state machine of its own (moto runs no
+    ItemBatcher: module docstring) on a batch of 200 items, the function 1 s from its deadline (under the
+    2 s margin: 64 items per invocation). The third invocation times out before it answers."""
+
+    class ShortOfTime(LambdaContext):
+        def get_remaining_time_in_millis(self) -> int:
+            return 1_000
+
+    child = definition_as_written()["States"][rows_of]["ItemProcessor"]
+    machine = {"StartAt": child["StartAt"], "States": child["States"]}
+    rows = churn_rows(200, seed=3)
+    items = as_csv_items(rows)
+    assert items is not None
+    world.context = ShortOfTime
+    world.faults = [None, None, "Sandbox.Timedout"]  # a function killed at its deadline, as Step Functions names it
+
+    done = world.run(machine, batch_event(items))
+
+    assert done["status"] == "SUCCEEDED", done
+    answer = json.loads(done["output"])
+    assert set(answer) == {"predictions", "errors", "model_version"} and answer["errors"] == [], answer
+    np.testing.assert_allclose(np.asarray(answer["predictions"]), churn_reference(rows), atol=1e-5)
+    froms = [c["unfinished"]["from"] if "unfinished" in c else 0 for c in world.calls]
+    assert froms == [0, 64, 128, 128, 192], froms  # the timed-out piece, and only it, was sent again
+    assert world.calls[3] == world.calls[2]
 
 
 def test_max_concurrency_comes_from_the_template_parameter(world: World) -> None:

@@ -546,7 +546,8 @@ def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out = {}
     for name, state in states.items():
         if state["Type"] == "Map":
-            out.update({f"{name}/{k}": v for k, v in state["ItemProcessor"]["States"].items()})
+            children = state["ItemProcessor"]["States"].items()
+            out.update({f"{name}/{k}": v for k, v in children if v["Type"] == "Task"})
     return out
 
 
@@ -563,6 +564,8 @@ def test_bulk_inference_invokes_the_live_alias_and_retries_lambda_faults_and_mod
         assert task["Parameters"] == {"FunctionName": "${FunctionAlias}", "Payload.$": "$"}, where
         retried = {error for retrier in task["Retry"] for error in retrier["ErrorEquals"]}
         assert {"ModelUnavailable", "Lambda.ServiceException", "Lambda.TooManyRequestsException"} <= retried, where
+        # A timeout, by the name Step Functions' guide gives it and by the one the runtime's payload gives.
+        assert {"Lambda.Unknown", "Sandbox.Timedout"} <= retried, where
         assert not retried & {"InvalidInput", "States.ALL", "States.TaskFailed"}, f"{where} retries {retried}"
         assert all(r["MaxAttempts"] <= 6 for r in task["Retry"]), where
         assert "Catch" not in task, "a failed batch counts against ToleratedFailurePercentage, not swallowed"
