@@ -9,9 +9,9 @@ objects in moto's S3 server (its own process), predicts each in a fresh process 
 
 It writes benchmarks/bulk_results.json and prints its table (`make bench` puts the table into
 benchmarks/RESULTS.md): rows/s, and from the measured seconds (and CPU seconds) GB-seconds and dollars per
-million rows at 1,769 MB and 3,008 MB, and the time and cost of a billion rows at MaxConcurrency
-100 and 1,000. Lambda gives 1 vCPU at 1,769 MB and about 1.7 at 3,008 MB; this machine has 2
-shared cores, so a function's time there is estimated as max(wall time, CPU time / vCPUs).
+million rows at 1,769 MB and 3,008 MB. Lambda gives 1 vCPU at 1,769 MB and about 1.7 at 3,008 MB; this
+machine has 2 shared cores, so a function's time there is estimated as max(wall time, CPU time / vCPUs).
+A billion rows are planned by benchmarks/scale.py, from these figures and AWS's limits.
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ def run(sizes: list[int], repeats: int) -> dict[str, Any]:
 
 
 def costs(results: dict[str, Any]) -> dict[str, Any]:
-    """Per format, from the smallest object's median run: Lambda's bill per million rows, and a billion rows."""
+    """Per format, from the smallest object's median run: Lambda's bill per million rows."""
     out: dict[str, Any] = {}
     for fmt in ("csv", "parquet"):
         runs = [r for r in results["objects"].values() if r["format"] == fmt]
@@ -308,10 +308,6 @@ def costs(results: dict[str, Any]) -> dict[str, Any]:
                 "rows_per_second": r["rows"] / seconds,
                 "gb_seconds_per_million": gb_seconds,
                 "dollars_per_million": dollars,
-                "billion": {
-                    str(c): {"hours": 1e9 / (r["rows"] / seconds) / c / 3600, "dollars": dollars * 1000}
-                    for c in (100, 1000)
-                },
             }
         out[fmt] = per_fmt
     return out
@@ -361,20 +357,6 @@ def table(results: dict[str, Any]) -> str:
         f"The rows form (Map batches of {f['map_batch_size']:.0f} CSV items, JSON in and out, through "
         f"`lambda_handler`, one warm function): {f['map_batch_rows'] / f['map_batches']:,.0f} rows/s.",
     ]
-    lines += [
-        "",
-        "A billion rows, Lambda only (one object per child, every child busy):",
-        "",
-        "| input | memory | at MaxConcurrency 100 | at MaxConcurrency 1,000 | Lambda cost |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for fmt in ("csv", "parquet"):
-        for mb in ("1769", "3008"):
-            b = results["costs"][fmt][mb]["billion"]
-            lines.append(
-                f"| {fmt} | {int(mb):,} MB | {_duration(b['100']['hours'])} | {_duration(b['1000']['hours'])} | "
-                f"${b['100']['dollars']:,.2f} |"
-            )
     lines.append("")
     for fmt in ("csv", "parquet"):
         sized = sorted((r for r in o.values() if r["format"] == fmt), key=lambda r: r["rows"])
@@ -385,15 +367,6 @@ def table(results: dict[str, Any]) -> str:
                 f"{b['rows']:,} (×{b['peak_rss_mb'] / a['peak_rss_mb']:.2f})."
             )
     return "\n".join(lines)
-
-
-def _duration(hours: float) -> str:
-    seconds = hours * 3600
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{hours:.1f} h"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -395,6 +395,10 @@ def report(results: dict[str, Any]) -> str:
         from benchmarks import bulk
 
         lines += ["## Bulk inference (benchmarks/bulk.py)", "", bulk.table(results["bulk"]), ""]
+    if results.get("scale"):
+        from benchmarks import scale
+
+        lines += [scale.SECTION, "", scale.table(results["scale"]), ""]
     if results.get("images"):
         lines += ["## Images", "", "| image | size |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in results["images"].items()]
@@ -510,7 +514,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per cold-start figure")
     parser.add_argument("--s3-rows", default="100000,1000000,2000000", help="CSV sizes, comma-separated")
     parser.add_argument(
-        "--skip", default="", help="comma-separated sections to skip: cold,emulator,warm,targets,drift,s3,bulk,images"
+        "--skip",
+        default="",
+        help="comma-separated sections to skip: cold,emulator,warm,targets,drift,s3,bulk,scale,images",
     )
     parser.add_argument("--bulk-rows", default="1000000,10000000", help="bulk object sizes (benchmarks/bulk.py)")
     args = parser.parse_args(argv)
@@ -542,6 +548,11 @@ def main(argv: list[str] | None = None) -> None:
 
         print("bulk inference: CSV and Parquet, 1M and 10M rows ...", flush=True)
         results["bulk"] = bulk.run([int(n) for n in args.bulk_rows.split(",")], repeats=3)
+    if "scale" not in skip:
+        from benchmarks import scale  # simulated, from the bulk section's throughput (else RESULTS.md's)
+
+        print("a billion rows, planned: simulating the Map, Lambda and S3 limits ...", flush=True)
+        results["scale"] = scale.run(scale.measured(results["bulk"]) if "bulk" in results else None)
     if "images" not in skip:
         results["images"] = image_sizes()
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
