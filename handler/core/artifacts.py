@@ -19,6 +19,7 @@ from typing import Any
 
 from handler.core.preprocessing import Preprocessor
 from handler.core.signature import Signature
+from handler.core.signature_check import feature_differences
 from handler.errors import ArtifactError
 
 MODEL_FILE = "model.keras"
@@ -256,6 +257,7 @@ class Artifacts:
                 f"{MANIFEST_FILE} describes raw features apart from the model's inputs but lists no "
                 f"{PREPROCESSING_FILE}: the two files come from different exports"
             )
+        _check_features(manifest.signature, pre)
         return cls(model_dir=model_dir, manifest=manifest, preprocessor=pre)
 
     def golden(self) -> dict[str, Any]:
@@ -276,6 +278,18 @@ def _check_preprocessing(signature: Signature, pre: Preprocessor) -> None:
             f"{MANIFEST_FILE} says the model takes {[i.describe() for i in signature.inputs]} but "
             f"{PREPROCESSING_FILE} produces one float matrix of width {pre.output_width}: the two files "
             f"come from different exports"
+        )
+
+
+def _check_features(signature: Signature, pre: Preprocessor | None) -> None:
+    """What a client sends, as the manifest says, is what preprocessing.json reads (or the model's inputs, without
+    one), to the dtype, shape and strict values: the server coerces by the one and feeds the other."""
+    source = PREPROCESSING_FILE if pre is not None else "its inputs"
+    problems = feature_differences(signature.features, pre.feature_specs() if pre else signature.inputs, source)
+    if problems:
+        raise ArtifactError(
+            f"{MANIFEST_FILE}'s features do not match {source}: {'; '.join(problems)}; re-export the model instead "
+            f"of editing the manifest"
         )
 
 

@@ -12,6 +12,7 @@ import gc
 import importlib
 import importlib.util
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -20,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from handler.core.artifact_code import CodeRecord, import_artifact_code
-from handler.core.artifacts import Artifacts
+from handler.core.artifacts import MANIFEST_FILE, Artifacts
 from handler.core.signature import Signature, numpy_dtype
-from handler.errors import ModelLoadError
+from handler.core.signature_check import keras_differences, litert_differences
+from handler.errors import ArtifactError, ModelLoadError
 
 log = logging.getLogger("skewless.model")
 
@@ -56,6 +58,15 @@ def import_custom_object_modules(modules: tuple[str, ...], artifacts: Artifacts 
                 f"so that the artifact carries its source"
             ) from None
     return dict(keras.saving.get_custom_objects())
+
+
+def refuse_mismatch(problems: list[str], model_file: str) -> None:
+    """A signature the loaded model does not take is refused as the artifact's fault: one line, every difference."""
+    if problems:
+        raise ArtifactError(
+            f"{MANIFEST_FILE}'s signature does not match {model_file}: {'; '.join(problems)}; re-export the model "
+            f"instead of editing the manifest"
+        )
 
 
 def structured_inputs(signature: Signature, inputs: Mapping[str, Any]) -> Any:
@@ -105,6 +116,7 @@ def load_tensorflow_forward(artifacts: Artifacts, modules: tuple[str, ...] = DEF
         raise ModelLoadError(f"could not load {artifacts.model_path.name}: {exc}") from exc
 
     signature = artifacts.signature
+    refuse_mismatch(keras_differences(model, signature), artifacts.model_path.name)
     specs = {
         s.name: tf.TensorSpec([None, *s.shape], tf.string if s.dtype == "string" else tf.as_dtype(s.dtype), name=s.name)
         for s in signature.inputs
@@ -149,10 +161,7 @@ class LiteRTForward:
             inputs = {signature.inputs[0].name: next(iter(inputs.values()))}
         if len(signature.outputs) == 1 and len(outputs) == 1:
             outputs = {signature.outputs[0].name: next(iter(outputs.values()))}
-        missing = [s.name for s in signature.inputs if s.name not in inputs]
-        missing += [s.name for s in signature.outputs if s.name not in outputs]
-        if missing:
-            raise ValueError(f"the LiteRT signature lacks {', '.join(missing)} (it has {sorted(inputs)})")
+        refuse_mismatch(litert_differences(inputs, outputs, signature), os.path.basename(path))
         self._inputs = {s.name: (inputs[s.name]["index"], numpy_dtype(s.dtype)) for s in signature.inputs}
         self._outputs = {s.name: outputs[s.name]["index"] for s in signature.outputs}
         self._shapes: dict[str, tuple[int, ...]] = {}

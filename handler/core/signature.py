@@ -46,6 +46,12 @@ def numpy_dtype(dtype: str) -> np.dtype[Any]:
     return np.dtype(object) if dtype == "string" else np.dtype(dtype)
 
 
+def describe(dtype: str, shape: Sequence[int | None]) -> str:
+    """`uint8 [28, 28, 1]`, `int32 scalar`, `float32 [any, 3]`: a tensor's dtype and per-example shape in words."""
+    dims = ", ".join("any" if d is None else str(d) for d in shape)
+    return f"{dtype} [{dims}]" if len(shape) else f"{dtype} scalar"
+
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One named tensor: dtype (a Keras dtype name) and per-example shape (no batch axis; None = any)."""
@@ -107,8 +113,7 @@ class TensorSpec:
 
     def describe(self) -> str:
         """`uint8 [28, 28, 1]`: how error messages name what is expected."""
-        dims = ", ".join("any" if d is None else str(d) for d in self.shape)
-        return f"{self.dtype} [{dims}]" if self.shape else f"{self.dtype} scalar"
+        return describe(self.dtype, self.shape)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
