@@ -4,31 +4,38 @@
 guessing for a function wired to one trigger. `Function` is one deployed function (its
 settings, its service, its HTTP API); the module builds one from the environment at import, as
 a Lambda init does, and tests build others for other models.
+
+The init reads the settings (a bad one fails it) and imports Powertools' logger and metrics, nothing more: the
+service (the artifacts checked, numpy and the core), the HTTP routes and the observers are made by the first
+event that needs them, so a cold start pays for each once, and only for what its trigger uses (issue 24;
+PRELOAD_MODEL=true makes all of it, and loads the model, in the init).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.shared import constants
 from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
 
-from handler.bootstrap import Started, start
-from handler.core.service import Service, unobserved
+from handler.bootstrap import Started
 from handler.errors import SkewlessError
-from handler.monitoring import capture as data_capture
-from handler.monitoring import emf as drift_metrics
-from handler.monitoring import metrics as inference_metrics
 from handler.observability import capture_lambda_handler, correlation_id, logger, metrics
 from handler.settings import Settings
-from handler.triggers import direct, map_batch
-from handler.triggers.http.resolvers import HttpApi
+from handler.triggers import direct
 from handler.triggers.s3.checkpoint import is_continuation
+
+if TYPE_CHECKING:
+    from handler.core.service import Service
+    from handler.monitoring.capture import Capture
+    from handler.monitoring.emf import DriftWatch
+    from handler.triggers.http.resolvers import HttpApi
 
 Trigger = Literal[
     "rest", "http", "function_url", "alb", "s3", "eventbridge_s3", "s3_continue", "sqs", "map_batch", "direct"
@@ -49,8 +56,11 @@ def event_trigger(event: Any) -> Trigger:
     """Which trigger sent this event, from its shape alone."""
     if not isinstance(event, dict):
         return "direct"
-    if map_batch.is_batch(event):
-        return "map_batch"
+    if "Items" in event or "unfinished" in event:  # what every Map batch has: its module only for those
+        from handler.triggers import map_batch
+
+        if map_batch.is_batch(event):
+            return "map_batch"
     if is_continuation(event):
         return "s3_continue"
     records = event.get("Records")
@@ -85,17 +95,79 @@ def _from_deploy_gate(context: Any) -> bool:
 
 
 class Function:
-    """One function: settings read once, the service (or why it could not start), and its adapters."""
+    """One function: settings read once; the service (or why it could not start) and its adapters, each made when
+    first asked for (the first event that needs it), or all in the init with PRELOAD_MODEL=true."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.started = start(settings)
-        self.http_api = HttpApi(self.started, settings)
-        # They watch every batch the service serves, whatever the trigger.
-        if self.service is not None:
-            inference_metrics.attach(self.service)
-        self.drift = drift_metrics.attach(self.service, settings) if self.service is not None else None
-        self.capture = data_capture.attach(self.service, settings) if self.service is not None else None
+        # The service and the routes are made with these settings, and the routes with this service, whenever
+        # they are made: as if made now (a test may put another service or settings in place meanwhile).
+        self._init_settings = settings
+        self._opened: Started | None = None
+        self._started: Started | None = None
+        self._http_api: HttpApi | None = None
+        self._drift: DriftWatch | None = None
+        self._capture: Capture | None = None
+        self._lock = threading.Lock()  # the local server answers on several threads
+        if settings.preload_model:  # all of it in the init: the service, the model, its observers, the routes
+            _ = self.http_api
+
+    @property
+    def started(self) -> Started:
+        """The service (the artifacts checked, the model still lazy), or why it could not start."""
+        return self._started if self._started is not None else self._open()
+
+    @started.setter
+    def started(self, started: Started) -> None:  # tests put a broken service in place
+        self._started = started
+
+    def _open(self) -> Started:
+        """Open the service once, and attach its observers."""
+        if self._opened is None:
+            with self._lock:
+                if self._opened is None:
+                    from handler.bootstrap import start
+                    from handler.monitoring import capture as data_capture
+                    from handler.monitoring import emf as drift_metrics
+                    from handler.monitoring import metrics as inference_metrics
+
+                    settings = self._init_settings
+                    started = start(settings)
+                    if started.service is not None:
+                        # They watch every batch the service serves, whatever the trigger.
+                        inference_metrics.attach(started.service)
+                        self._drift = drift_metrics.attach(started.service, settings)
+                        self._capture = data_capture.attach(started.service, settings)
+                    self._opened = started
+        return self._opened
+
+    @property
+    def http_api(self) -> HttpApi:
+        """The HTTP triggers' routes, bound to the service (or its startup error)."""
+        if self._http_api is None:
+            from handler.triggers.http.resolvers import HttpApi
+
+            started = self._open()
+            with self._lock:
+                if self._http_api is None:
+                    self._http_api = HttpApi(started, self._init_settings)
+        return self._http_api
+
+    @http_api.setter
+    def http_api(self, http_api: HttpApi) -> None:
+        self._http_api = http_api
+
+    @property
+    def drift(self) -> DriftWatch | None:
+        """The drift watch, attached when the service opens (None: off, or no service)."""
+        self._open()
+        return self._drift
+
+    @property
+    def capture(self) -> Capture | None:
+        """Data capture, attached when the service opens (None: off, or no service)."""
+        self._open()
+        return self._capture
 
     @property
     def service(self) -> Service | None:
@@ -119,7 +191,7 @@ class Function:
         loads_before = service.model.loads if service is not None else 0
         if self.capture is not None:
             self.capture.begin(getattr(context, "aws_request_id", None), trigger)
-        watch = contextlib.nullcontext() if not _from_deploy_gate(context) else unobserved()
+        watch = contextlib.nullcontext() if not _from_deploy_gate(context) else _unobserved()
         try:
             with watch:
                 return self._route(trigger, event, context)
@@ -149,6 +221,8 @@ class Function:
                 return sqs.fail_all(event, self.started.error or SkewlessError("the service did not start"))
             return sqs.handle_event(event, context, self.started.service, self.settings)
         if trigger == "map_batch":
+            from handler.triggers import map_batch
+
             # A bad item is answered in the batch; a fault of ours fails it, for the Map's Retry to see.
             return direct.guarded(lambda: map_batch.handle_event(event, self.started.require(), context), context)
         return direct.handle_event(event, context, self.started, self.settings.direct_errors)
@@ -180,6 +254,12 @@ class Function:
             return result
 
         return entry
+
+
+def _unobserved() -> contextlib.AbstractContextManager[None]:
+    from handler.core.service import unobserved  # only for the deploy gate's invocations
+
+    return unobserved()
 
 
 def _logs_events() -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from handler.core.artifacts import Artifacts
-from handler.core.model import choose_runtime
-from handler.core.service import Service
 from handler.errors import SkewlessError
 from handler.settings import Settings
+
+if TYPE_CHECKING:
+    from handler.core.service import Service
 
 log = logging.getLogger("skewless.bootstrap")
 
@@ -33,6 +34,12 @@ def open_service(settings: Settings, runtime: str | None = None) -> Service:
     `runtime` overrides settings.serving_runtime (tensorflow, litert or auto). With MODEL_S3_URI
     the artifacts are downloaded first and checked against the manifest (MODEL_DIR is not used).
     """
+    # Imported here, not with this module: `Started` is imported at init, and the core (numpy) only when the
+    # first event that needs the service opens it.
+    from handler.core.artifacts import Artifacts
+    from handler.core.model import choose_runtime
+    from handler.core.service import Service
+
     artifacts = Artifacts.open(model_dir(settings), pin=settings.model_digest)
     chosen, why = choose_runtime(artifacts, runtime or settings.serving_runtime)
     log.info("serving runtime: %s (%s)", chosen, why)

@@ -8,9 +8,12 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from handler.core.coerce import CoercePolicy
-from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES
+from handler.core.defaults import DEFAULT_CUSTOM_OBJECT_MODULES
+
+if TYPE_CHECKING:
+    from handler.core.coerce import CoercePolicy
 
 # The reference churn model; MODEL_DIR picks another folder of model_artifacts/ (or any export).
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_artifacts" / "churn"
@@ -195,6 +198,8 @@ class Settings:
             )
 
     def coerce_policy(self) -> CoercePolicy:
+        from handler.core.coerce import CoercePolicy  # lazily: the settings are read at init, before numpy
+
         return CoercePolicy(
             numeric_strings=self.numeric_strings,  # type: ignore[arg-type]
             non_finite=self.non_finite,  # type: ignore[arg-type]

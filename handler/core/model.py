@@ -22,6 +22,7 @@ import numpy as np
 
 from handler.core.artifact_code import CodeRecord, import_artifact_code
 from handler.core.artifacts import MANIFEST_FILE, Artifacts
+from handler.core.defaults import DEFAULT_CUSTOM_OBJECT_MODULES
 from handler.core.signature import Signature, numpy_dtype
 from handler.core.signature_check import keras_differences, litert_differences
 from handler.errors import ArtifactError, ModelLoadError
@@ -30,7 +31,6 @@ log = logging.getLogger("skewless.model")
 
 Arrays = dict[str, np.ndarray]
 Forward = Callable[[Mapping[str, np.ndarray]], Arrays]
-DEFAULT_CUSTOM_OBJECT_MODULES = ("handler.custom_objects",)
 
 
 def import_custom_object_modules(modules: tuple[str, ...], artifacts: Artifacts | None = None) -> dict[str, Any]:

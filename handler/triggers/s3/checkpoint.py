@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handler.observability import logger
-from handler.s3_objects import S3Object
 from handler.triggers.s3.keys import OutputKeys, tail_key
 from handler.triggers.s3.marker import Marker, write_marker
+
+if TYPE_CHECKING:  # app.py imports is_continuation at init: botocore's exceptions only with the S3 job
+    from handler.s3_objects import S3Object
 
 # A job that needs more continuations than this is not making progress: it fails instead of looping.
 MAX_HOPS = 500
