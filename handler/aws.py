@@ -12,7 +12,7 @@ import functools
 import io
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, BinaryIO
@@ -53,6 +53,25 @@ def _custom_endpoint(service: str) -> bool:
 def put_json(s3: Any, bucket: str, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> None:
     """One small object, written whole (a single PUT is atomic: readers see all of it or nothing)."""
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", Metadata=dict(metadata or {}))
+
+
+def abort_uploads(s3: Any, bucket: str, key: str, keep: Collection[str] = ()) -> int:
+    """Abort the open multipart uploads of `key` but those in `keep`: what an invocation killed mid-write left.
+
+    Returns how many were aborted. One that is gone already (another invocation aborted it) is not an error.
+    """
+    aborted = 0
+    pages = s3.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key)
+    for page in pages:
+        for upload in page.get("Uploads", []):
+            if upload["Key"] != key or upload["UploadId"] in keep:
+                continue
+            try:
+                s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+            except s3.exceptions.NoSuchUpload:
+                continue
+            aborted += 1
+    return aborted
 
 
 class MultipartWriter:

@@ -29,6 +29,8 @@ OUTPUT_MARKERS = OUTPUT + ".done.json"
 OUTPUT_LEASES = OUTPUT + ".checkpoint.json"
 S3_READ = {"s3:GetObject", "s3:GetObjectVersion"}
 S3_LIST = {"s3:ListBucket"}
+# Lists the bucket's open multipart uploads (keys and ids, no data) to abort a killed invocation's; no prefix condition.
+S3_LIST_UPLOADS = {"s3:ListBucketMultipartUploads"}
 # Every s3 action the function may hold, and where.
 S3_WRITE = {"s3:PutObject", "s3:AbortMultipartUpload"}
 S3_DELETE = {"s3:DeleteObject"}
@@ -130,7 +132,8 @@ def test_s3_reads_the_input_prefix_and_writes_only_the_output_prefix(template: d
                         prefix = st.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
                         assert prefix == {"Fn::Sub": "${OutputPrefix}*"}, f"{where}: ListBucket beyond the output"
     for action, resources in grants.items():
-        assert action in S3_READ | S3_WRITE | S3_LIST | S3_DELETE, f"unexpected S3 action {action} on {resources}"
+        allowed = S3_READ | S3_WRITE | S3_LIST | S3_DELETE | S3_LIST_UPLOADS
+        assert action in allowed, f"unexpected S3 action {action} on {resources}"
         if action in S3_DELETE:
             assert resources == {OUTPUT_LEASES}, f"{action} reaches beyond the function's leases: {resources}"
         if action in S3_WRITE:
@@ -140,7 +143,7 @@ def test_s3_reads_the_input_prefix_and_writes_only_the_output_prefix(template: d
             assert resources <= {INPUT, OUTPUT_MARKERS, OUTPUT_LEASES}, (
                 f"{action} reaches beyond the input and the markers: {resources}"
             )
-        if action in S3_LIST:
+        if action in S3_LIST | S3_LIST_UPLOADS:
             assert resources == {BUCKET_ARN}, resources
     assert grants.get("s3:GetObject", set()) >= {INPUT}, "the function cannot read its input"
     assert INPUT not in set().union(*(grants.get(a, set()) for a in S3_WRITE)), "the input prefix is writable"

@@ -143,6 +143,8 @@ def process_object(
             lease = write_marker(s3, out.bucket, out.checkpoint, body, held)
         except MarkerTaken:
             continue
+        if held.body is not None:  # taken over: what the invocation before left open is an orphan, unless resumed
+            _abort_orphans(s3, out, resume)
         try:
             return _run(s3, obj, fmt, out, lease, previous, service, settings, context, resume)
         except ObjectChanged:
@@ -152,6 +154,17 @@ def process_object(
             _release(s3, out)  # failed: Lambda's retry starts over (and a lease that cannot go expires)
             raise
     raise MarkerTaken(f"s3://{out.bucket}/{out.checkpoint} kept changing: other invocations hold this object")
+
+
+def _abort_orphans(s3: Any, out: OutputKeys, resume: Checkpoint | None) -> None:
+    """Abort the outputs' uploads an earlier invocation left open (killed, or cut off from S3), but a checkpoint's.
+
+    A duplicate delivery still running loses its uploads too: it fails, and its retry finds the object done.
+    """
+    keep = {str(u.get("upload_id")) for u in resume.uploads.values()} if resume is not None else set()
+    orphans = sum(aws.abort_uploads(s3, out.bucket, key, keep) for key in (out.predictions, out.errors))
+    if orphans:
+        logger.info("aborted uploads an earlier invocation left open", extra={"key": out.predictions, "n": orphans})
 
 
 def _settled(previous: Marker, held: Marker, ref: ObjectRef, model: dict[str, str]) -> dict[str, Any] | None:

@@ -153,7 +153,9 @@ def test_s3_access_is_read_input_prefix_write_output_prefix(translated: dict[str
         "ReadOwnOutputMarkers",
         "ReleaseOwnLeases",
         "ListOutputPrefixOnly",
+        "FindOrphanUploads",
     }
+    assert _as_list(by_sid["FindOrphanUploads"]["Action"]) == ["s3:ListBucketMultipartUploads"]
     assert _as_list(by_sid["ReadInputPrefix"]["Action"]) == ["s3:GetObject"]
     assert json.dumps(by_sid["ReadInputPrefix"]["Resource"]).endswith(_prefix("InputPrefix") + '*"')
     assert json.dumps(by_sid["WriteOutputPrefix"]["Resource"]).endswith(_prefix("OutputPrefix") + '*"')
