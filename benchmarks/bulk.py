@@ -114,7 +114,7 @@ def probe_object() -> dict[str, float]:
     from handler.triggers.s3 import job as s3
 
     settings = Settings.from_env()
-    service = Function(settings).require_service()
+    service = Function(settings).started.require()
     service.model.load()
     client = aws.client("s3")
     before, cpu0 = _vm_hwm_mb(), _cpu_seconds()
@@ -144,14 +144,14 @@ def probe_floor() -> dict[str, float]:
     from handler.formats.parquet import ParquetPredictions, open_parquet, parquet_chunks
     from handler.s3_objects import S3Object
     from handler.settings import Settings
-    from handler.triggers.s3 import job as s3
+    from handler.triggers.s3.chunks import chunk_rows
 
     settings = Settings.from_env()
     service = open_service(settings)
     forward = service.model.load()
     client = aws.client("s3")
     csv_key, parquet_key = os.environ["BENCH_KEY"], os.environ["BENCH_PARQUET_KEY"]
-    n = s3.chunk_rows(service.coercer.features, settings.s3_chunk_rows)
+    n = chunk_rows(service.coercer.features, settings.s3_chunk_rows)
     out: dict[str, float] = {}
 
     def timed(name: str, fn: Any) -> Any:
