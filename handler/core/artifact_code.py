@@ -17,7 +17,6 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from importlib.abc import MetaPathFinder
 from importlib.machinery import FileFinder, ModuleSpec, PathFinder, SourceFileLoader
 from importlib.util import module_from_spec
@@ -201,6 +200,8 @@ def _import_installed(module: InstalledModule) -> None:
             f"which cannot be imported here ({exc}): install {wanted} in the image"
         ) from None
     if module.distribution and module.version:
+        from importlib import metadata  # lazily: ~15 ms to import, and only a carried model's load needs it here
+
         try:
             here = metadata.version(module.distribution)
         except metadata.PackageNotFoundError:

@@ -13,13 +13,13 @@ import logging
 import os
 import platform
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from handler.core.preprocessing import Preprocessor
 from handler.core.signature import Signature
 from handler.core.signature_check import feature_differences
+from handler.core.versions import installed_versions
 from handler.errors import ArtifactError
 
 MODEL_FILE = "model.keras"
@@ -99,11 +99,8 @@ def _refuse_unlisted_code(model_dir: Path, listed: dict[str, str]) -> None:
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that the golden outputs depend on, as installed here."""
     out: dict[str, str] = {"python": platform.python_version()}
-    for lib in TRACKED_LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            out[lib] = "not installed"
+    for lib, version in installed_versions(TRACKED_LIBRARIES).items():  # not importlib.metadata: ~15 ms to import
+        out[lib] = version or "not installed"
     return out
 
 

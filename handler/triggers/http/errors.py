@@ -6,12 +6,9 @@ an S3 location or a setting) is logged under that request id.
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.event_handler import Response, content_types
-
 from handler.errors import SkewlessError, UnsupportedMediaType
 from handler.observability import count_rejection, log_fault, logger
+from handler.triggers.http.proxy import APPLICATION_JSON, Response
 
 
 class MethodNotAllowed(SkewlessError):
@@ -25,7 +22,7 @@ class MethodNotAllowed(SkewlessError):
         self.allow = allow
 
 
-def error_response(exc: SkewlessError, request_id: str) -> Response[Any]:
+def error_response(exc: SkewlessError, request_id: str) -> Response:
     """Our error shape for every status; a 5xx carries the request id, never its message or a stack trace."""
     body = exc.to_body()
     headers: dict[str, str] = {}
@@ -39,4 +36,4 @@ def error_response(exc: SkewlessError, request_id: str) -> Response[Any]:
     # The code and status, never the message: a 422's reasons name inputs, and logs keep no request content.
     logger.info("request rejected", extra={"status": exc.status, "code": exc.code})
     count_rejection(exc)
-    return Response(status_code=exc.status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+    return Response(status_code=exc.status, content_type=APPLICATION_JSON, body=body, headers=headers)

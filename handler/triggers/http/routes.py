@@ -1,9 +1,10 @@
 """What a route is: a method, a rule, an endpoint and its documentation, declared once in a protocol's table.
 
 `endpoints_v1.py` (TF Serving REST, KServe v1) and `endpoints_v2.py` (the Open Inference Protocol v2 and
-Triton's extensions) each hold one `ROUTES` table. `resolvers.py` registers every table on the four
-Powertools resolvers and computes the 405 answers from the same tables. An endpoint is a plain function,
-`endpoint(call, **path parameters)`: `Call` carries the one request it answers (no state on shared objects).
+Triton's extensions) each hold one `ROUTES` table. `resolvers.py` answers every HTTP trigger from one `Table` of
+them, which finds a request's route by Powertools' rules and computes the 405 answers. An endpoint is a plain
+function, `endpoint(call, **path parameters)`: `Call` carries the one request it answers (no state on shared
+objects).
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from handler.triggers.http import body as http_body
 from handler.triggers.http.errors import MethodNotAllowed
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
-
+    from handler.triggers.http.proxy import Request
     from handler.triggers.http.resolvers import HttpApi
 
 Endpoint = Callable[..., Any]  # endpoint(call: Call, **path parameters) -> the answer
@@ -60,6 +60,17 @@ class Route:
         return re.findall(r"<(\w+)>", self.rule)
 
 
+# Powertools' route syntax and matching, as its resolvers had them (event_handler/api_gateway.py): a `<name>`
+# takes one or more of these characters, and the whole path must match.
+_SAFE_URI = "-._~()'!*:@,;=+&$"
+_UNSAFE_URI = r"%<> \[\]{}|^"
+_PARAMETER = rf"(?P\1[{_SAFE_URI}{_UNSAFE_URI}\\w]+)"
+
+
+def _rule_regex(rule: str) -> re.Pattern[str]:
+    return re.compile("^{}$".format(re.sub(r"(<\w+>)", _PARAMETER, rule)))
+
+
 def _strict_regex(rule: str) -> re.Pattern[str]:
     # Powertools lets a path parameter contain ':' (so "/v1/models/<name>" also matches
     # "/v1/models/churn:predict"); model names never do, so for 405/404 decisions we exclude it.
@@ -73,6 +84,19 @@ class Table:
     def __init__(self, *tables: tuple[Route, ...]) -> None:
         self.routes = tuple(route for table in tables for route in table)
         self._strict = [(route.method, _strict_regex(route.rule)) for route in self.routes]
+        # As Powertools tries them: rules without a parameter first, then the others, each in table order.
+        ordered = sorted(self.routes, key=lambda route: "<" in route.rule)
+        self._by_method: dict[str, list[tuple[re.Pattern[str], Route]]] = {}
+        for route in ordered:
+            self._by_method.setdefault(route.method.upper(), []).append((_rule_regex(route.rule), route))
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route that answers `method` (upper case) on `path`, and its path parameters; None: no route does."""
+        for rx, route in self._by_method.get(method, ()):
+            found = rx.match(path)
+            if found:
+                return route, found.groupdict()
+        return None
 
     def allowed_methods(self, path: str) -> list[str]:
         """Methods that some route accepts on this path (empty: no route has this path)."""
@@ -85,7 +109,7 @@ class Call:
 
     api: HttpApi
     trigger: str
-    event: BaseProxyEvent
+    event: Request
     context: Any
     binary: tuple[dict[str, Any], bytes] | None = None
 
