@@ -42,6 +42,9 @@ RUN if [ -x /lambda-entrypoint.sh ]; then rm /tmp/lambda-entrypoint.sh; \
     else mv /tmp/lambda-entrypoint.sh /lambda-entrypoint.sh && chmod 755 /lambda-entrypoint.sh; fi
 COPY ${MODEL_DIR}/ /var/task/model_artifacts/
 COPY handler/ /var/task/handler/
+# Our modules' bytecode, written by the image's own Python: with PYTHONDONTWRITEBYTECODE and Lambda's read-only
+# root, every cold start would compile them again otherwise (pip compiled the dependencies when it installed them).
+RUN python -m compileall -q /var/task/handler
 # The image is only as good as its answers: replay every golden case of every model in it through
 # the real code (custom layers from each artifact's own code/), with the installed libraries, and fail
 # the build on any difference: on the runtime the image is named for, then on the one that will serve
