@@ -29,7 +29,6 @@ from handler.errors import SkewlessError
 from handler.observability import capture_lambda_handler, correlation_id, logger, metrics
 from handler.settings import Settings
 from handler.triggers import direct
-from handler.triggers.s3.checkpoint import is_continuation
 
 if TYPE_CHECKING:
     from handler.core.service import Service
@@ -53,14 +52,29 @@ warnings.filterwarnings("ignore", message="No application metrics to publish", c
 
 
 def event_trigger(event: Any) -> Trigger:
-    """Which trigger sent this event, from its shape alone."""
+    """Which trigger sent this event, from its shape alone.
+
+    HTTP events are told first (no other AWS event has a requestContext), so that a function that serves HTTP
+    imports nothing of the other triggers: a Map batch's module and the S3 path's only for events shaped so.
+    """
     if not isinstance(event, dict):
         return "direct"
-    if "Items" in event or "unfinished" in event:  # what every Map batch has: its module only for those
+    context = event.get("requestContext")
+    if isinstance(context, dict):
+        if "elb" in context:
+            return "alb"
+        if event.get("version") == "2.0" and isinstance(context.get("http"), dict):
+            # Function URLs and HTTP APIs send the same payload; only the domain tells them apart.
+            return "function_url" if ".lambda-url." in str(context.get("domainName", "")) else "http"
+        if "httpMethod" in event:
+            return "rest"
+    if "Items" in event or "unfinished" in event:  # what every Map batch has
         from handler.triggers import map_batch
 
         if map_batch.is_batch(event):
             return "map_batch"
+    from handler.triggers.s3.checkpoint import is_continuation
+
     if is_continuation(event):
         return "s3_continue"
     records = event.get("Records")
@@ -72,15 +86,6 @@ def event_trigger(event: Any) -> Trigger:
             return "sqs"
     if event.get("source") == "aws.s3" and "detail-type" in event:
         return "eventbridge_s3"
-    context = event.get("requestContext")
-    if isinstance(context, dict):
-        if "elb" in context:
-            return "alb"
-        if event.get("version") == "2.0" and isinstance(context.get("http"), dict):
-            # Function URLs and HTTP APIs send the same payload; only the domain tells them apart.
-            return "function_url" if ".lambda-url." in str(context.get("domainName", "")) else "http"
-        if "httpMethod" in event:
-            return "rest"
     return "direct"
 
 
