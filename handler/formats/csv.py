@@ -36,8 +36,11 @@ from handler.core.signature import TensorSpec
 from handler.errors import FieldError
 from handler.formats.arrow import ArrowPredictions, ToSink, batch_chunk
 from handler.formats.base import Chunk, FileRejected, Format, ObjectSource, RowError, Sink, split_chunk, text_coercer
+from handler.formats.long_rows import MAX_ROW_BYTES, TOO_LONG, LongRowsCut
 
-# Bytes pyarrow parses at a time: a row longer than this cannot be read (the file is rejected, saying so).
+# Bytes pyarrow parses at a time. A line longer than this is cut out before (a row error of its own,
+# formats/long_rows.py); a record of many lines (quoted line breaks) much longer cannot be read: the file is
+# rejected, saying so.
 BLOCK_BYTES = 4 << 20
 # A header longer than this is not a header.
 MAX_HEADER_BYTES = 1 << 20
@@ -63,8 +66,9 @@ def csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int, block_bytes:
     if header is None:
         return
     names = _check_header(header, coercer)
-    records = _Records(len(names))
-    paced = _Paced(reader, block_bytes)
+    longest = min(MAX_ROW_BYTES, block_bytes)  # pyarrow parses a record over two blocks at most
+    records = _Records(len(names), longest)
+    paced = _Paced(LongRowsCut(reader, len(names), longest), block_bytes)
     try:
         stream = pacsv.open_csv(
             paced,
@@ -114,7 +118,7 @@ class _Paced(io.RawIOBase):
 
     STALL = 0.05
 
-    def __init__(self, raw: BinaryIO, block_bytes: int, ahead: int = 2) -> None:
+    def __init__(self, raw: io.RawIOBase, block_bytes: int, ahead: int = 2) -> None:
         self._raw, self._block, self._ahead = raw, block_bytes, ahead
         self._turn = threading.Condition()
         self._read = 0
@@ -135,11 +139,10 @@ class _Paced(io.RawIOBase):
                     break  # a batch is being taken and still needs bytes: let them through
             if self._released:
                 return 0  # the reader was closed: end of stream for pyarrow's thread
-        data = self._raw.read(len(buffer))
-        buffer[: len(data)] = data
+        n = self._raw.readinto(buffer) or 0  # straight into pyarrow's buffer: no bytes object in between
         with self._turn:
-            self._read += len(data)
-        return len(data)
+            self._read += n
+        return n
 
     @contextlib.contextmanager
     def taking(self) -> Iterator[None]:
@@ -171,9 +174,9 @@ class _Records:
     from there, hence the lock.
     """
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, longest: int = MAX_ROW_BYTES) -> None:
         self._lock = threading.Lock()
-        self.width = width
+        self.width, self.longest = width, longest
         self.next = 1  # the number the next good record may take
         self.refused: list[int] = []  # numbers of refused records at or after `next`
         self.spaces: list[int] = []  # numbers of records that are only spaces: blank lines, not rows
@@ -185,7 +188,11 @@ class _Records:
             raise FileRejected("the CSV reader could not number its rows")
         with self._lock:
             self.refused.append(int(row.number))
-            if row.text.strip():
+            if TOO_LONG in row.text:
+                most = f"{self.longest >> 20} MiB" if self.longest >= 1 << 20 else f"{self.longest:,} bytes"
+                reason = f"is longer than {most}, the most a CSV row may hold: it was not read"
+                self.malformed.append((int(row.number), reason))
+            elif row.text.strip():
                 reason = f"has {row.actual_columns} values but the header has {self.width} columns"
                 self.malformed.append((int(row.number), reason))
             else:

@@ -370,6 +370,35 @@ def test_unreadable_files_are_rejected_with_the_reason(body: bytes, reason: str,
     assert info.value.line == line
 
 
+def test_a_row_longer_than_a_csv_row_may_be_costs_only_itself_with_its_row_number() -> None:
+    """A 20 MB line among 20,000 good rows (the issue's file): the good rows are all read; the long one is row
+    10,000 with the reason. A long line whose quoted value has a line break in it is cut to its record's end."""
+    long_cell = "x" * (20 << 20)
+    rows = [_row(age=str(20 + i % 50)) for i in range(20_000)]
+    body = _csv(*rows[:10_000], _row(internet_service=long_cell), *rows[10_000:])
+    good, bad = _read(body, 8192)
+    want = "is longer than 4 MiB, the most a CSV row may hold: it was not read"
+    assert bad == {10_000: [(None, want)]}
+    assert sorted(good) == [*range(10_000), *range(10_001, 20_001)]
+    assert good[10_001] == {**A_VALUES, "age": 20.0}  # the row after it: 10,000 % 50 = 0, so age 20
+
+    within = _row(internet_service="z" * (3 << 20))  # under the limit: read as a row like any other
+    good, bad = _read(_csv(_row(), within, _row()), 8192)
+    assert bad == {} and sorted(good) == [0, 1, 2] and len(good[1]["internet_service"]) == 3 << 20
+
+    quoted = _row(internet_service='"' + long_cell + '\nstill the same value"')
+    good, bad = _read(_csv(_row(), quoted, _row(age="33")), 8192)
+    assert bad == {1: [(None, want)]} and sorted(good) == [0, 2] and good[2]["age"] == 33.0
+
+
+def test_a_long_line_inside_a_quoted_value_is_not_cut_and_the_file_is_refused_as_before() -> None:
+    """It starts inside quotes (the value's first line is short): cutting it would shift every quote after it."""
+    value = '"short first line\n' + "y" * (9 << 20) + '"'
+    with pytest.raises(FileRejected) as info:
+        list(csv_chunks(io.BytesIO(_csv(_row(), _row(internet_service=value))), _coercer(), 4))
+    assert info.value.reason.startswith("malformed CSV: a row is longer than 4 MiB"), info.value.reason
+
+
 @pytest.mark.parametrize(
     "body",
     [b"", ",".join(NAMES).encode(), ",".join(NAMES).encode() + b"\n", _csv("", " ", "")],

@@ -38,7 +38,6 @@ the event and, after its retries, sends it to the on-failure destination.
 from __future__ import annotations
 
 import contextlib
-import posixpath
 import time
 from typing import Any
 
@@ -48,7 +47,7 @@ from handler.deadline import Deadline
 from handler.errors import FieldError
 from handler.formats import jsonl
 from handler.formats.base import FileRejected, Format, RowError
-from handler.formats.registry import extensions, format_of
+from handler.formats.registry import format_of, unsupported
 from handler.observability import logger, metrics
 from handler.s3_objects import ObjectChanged, S3Object
 from handler.settings import Settings
@@ -212,7 +211,7 @@ def _run(
             reopen(s3, out, resume, preds, errs)
         try:
             if fmt is None:
-                raise FileRejected(f"unsupported file type {posixpath.splitext(obj.key)[1]!r}: use {extensions()}")
+                raise FileRejected(unsupported(obj.key))
             deadline = Deadline(context) if fmt.name in RESUMABLE else None
             stop = predict_all(obj, fmt, service, settings, preds, errs, counts, resume, deadline)
         except FileRejected as exc:
