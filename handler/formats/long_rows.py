@@ -84,11 +84,11 @@ class LongRowsCut(io.RawIOBase):
                 self._through, at = first == -1, end
                 continue
             if self._skipping:
-                end = self._record_end(data, at)
-                if end is None:
+                record_end = self._record_end(data, at)
+                if record_end is None:
                     return  # the rest belongs to the line being cut out
                 self._cut_done()
-                at = end + 1
+                at = record_end + 1
                 continue
             first = data.find(b"\n", at)
             line = len(self._pending) + (first - at if first != -1 else len(data) - at)
