@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from handler.core.artifact_code import CodeRecord, import_artifact_code
 from handler.core.artifacts import MANIFEST_FILE, Artifacts
 from handler.core.defaults import DEFAULT_CUSTOM_OBJECT_MODULES
 from handler.core.signature import Signature, numpy_dtype
@@ -40,6 +39,8 @@ def import_custom_object_modules(modules: tuple[str, ...], artifacts: Artifacts 
     then those of the installed environment by name; `modules` (CUSTOM_OBJECT_MODULES) adds the others.
     """
     import keras
+
+    from handler.core.artifact_code import CodeRecord, import_artifact_code  # only TensorFlow loads code
 
     recorded: tuple[str, ...] = ()
     if artifacts is not None:

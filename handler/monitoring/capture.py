@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from handler import aws
 from handler.core.service import Prediction, Service
 from handler.observability import logger
 from handler.settings import Settings
@@ -111,6 +110,8 @@ class Capture:
         now = datetime.now(UTC)
         key = f"{self.prefix}{now:%Y/%m/%d/%H}/{now:%Y%m%dT%H%M%S%fZ}-{self.container}-{self.objects_written:06d}.jsonl"
         try:
+            from handler import aws  # lazily: boto3's helpers only where capture is on
+
             s3 = self._s3 if self._s3 is not None else aws.client("s3")
             s3.put_object(Bucket=self.bucket, Key=key, Body=b"".join(lines), ContentType="application/x-ndjson")
         except Exception as exc:  # the destination is down or refuses: keep the lines for the next attempt
