@@ -27,11 +27,7 @@ RUN sh /tmp/build/install-serving-deps.sh /opt/deps /tmp/build-inputs /tmp/build
 # Stage 2: the function.
 FROM ${BASE_IMAGE}
 ARG RUNTIME
-ARG MODEL_DIR
-ARG MODEL_DIGEST
 ENV LAMBDA_TASK_ROOT=/var/task \
-    MODEL_DIR=/var/task/model_artifacts/churn \
-    MODEL_DIGEST=${MODEL_DIGEST} \
     TF_CPP_MIN_LOG_LEVEL=2 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /var/task
@@ -40,7 +36,15 @@ COPY scripts/lambda-entrypoint.sh /tmp/lambda-entrypoint.sh
 # AWS's image has /lambda-entrypoint.sh (its runtime + emulator); any other base gets ours.
 RUN if [ -x /lambda-entrypoint.sh ]; then rm /tmp/lambda-entrypoint.sh; \
     else mv /tmp/lambda-entrypoint.sh /lambda-entrypoint.sh && chmod 755 /lambda-entrypoint.sh; fi
+# The model's inputs come after the dependencies, so images of other models share every layer above (a cached
+# build of another model copies and verifies only its own files).
+ARG MODEL_DIR
+ARG MODEL_DIGEST
 COPY ${MODEL_DIR}/ /var/task/model_artifacts/
+# Only now: an ENV named like a build argument hides it from every later instruction (COPY ${MODEL_DIR} above).
+# The model served unless the function sets MODEL_DIR (the template does, from ModelName).
+ENV MODEL_DIR=/var/task/model_artifacts/churn \
+    MODEL_DIGEST=${MODEL_DIGEST}
 COPY handler/ /var/task/handler/
 # Our modules' bytecode, written by the image's own Python: with PYTHONDONTWRITEBYTECODE and Lambda's read-only
 # root, every cold start would compile them again otherwise (pip compiled the dependencies when it installed them).

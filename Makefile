@@ -21,6 +21,8 @@ IMAGE ?= skewless:$(RUNTIME)
 # The exported model(s) the image serves: an artifact folder, or a folder of them, anywhere; staged into the build.
 MODEL_DIR ?= model_artifacts
 STAGED_MODELS := build-inputs/models
+# More `sam build` options for `make sam-build` (-t TEMPLATE, --build-dir DIR, --use-container, ...).
+SAM_BUILD_ARGS ?=
 
 .PHONY: install clients checkov mutation run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse stage-model sam-build
 
@@ -80,7 +82,7 @@ sam-build: install sam-cli  ## sam build with MODEL_DIR's model (anywhere); prin
 	@set -e; staged="$$($(PY) scripts/stage_model.py $(MODEL_DIR) $(STAGED_MODELS))"; echo "$$staged"; \
 	set -- $$staged; params="ModelDir=$(STAGED_MODELS)"; \
 	if [ $$# -eq 2 ]; then params="$$params ModelName=$$1 ModelDigest=$$2"; fi; \
-	$(SAM) build --parameter-overrides $$params; \
+	$(SAM) build $(SAM_BUILD_ARGS) --parameter-overrides $$params; \
 	echo "built; deploy with: $(SAM) deploy --guided --parameter-overrides $$params"
 
 wheelhouse: install  ## fill build-inputs/wheelhouse/ so that `make image` installs offline

@@ -7,6 +7,7 @@ A block is run as a reader pastes it unless the line before its fence says other
     <!-- snippet: output -->        not code: a drawing, a log, the shape of an answer (```json must parse)
     <!-- snippet: clients-venv -->  Python run by .venv-clients' interpreter (tritonclient, the KServe SDK)
 
+A marker may give its reason in parentheses: `<!-- snippet: syntax-only (run by tests/...) -->`.
 An unmarked block must be one this module can run (`Block.kind` says why not, otherwise). In a shell block
 `# -> EXPECTED` after a command, and in a Python block `# -> EXPECTED` at the end of a line, is what the
 command prints: JSON compared value by value (numbers within the golden tolerance), or text; `...` stands
@@ -36,7 +37,7 @@ HANDLER_COMMANDS = {"verify", "predict", "invoke", "drift"}
 LOCAL_URL = re.compile(r"(127\.0\.0\.1|localhost):3000\b")
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)\s*$")
-_MARKER = re.compile(r"^\s*<!--\s*snippet:\s*(?P<kind>[\w-]+)\s*-->\s*$")
+_MARKER = re.compile(r"^\s*<!--\s*snippet:\s*(?P<kind>[\w-]+)(\s*\([^)]*\))?\s*-->\s*$")
 
 
 @dataclass
