@@ -1,7 +1,7 @@
 """What one fresh benchmark process measures; run as `python -m benchmarks.probes NAME OUT.json`.
 
-Each probe runs in its own process, so cold starts are real cold starts and one runtime's
-imports never warm up another's.
+Each probe runs in its own process, so one runtime's imports never warm up another's. The cold starts have
+probes of their own, which import nothing before the timed code (benchmarks/cold.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from benchmarks.drift_probe import warm_drift  # noqa: F401 (a probe: PROBES col
 from benchmarks.lambda_context import Context
 from benchmarks.warm_path import warm_breakdown, warm_ratios  # noqa: F401 (probes, collected by name)
 
-T0 = time.perf_counter()
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "model_artifacts" / "churn"
 
@@ -39,10 +38,6 @@ def http_event(n: int) -> dict[str, Any]:
     return event
 
 
-def _since_start() -> float:
-    return time.perf_counter() - T0
-
-
 def _timed(fn: Any, repeats: int) -> list[float]:
     out = []
     for _ in range(repeats):
@@ -50,51 +45,6 @@ def _timed(fn: Any, repeats: int) -> list[float]:
         fn()
         out.append(time.perf_counter() - t)
     return out
-
-
-# --- cold: everything from the process' first line of Python to the answer -------------------
-
-
-def cold_import_tensorflow() -> dict[str, float]:
-    import tensorflow  # noqa: F401
-
-    return {"seconds": _since_start()}
-
-
-def cold_floor() -> dict[str, float]:
-    """import tensorflow + load the model: what any TensorFlow server must pay once."""
-    import keras
-
-    import handler.custom_objects  # noqa: F401
-
-    keras.saving.load_model(MODEL_DIR / "model.keras", compile=False, safe_mode=True)
-    return {"seconds": _since_start()}
-
-
-def cold_import_handler() -> dict[str, float]:
-    import handler.app  # noqa: F401
-
-    return {"seconds": _since_start()}
-
-
-def cold_first_prediction() -> dict[str, float]:
-    event = http_event(1)
-    t = time.perf_counter()
-    import handler.app
-
-    init = time.perf_counter() - t
-    answer = handler.app.lambda_handler(event, Context())
-    assert answer["statusCode"] == 200, answer
-    return {"seconds": _since_start(), "init": init}
-
-
-def cold_usual_way() -> dict[str, float]:
-    event = http_event(1)
-    from benchmarks import usual_way
-
-    answer = usual_way.lambda_handler(event, Context())
-    assert answer["statusCode"] == 200, answer
-    return {"seconds": _since_start()}
 
 
 # --- warm: repeated requests in one process -------------------------------------------------
@@ -206,7 +156,7 @@ def s3_csv() -> dict[str, float]:
     }
 
 
-PROBES = {name: fn for name, fn in globals().items() if name.startswith(("cold_", "warm_", "s3_"))}
+PROBES = {name: fn for name, fn in globals().items() if name.startswith(("warm_", "s3_"))}
 
 if __name__ == "__main__":
     name, out_path = sys.argv[1], sys.argv[2]

@@ -63,28 +63,16 @@ def summary(values: list[float], scale: float = 1.0) -> dict[str, float]:
     }
 
 
-# --- cold start ----------------------------------------------------------------------------
-
-COLD = [
-    ("import tensorflow (floor, part 1)", "cold_import_tensorflow", {}),
-    ("floor: import tensorflow + load model", "cold_floor", {}),
-    ("usual way: load at import + model.predict", "cold_usual_way", {}),
-    ("skewless: import handler (Lambda init)", "cold_import_handler", {}),
-    ("skewless TensorFlow: first answered prediction", "cold_first_prediction", RUNTIMES["tensorflow"]),
-    ("skewless LiteRT: first answered prediction", "cold_first_prediction", RUNTIMES["litert"]),
-]
+# --- cold start (benchmarks/cold.py: fresh processes timed from their spawn; issue 24's ratios) ------------
 
 
-def cold(repeats: int) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    # Interleave the alternatives, so that a noisy minute hurts them all alike.
-    samples: dict[str, list[float]] = {label: [] for label, _, _ in COLD}
-    for _ in range(repeats):
-        for label, name, env in COLD:
-            samples[label].append(probe(name, env)["seconds"])
-    for label, values in samples.items():
-        out[label] = summary(values)
-    return out
+def cold(repeats: int) -> dict[str, Any]:
+    """The floors, the first answers and the init, side by side; the import-time breakdown. Printed as it ends."""
+    from benchmarks import cold as cold_starts
+
+    results = cold_starts.measure(repeats)
+    print(cold_starts.table(results), flush=True)
+    return results
 
 
 # --- cold start under the Lambda runtime interface emulator --------------------------------
@@ -302,22 +290,9 @@ def report(results: dict[str, Any]) -> str:
         f"Made by `make bench` on {results['when']} ({results['machine']}). Medians over repeated runs; "
         "spread is the interquartile range. Every comparison was measured side by side in the same run.",
         "",
+        *_kept_report(results),
         *_targets_report(results),
-        "## Cold start (fresh processes, seconds to the answer)",
-        "",
-        "| what | median s | p25–p75 | runs |",
-        "|---|---:|---:|---:|",
-    ]
-    for label, s in results["cold"].items():
-        lines.append(f"| {label} | {s['median']:.3f} | {s['p25']:.3f}–{s['p75']:.3f} | {s['n']} |")
-    c = results["cold"]
-    floor = c["floor: import tensorflow + load model"]["median"]
-    tf_first = c["skewless TensorFlow: first answered prediction"]["median"]
-    lines += [
-        "",
-        f"TensorFlow runtime, first answer / floor: **{tf_first / floor:.2f}×**; usual way / floor: "
-        f"{c['usual way: load at import + model.predict']['median'] / floor:.2f}×.",
-        "",
+        *_cold_report(results),
         "## Warm latency through `lambda_handler` (HTTP API v2 event), milliseconds",
         "",
         "| runtime | 1 example p50 (p99) | 32 p50 (p99) | 1024 p50 (p99) |",
@@ -399,11 +374,38 @@ def report(results: dict[str, Any]) -> str:
         from benchmarks import scale
 
         lines += [scale.SECTION, "", scale.table(results["scale"]), ""]
+    if results.get("image_cold"):
+        from benchmarks import image_cold
+
+        lines += ["## Cold start in the images, capped as Lambda at 1,024 MB (benchmarks/image_cold.py)", ""]
+        lines += [image_cold.table(results["image_cold"]), ""]
     if results.get("images"):
         lines += ["## Images", "", "| image | size |", "|---|---:|"]
         lines += [f"| {k} | {v} |" for k, v in results["images"].items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def _cold_report(results: dict[str, Any]) -> list[str]:
+    from benchmarks import cold as cold_starts
+
+    c = results.get("cold")
+    if not c or "figures" not in c:  # not measured, or by the bench before issue 24 (another layout)
+        return []
+    return [
+        "## Cold start (fresh processes timed from their spawn, seconds; benchmarks/cold.py)",
+        "",
+        cold_starts.table(c),
+        "",
+    ]
+
+
+def _kept_report(results: dict[str, Any]) -> list[str]:
+    """The sections this run skipped, kept as an earlier run measured them, with their dates."""
+    kept = {k: when for k, when in results.get("measured", {}).items() if when != results["when"]}
+    if not kept:
+        return []
+    return ["Kept from earlier runs (skipped in this one): " + ", ".join(f"{k} ({w})" for k, w in kept.items()), ""]
 
 
 def _targets_report(results: dict[str, Any]) -> list[str]:
@@ -509,6 +511,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+SECTIONS = ("cold", "emulator", "warm", "targets", "drift", "s3", "bulk", "scale", "images", "image_cold")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per cold-start figure")
@@ -518,9 +523,20 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="comma-separated sections to skip: cold,emulator,warm,targets,drift,s3,bulk,scale,images",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated sections to run, the others kept from the last run; image_cold (the images' cold "
+        "starts, Docker, benchmarks/image_cold.py: make bench-images) runs only when named here",
+    )
     parser.add_argument("--bulk-rows", default="1000000,10000000", help="bulk object sizes (benchmarks/bulk.py)")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    only = set(filter(None, args.only.split(",")))
+    if only:
+        skip |= set(SECTIONS) - only
+    elif "image_cold" not in skip:
+        skip.add("image_cold")
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -555,12 +571,37 @@ def main(argv: list[str] | None = None) -> None:
         results["scale"] = scale.run(scale.measured(results["bulk"]) if "bulk" in results else None)
     if "images" not in skip:
         results["images"] = image_sizes()
+    if "image_cold" not in skip:
+        from benchmarks import image_cold
+
+        print(f"cold starts in both images, --cpus {image_cold.CPUS} and a read-only root (Docker) ...", flush=True)
+        results["image_cold"] = image_cold.measure(args.repeats)
+        print(image_cold.table(results["image_cold"]), flush=True)
+    ran = set(results)
+    results = _with_earlier_sections(results, HERE / "results.json")
     (HERE / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    if "warm" in results:
+    if "warm" in ran:
         plot(results, HERE / "latency.png")
     if "cold" in results and "warm" in results:
         (HERE / "RESULTS.md").write_text(report(results) + "\n")
     print(f"wrote {HERE / 'results.json'}")
+
+
+def _with_earlier_sections(results: dict[str, Any], path: Path) -> dict[str, Any]:
+    """This run's sections, and those it skipped as the last run left them in `path` (each section's date kept in
+    `measured`), so that one section can be measured again (`--skip` the others) and the report still whole."""
+    measured = {k: results["when"] for k in results if k not in ("when", "machine", "measured")}
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        earlier = {}
+    for section, figures in earlier.items():
+        if section in ("when", "machine", "measured") or section in results:
+            continue
+        results[section] = figures
+        measured[section] = earlier.get("measured", {}).get(section, earlier.get("when", "an earlier run"))
+    results["measured"] = measured
+    return results
 
 
 if __name__ == "__main__":
