@@ -69,6 +69,7 @@ def _child(name: str, out_path: str) -> None:
     else:
         raise SystemExit(f"no cold probe {name!r}")
     result["seconds"] = time.monotonic() - spawned
+    result["cpu"] = time.process_time()  # this process' CPU time so far, every thread: what the machine's load leaves
     with open(out_path, "w") as fh:
         json.dump(result, fh)
 
@@ -228,7 +229,10 @@ def measure(repeats: int, with_baseline: bool = True) -> dict[str, Any]:
     for goal, num, den, key, limit in GOALS:
         if num in figures and den in figures:
             a, b = figures[num][key]["median"], figures[den][key]["median"]
-            goals.append({"goal": goal, "ratio": a / b, "limit": limit, "met": a / b <= limit, "of": a, "to": b})
+            goal_row = {"goal": goal, "ratio": a / b, "limit": limit, "met": a / b <= limit, "of": a, "to": b}
+            if key == "seconds":  # the same ratio in CPU time, which a loaded machine's waiting leaves out
+                goal_row["cpu_ratio"] = figures[num]["cpu"]["median"] / figures[den]["cpu"]["median"]
+            goals.append(goal_row)
     return {
         "figures": figures,
         "goals": goals,
@@ -269,10 +273,11 @@ def import_breakdown(code_root: Path, runs: int = 3, runtime: str = "litert") ->
 
     Each module's median self time is charged to its owner (a room of ours, a distribution, the standard library)
     and to the phase it was imported in: the init (`import handler.app`) or the first request. The heaviest imports
-    are given with everything they imported (cumulative). Python's own start (site, encodings) is in neither.
+    are given with everything they imported (cumulative): what each phase imported itself, and our modules. Python's
+    own start (site, encodings) is in neither.
     """
     selfs: dict[tuple[str, str], list[float]] = defaultdict(list)
-    cumulative: dict[str, list[float]] = defaultdict(list)
+    cumulative: dict[str, list[float]] = defaultdict(list)  # the phases' own imports (depth 0), and ours
     with tempfile.TemporaryDirectory() as tmp:
         event_file, out = Path(tmp) / "event.json", Path(tmp) / "out.json"
         event_file.write_text(json.dumps(http_event()))
@@ -306,7 +311,8 @@ def import_breakdown(code_root: Path, runs: int = 3, runtime: str = "litert") ->
                 m = _IMPORTTIME.match(line)
                 if m and phase is not None:
                     selfs[(phase, m[4])].append(int(m[1]) / 1e6)
-                    cumulative[m[4]].append(int(m[2]) / 1e6)
+                    if not m[3] or m[4].startswith("handler."):
+                        cumulative[m[4]].append(int(m[2]) / 1e6)
     owners: dict[str, dict[str, float]] = defaultdict(lambda: {"init": 0.0, "first request": 0.0})
     for (phase, module), values in selfs.items():
         owners[_owner(module)][phase] += _median(values)
@@ -338,26 +344,34 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         f"Load average before and after: {results.get('load_before', '?')} / {results['load']} (1, 5, 15 min).",
         "",
-        "| what | median s | p25–p75 | runs | of which `import handler.app` |",
-        "|---|---:|---:|---:|---:|",
+        "| what | median s | p25–p75 | runs | of which `import handler.app` | CPU s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for label, per in f.items():
         s = per["seconds"]
-        imp = per.get("import")
+        imp, cpu = per.get("import"), per.get("cpu")
         imported = f"{imp['median']:.3f}" if imp else ""
-        lines.append(f"| {label} | {s['median']:.3f} | {s['p25']:.3f}–{s['p75']:.3f} | {s['n']} | {imported} |")
-    lines += ["", "| goal (issue 24) | measured | of / to (s) | met |", "|---|---:|---:|---|"]
+        cpu_s = f"{cpu['median']:.3f}" if cpu else ""
+        lines.append(
+            f"| {label} | {s['median']:.3f} | {s['p25']:.3f}–{s['p75']:.3f} | {s['n']} | {imported} | {cpu_s} |"
+        )
+    lines += [
+        "",
+        "| goal (issue 24) | measured | of / to (s) | met | the same in CPU time |",
+        "|---|---:|---:|---|---:|",
+    ]
     for g in results["goals"]:
         met = "yes" if g["met"] else "**no**"
-        lines.append(f"| {g['goal']} | {g['ratio']:.2f}× | {g['of']:.3f} / {g['to']:.3f} | {met} |")
+        cpu_ratio = f"{g['cpu_ratio']:.2f}×" if "cpu_ratio" in g else ""
+        lines.append(f"| {g['goal']} | {g['ratio']:.2f}× | {g['of']:.3f} / {g['to']:.3f} | {met} | {cpu_ratio} |")
     b = results["import_breakdown"]
     t = b["totals"]
     lines += [
         "",
         f"What the first answer imports ({b['runtime']}; `python -X importtime`, which slows every import a little; "
         f"median of 3 runs): {t['init'] * 1e3:.0f} ms of imports in the init, {t['first request'] * 1e3:.0f} ms in "
-        "the first request. Self time by owner, biggest first; then the heaviest imports, each with what it "
-        "imported.",
+        "the first request. Self time by owner, biggest first; then the heaviest imports (those each phase made "
+        "itself, and ours), each with what it imported.",
         "",
         "| owner | init ms | first request ms |",
         "|---|---:|---:|",
