@@ -108,7 +108,7 @@ def test_the_readme_way_builds_an_image_whose_golden_replay_ran_on_the_users_mod
     assert "ModelDigest=" in built.deploy_command and DIGEST.fullmatch(digest)
 
 
-def test_the_built_function_answers_as_training_with_the_module_nowhere_but_in_the_artifact(
+def test_the_built_function_answers_as_training_and_serves_only_the_users_artifact(
     built: Built, engine: DockerEngine
 ) -> None:
     env = engine.run("image", "inspect", "--format", "{{json .Config.Env}}", built.image).stdout
@@ -119,9 +119,20 @@ def test_the_built_function_answers_as_training_with_the_module_nowhere_but_in_t
     )  # fmt: skip
     assert probe.stdout.strip() == "None", probe.stdout + probe.stderr
     # The function as the template runs it (MODEL_DIR from ModelName, the digest pinned), invoked directly.
-    event = built.work / "three_rows.json"
-    event.write_text(json.dumps(built.project.requests["three_rows"]))
-    overrides = f"ModelName=scorer ModelDigest={built.manifest['digest']}"
+    done, answer = _invoke(built, "three_rows", f"ModelName=scorer ModelDigest={built.manifest['digest']}")
+    assert_predictions(answer, built.project.expected["three_rows"], "sam local invoke of the user's model")
+    # The template hands ModelDigest to the function: pinned to another valid artifact's digest, it refuses to serve.
+    other = json.loads((ROOT / "model_artifacts" / "churn" / "manifest.json").read_text())["digest"]
+    done, answer = _invoke(built, "three_rows", f"ModelName=scorer ModelDigest={other}")
+    assert answer["errorType"] == "ModelUnavailable", answer
+    assert json.loads(answer["errorMessage"])["code"] == "artifacts_invalid", answer
+    assert f"MODEL_DIGEST pins {other[:19]}..., but the artifact in /var/task/model_artifacts/scorer is" in done.stderr
+
+
+def _invoke(built: Built, case: str, overrides: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """`sam local invoke` of the built function with one of the user's requests as its event (a direct invoke)."""
+    event = built.work / f"{case}.json"
+    event.write_text(json.dumps(built.project.requests[case]))
     done = subprocess.run(
         [
             str(ROOT / ".venv-sam" / "bin" / "sam"), "local", "invoke", FUNCTION, "-t",
@@ -131,8 +142,7 @@ def test_the_built_function_answers_as_training_with_the_module_nowhere_but_in_t
         capture_output=True, text=True, env=built.env, cwd=ROOT, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
-    answer = json.loads([line for line in done.stdout.splitlines() if line.strip()][-1])
-    assert_predictions(answer, built.project.expected["three_rows"], "sam local invoke of the user's model")
+    return done, json.loads([line for line in done.stdout.splitlines() if line.strip()][-1])
 
 
 def _tampered(built: Built, tmp_path: Path, name: str) -> tuple[Path, str]:
