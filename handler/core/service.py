@@ -18,6 +18,7 @@ from handler.core.answer import format_v1
 from handler.core.artifacts import Artifacts
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.core.golden import replay
+from handler.core.inference_ids import RowIds
 from handler.core.model import DEFAULT_CUSTOM_OBJECT_MODULES, LOADERS, Arrays, Forward, LazyModel, warmup_inputs
 from handler.core.preprocessing import PLAUSIBLE_SCALE, Preprocessor
 from handler.core.values import Coded
@@ -49,6 +50,7 @@ class Prediction:
     # Rows for which the model itself answered NaN or infinity.
     output_problems: dict[int, list[FieldError]] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)  # what it cost
+    ids: RowIds | None = None  # the rows' inference ids, as the trigger named them (None: it named none)
 
     @property
     def problems(self) -> dict[int, list[FieldError]]:
@@ -153,10 +155,12 @@ class Service:
         columns: Mapping[str, np.ndarray],
         forward: Forward | None = None,
         coded: Mapping[str, Coded] | None = None,
+        ids: RowIds | None = None,
     ) -> Prediction:
         """Feature batches (already coerced) -> outputs by name, and the rows that have no answer.
 
         `coded`: text columns also given as (codes, levels), as columnar readers hold them (see `Coded`).
+        `ids`: the rows' inference ids, handed to the observers with the prediction (data capture records them).
         """
         begin = time.perf_counter()
         inputs, input_problems = prepare(self.artifacts, columns, coded)
@@ -175,16 +179,16 @@ class Service:
             input_seconds=prepared - begin,
             output_seconds=time.perf_counter() - inferred,
         )
-        prediction = Prediction(outputs, input_problems, output_problems, self.last)
+        prediction = Prediction(outputs, input_problems, output_problems, self.last, ids)
         if not _UNOBSERVED.get():
             for observe in self.observers:  # every trigger comes through here, S3 chunks and SQS messages included
                 observe(columns, prediction)
         return prediction
 
-    def predict_v1(self, body: Any, forward: Forward | None = None) -> dict[str, Any]:
+    def predict_v1(self, body: Any, forward: Forward | None = None, ids: RowIds | None = None) -> dict[str, Any]:
         """A parsed TF-Serving v1 body -> its v1 response body (raises InvalidInput, NonFiniteOutput)."""
         req = self.coercer.coerce(body)
-        prediction = self.run(req.columns, forward)
+        prediction = self.run(req.columns, forward, ids=ids)
         prediction.raise_for_problems()
         return format_v1(prediction.outputs, req, self.output_names)
 

@@ -6,8 +6,11 @@ batches), so HTTP, OIP v2, direct invokes, SQS messages and S3 files are capture
 line per row, in the canonical v1 form (a row as TF Serving's `instances` takes it):
 
     {"captured_at": "2026-11-26T01:02:03.456Z", "request_id": "...", "trigger": "http",
-     "model": "churn", "version": "1", "instance": {"tenure_months": 3.0, ...},
-     "outputs": {"output_0": [0.22]}}
+     "model": "churn", "version": "1", "inference_id": "<request's id>/0",
+     "instance": {"tenure_months": 3.0, ...}, "outputs": {"output_0": [0.22]}}
+
+`inference_id` is the row's (`handler/core/inference_ids.py`): what labels name the row by, later
+(`python -m handler quality`).
 
 Only rows that were answered are kept (a refused row has no answer). Lines are buffered per
 container and written as one object, `prefix/YYYY/MM/DD/HH/<time>-<container>-<n>.jsonl`, when
@@ -31,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from handler.core.inference_ids import RowIds
 from handler.core.service import Prediction, Service
 from handler.observability import logger
 from handler.settings import Settings
@@ -88,7 +92,8 @@ class Capture:
             picked = np.array([i for i in picked.tolist() if i not in unanswered], dtype=np.intp)
         if not len(picked):
             return
-        lines = self._lines_for(columns, prediction.outputs, picked)
+        ids = prediction.ids or RowIds(str(self._request_id))  # a batch no trigger named: the invocation's id
+        lines = self._lines_for(columns, prediction.outputs, picked, ids)
         with self._lock:
             self._lines.extend(lines)
             self._bytes += sum(len(line) for line in lines)
@@ -134,7 +139,7 @@ class Capture:
             self._oldest = self._oldest or time.monotonic()
 
     def _lines_for(
-        self, columns: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray], picked: np.ndarray
+        self, columns: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray], picked: np.ndarray, ids: RowIds
     ) -> list[bytes]:
         features = {name: [_plain(v) for v in col[picked].tolist()] for name, col in columns.items()}
         answers = {name: np.asarray(out)[picked].tolist() for name, out in outputs.items()}
@@ -147,9 +152,10 @@ class Capture:
             "version": self.version,
         }
         lines = []
-        for j in range(len(picked)):
+        for j, inference_id in enumerate(ids.of(picked.tolist())):
             record = {
                 **head,
+                "inference_id": inference_id,
                 "instance": {name: values[j] for name, values in features.items()},
                 "outputs": {name: values[j] for name, values in answers.items()},
             }

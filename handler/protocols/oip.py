@@ -194,8 +194,12 @@ class V2Protocol:
 
     # --- responses and metadata ----------------------------------------------------------
 
-    def response(self, outputs: Mapping[str, np.ndarray], body: Mapping[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    def response(
+        self, outputs: Mapping[str, np.ndarray], body: Mapping[str, Any], inference_id: str | None = None
+    ) -> tuple[dict[str, Any], set[str]]:
         """Model outputs -> an OIP v2 infer response, and the outputs the client asked to get as binary data.
+
+        Its `id` is `inference_id` (the request's as its rows were named), else the request's own, else a new one.
 
         `outputs` in the request selects outputs (an unknown name is a 400); `binary_data` on a
         requested output, or `binary_data_output` in the request's parameters, asks for binary data.
@@ -231,7 +235,7 @@ class V2Protocol:
         answer = {
             "model_name": m.name,
             "model_version": m.version,
-            "id": rid if isinstance(rid, str) else str(uuid.uuid4()),
+            "id": inference_id or (rid if isinstance(rid, str) else str(uuid.uuid4())),
             "outputs": tensors,
         }
         return answer, {spec.name for spec, binary in chosen if binary}

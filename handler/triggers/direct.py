@@ -51,8 +51,14 @@ def _typed(status: int) -> type[Exception]:
 
 
 def handle_event(event: Any, context: Any, started: Started, mode: str = "raise") -> Any:
-    """A v1 request body -> its v1 response body; otherwise an error body (returned, or raised as a Failure)."""
-    return guarded(lambda: started.require().predict_v1(event), context, mode)
+    """A v1 request body -> its v1 response body; otherwise an error body (returned, or raised as a Failure).
+
+    Row i's inference id is `<the invocation's request id>/<i>` (the caller has that id from Lambda's answer).
+    """
+    from handler.core.inference_ids import RowIds  # lazily: the init imports this module, and nothing of the core
+
+    ids = RowIds(str(getattr(context, "aws_request_id", "unknown")))
+    return guarded(lambda: started.require().predict_v1(event, ids=ids), context, mode)
 
 
 def guarded(answer: Callable[[], Any], context: Any, mode: str = "raise") -> Any:

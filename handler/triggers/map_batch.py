@@ -28,6 +28,7 @@ from typing import Any
 
 from handler.core.answer import per_instance
 from handler.core.coerce import Coercer
+from handler.core.inference_ids import RowIds
 from handler.core.service import Service
 from handler.deadline import Deadline
 from handler.errors import BadRequest, FieldError
@@ -65,13 +66,14 @@ def handle_event(event: dict[str, Any], service: Service, context: Any = None) -
     # Items from a CSV ItemReader are strings by nature: the same coercer, parsing numbers from them.
     coercer = Coercer(service.artifacts.signature, replace(service.policy, numeric_strings="accept"))
     deadline, position, per_item = Deadline(context), start, 0.0
+    request_id = str(getattr(context, "aws_request_id", "unknown"))  # item i's inference id: <request id>/<i>
     while position < n:
         size = _next_piece(n - position, per_item, deadline)
         if size == 0:
             break
         began = time.monotonic()
         piece = items[position - start : position - start + size]
-        _answer_piece(piece, position, coercer, service, answers, reasons)
+        _answer_piece(piece, position, coercer, service, answers, reasons, request_id)
         seconds = time.monotonic() - began
         deadline.done(seconds)
         per_item = max(per_item, seconds / size)
@@ -140,6 +142,7 @@ def _answer_piece(
     service: Service,
     answers: list[Any],
     reasons: dict[int, list[FieldError]],
+    request_id: str = "unknown",
 ) -> None:
     """Answer items first.., in `answers` (by item) and `reasons` (the rejected ones)."""
     columns, field_errors, good = coercer.coerce_rows(piece, first)
@@ -147,7 +150,7 @@ def _answer_piece(
         reasons.setdefault(e.instance or 0, []).append(e)
     if not len(good):
         return
-    prediction = service.run(columns)
+    prediction = service.run(columns, ids=RowIds(request_id, [first + offset for offset in good.tolist()]))
     values = per_instance(prediction.outputs, service.output_names)
     if prediction.output_problems:
         count_non_finite(len(prediction.output_problems))

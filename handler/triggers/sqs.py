@@ -2,7 +2,8 @@
 
 A message body is a TF-Serving v1 body with an optional `"request_id"` (a string of letters,
 digits and `._:-`, at most 128; default: the SQS message id). Its result,
-`{"request_id", "result_id", "predictions" | "outputs", "model", "version"}`, goes to
+`{"request_id", "inference_id", "result_id", "predictions" | "outputs", "model", "version"}` (row i's
+inference id is `<request_id>/<i>`), goes to
 `RESULTS_QUEUE_URL` (with `request_id`, `result_id` and `status` message attributes) or, when that
 is not set, to `s3://OUTPUT_BUCKET/RESULTS_S3_PREFIX<request_id>.json`.
 
@@ -36,6 +37,7 @@ from typing import Any
 
 from handler import aws
 from handler.core import json_depth
+from handler.core.inference_ids import RowIds
 from handler.core.service import Service
 from handler.errors import SkewlessError
 from handler.observability import logger, metrics
@@ -112,7 +114,9 @@ def process_message(
         request_id, request = parse_message(body, message_id)
         if owners is not None:
             _claim(owners, request_id, message_id)
-        result: dict[str, Any] = {"request_id": request_id, **service.predict_v1(request)}
+        # The request id names the rows: row i's inference id is <request_id>/<i>.
+        answer = service.predict_v1(request, ids=RowIds(request_id))
+        result: dict[str, Any] = {"request_id": request_id, "inference_id": request_id, **answer}
     except ClientError as exc:
         request_id = exc.file_under or exc_request_id(body, message_id)
         result = {"request_id": request_id, "error": exc.message, "code": exc.code}

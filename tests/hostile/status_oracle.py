@@ -7,7 +7,8 @@ from the server's router: the fuzz judges every generated request with it (issue
 - GET routes of the served model, and the health and server routes: 200;
 - POST predict or infer: no body, not JSON, a key twice, nesting over 32 levels, or not an object: 400;
   then the v1 body rules (tests/hostile/test_any_body_properties.py) or the v2 ones: 422 when `inputs` is
-  not a non-empty array, else 200 or 422, or 400 when `outputs` (the outputs to answer with) is given;
+  not a non-empty array, else 200 or 422, or 400 when `outputs` (the outputs to answer with) is given or
+  the request's `id` (the rows' inference id) is not 1 to 1,024 characters without a control character;
 - :classify (under the name, a version or a label) on a model exported without class_names (every reference
   model): 400; :regress on a model without one scalar output (recommender: two outputs): 400;
 - :regress otherwise: a body that is not a JSON object (as above), without an `examples` array, or with a
@@ -146,6 +147,13 @@ def index_statuses(raw: bytes) -> set[int]:
     return {200}
 
 
+def _inference_id(value: Any) -> bool:
+    """OIP's request `id` names the rows (docs/http-api.md): 1 to 1,024 characters, no control character."""
+    if value is None:
+        return True
+    return isinstance(value, str) and 0 < len(value) <= 1024 and re.search(r"[\x00-\x1f\x7f-\x9f]", value) is None
+
+
 def body_statuses(kind: str, raw: bytes) -> set[int]:
     """The statuses a predict or infer body may get, by its class."""
     body = json_object(raw)
@@ -155,6 +163,8 @@ def body_statuses(kind: str, raw: bytes) -> set[int]:
         inputs = body.get("inputs")
         if not (isinstance(inputs, list) and inputs and all(isinstance(t, dict) for t in inputs)):
             return {422}
+        if "id" in body and not _inference_id(body["id"]):  # checked once the inputs are: a 422 comes first
+            return {400, 422}
         return {200, 422} if body.get("outputs") is None else {200, 400, 422}
     if ("instances" in body) == ("inputs" in body):
         return {422}

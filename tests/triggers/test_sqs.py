@@ -63,6 +63,7 @@ def test_sample_event_gives_the_golden_outputs_under_each_request_id(
         got = _s3_result(s3, bucket, request_id)
         case = by_request[json.dumps(body, sort_keys=True)]
         assert got.pop("request_id") == request_id and got.pop("model") == "churn" and got.pop("version")
+        assert got.pop("inference_id") == request_id, "the request id names the rows: <request_id>/<row>"
         assert re.fullmatch("[0-9a-f]{32}", got.pop("result_id")), "a result id: what consumers de-duplicate on"
         zoo.check_v1("churn", case, got, f"SQS message {request_id}")
 

@@ -14,7 +14,7 @@ from handler.core.answer import format_v1
 from handler.core.service import Service
 from handler.errors import BadRequest
 from handler.protocols import tfserving
-from handler.triggers.http.routes import Call, Doc, Route, not_ready, predicted
+from handler.triggers.http.routes import Call, Doc, Route, identified, not_ready, predicted
 
 TAGS = ("TF Serving REST",)
 CLASSIFY = "(models exported with class_names): class names and scores"
@@ -28,13 +28,14 @@ def _served(call: Call, name: str | None, version: str | None, label: str | None
 def predict(call: Call, name: str | None = None, version: str | None = None, label: str | None = None) -> Any:
     service = _served(call, name, version, label)
     req = service.coercer.coerce(call.json_body())
-    return format_v1(predicted(service, req.columns), req, service.output_names)
+    inference_id = call.inference_id
+    return identified(format_v1(predicted(service, req.columns, inference_id), req, service.output_names), inference_id)
 
 
 def _scores(call: Call, service: Service) -> Any:
     """A classify or regress body's examples through the model: its one output's scores."""
     req = service.coercer.coerce(tfserving.examples_request(call.json_body()))
-    (scores,) = predicted(service, req.columns).values()
+    (scores,) = predicted(service, req.columns, call.inference_id).values()
     return scores
 
 
@@ -43,7 +44,7 @@ def classify(call: Call, name: str, version: str | None = None, label: str | Non
     classes = service.artifacts.manifest.raw.get("class_names")
     if not classes:
         raise BadRequest(f"model '{service.name}' was exported without class_names: use :predict")
-    return {"result": tfserving.classify_result(_scores(call, service), classes)}
+    return identified({"result": tfserving.classify_result(_scores(call, service), classes)}, call.inference_id)
 
 
 def regress(call: Call, name: str, version: str | None = None, label: str | None = None) -> Any:
@@ -51,7 +52,7 @@ def regress(call: Call, name: str, version: str | None = None, label: str | None
     problem = tfserving.not_a_regression(service.name, service.artifacts.signature)
     if problem is not None:
         raise BadRequest(problem)
-    return {"result": tfserving.regress_result(_scores(call, service))}
+    return identified({"result": tfserving.regress_result(_scores(call, service))}, call.inference_id)
 
 
 def status(call: Call, name: str, version: str | None = None, label: str | None = None) -> Any:

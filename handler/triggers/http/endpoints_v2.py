@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from handler.core import inference_ids
 from handler.core.service import Service
 from handler.errors import ModelLoadError, SkewlessError
 from handler.monitoring.stats import STATS
@@ -17,7 +18,7 @@ from handler.observability import log_fault
 from handler.protocols import oip_binary, triton
 from handler.protocols.oip import V2Protocol, without_arrays
 from handler.triggers.http.proxy import APPLICATION_JSON, Response
-from handler.triggers.http.routes import Call, Doc, Route, not_ready, predicted
+from handler.triggers.http.routes import Call, Doc, Route, identified, not_ready, predicted
 
 TAGS = ("Open Inference Protocol v2",)
 TRITON = ("Triton extensions",)
@@ -49,13 +50,15 @@ def infer(call: Call, name: str, version: str | None = None) -> Any:
     else:
         body = call.json_body()
     req = v2.coerce(body)
-    answer, binary = v2.response(predicted(service, req.columns), body)
+    # OIP's own request id names the rows, else the X-Inference-Id header, else the request id.
+    inference_id = inference_ids.client_id(body.get("id"), "the request's 'id'") or call.inference_id
+    answer, binary = v2.response(predicted(service, req.columns, inference_id), body, inference_id)
     if not binary:
-        return without_arrays(answer)
+        return identified(without_arrays(answer), inference_id)
     raw, header_length = oip_binary.encode(
         {k: v for k, v in answer.items() if k != "outputs"}, answer["outputs"], binary
     )
-    headers = {"Inference-Header-Content-Length": str(header_length)}
+    headers = {"Inference-Header-Content-Length": str(header_length), inference_ids.HEADER: inference_id}
     return Response(200, oip_binary.BINARY_CONTENT_TYPE, raw, headers=headers)
 
 

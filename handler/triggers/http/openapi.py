@@ -102,7 +102,14 @@ class InferTensor(BaseModel):
 class InferRequest(BaseModel):
     """An Open Inference Protocol v2 infer body."""
 
-    id: str | None = None
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+        description="names the rows: row i's inference id is <id>/<i> (default: the X-Inference-Id header, else "
+        "the request id); answered as the response's id",
+    )
     parameters: dict[str, Any] | None = None
     inputs: list[InferTensor]
     outputs: list[dict[str, Any]] | None = Field(None, description="the outputs to answer with (default: all)")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from handler.core import inference_ids
 from handler.core.service import Service
 from handler.core.value_rules import kind_of
 from handler.errors import BadRequest, ModelLoadError, NotFound
@@ -22,6 +23,7 @@ from handler.monitoring.stats import STATS
 from handler.observability import logger
 from handler.triggers.http import body as http_body
 from handler.triggers.http.errors import MethodNotAllowed
+from handler.triggers.http.proxy import APPLICATION_JSON, Response
 
 if TYPE_CHECKING:
     from handler.triggers.http.proxy import Request
@@ -118,6 +120,13 @@ class Call:
         return str(getattr(self.context, "aws_request_id", "unknown"))
 
     @property
+    def inference_id(self) -> str:
+        """The request's inference id: the client's X-Inference-Id (a 400 if it cannot be one), else the request id."""
+        header = inference_ids.HEADER
+        own = inference_ids.client_id(self.event.headers.get(header), f"the {header} header")
+        return own or self.request_id
+
+    @property
     def method(self) -> str:
         return self.event.http_method.upper()
 
@@ -180,12 +189,19 @@ def not_ready(call: Call, service: Service) -> str | None:
     return ModelLoadError.public
 
 
-def predicted(service: Service, columns: dict[str, Any]) -> Any:
-    """The outputs of a batch; a batch with any row unanswerable is refused.
+def predicted(service: Service, columns: dict[str, Any], inference_id: str | None = None) -> Any:
+    """The outputs of a batch (its rows' inference ids `inference_id/<row>`); a batch with any row unanswerable is
+    refused.
 
     Every HTTP inference comes through here: it is counted, success or failure, in Triton's statistics.
     """
+    ids = inference_ids.RowIds(inference_id) if inference_id is not None else None
     with STATS.request(service):
-        prediction = service.run(columns)
+        prediction = service.run(columns, ids=ids)
         prediction.raise_for_problems()
     return prediction.outputs
+
+
+def identified(body: Any, inference_id: str) -> Response:
+    """A prediction's answer, with the inference id its rows were given (`<id>/<row>` names each row)."""
+    return Response(200, APPLICATION_JSON, body, headers={inference_ids.HEADER: inference_id})

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from handler.core.inference_ids import RowIds
 from handler.core.service import Service
 from handler.core.signature import TensorSpec
 from handler.deadline import Deadline
@@ -60,7 +61,7 @@ def predict_all(
                 if deadline is not None and deadline.time_to_stop():
                     return first, preamble
                 began = time.perf_counter()
-                write_chunk(chunk, service, writer, errs, counts, behind)
+                write_chunk(chunk, service, writer, errs, counts, behind, obj.key)
                 if deadline is not None:
                     deadline.done(time.perf_counter() - began)
         writer.close()
@@ -90,12 +91,20 @@ class _Dropping:
 
 
 def write_chunk(
-    chunk: Chunk, service: Service, writer: PredictionWriter, errs: Any, counts: dict, behind: WriteBehind
+    chunk: Chunk,
+    service: Service,
+    writer: PredictionWriter,
+    errs: Any,
+    counts: dict,
+    behind: WriteBehind,
+    key: str | None = None,
 ) -> None:
+    """One chunk through the model; its rows' inference ids are `<key>/<row number>`."""
     errors = list(chunk.errors)
     n_good = len(chunk.rows)
     if n_good:
-        prediction = service.run(chunk.columns, coded=chunk.coded)
+        ids = RowIds(key, chunk.rows) if key is not None else None
+        prediction = service.run(chunk.columns, coded=chunk.coded, ids=ids)
         outputs, rows, lines = prediction.outputs, chunk.rows, chunk.lines
         problems = prediction.problems
         if prediction.output_problems:

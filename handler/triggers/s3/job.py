@@ -20,9 +20,10 @@ Outputs, for `s3://bucket/INPUT_PREFIX/a/b.csv` (in `OUTPUT_BUCKET`, default the
   one of the two;
 - `OUTPUT_PREFIX/a/b.csv.done.json`: the completion marker, written last and conditionally
   (`marker.py`): the source (bucket, key, ETag, version id, the event's sequencer, size), status,
-  format, counts (rows, predicted, errors), the outputs' keys, the model name and version. A reader
-  waits for it. A file that cannot be read at all (missing columns, wrong npy dtype, invalid UTF-8,
-  not Parquet) gets status "rejected", one file-level record in the errors object, and counts it.
+  format, counts (rows, predicted, errors), the outputs' keys, the model name and version, and the
+  inference id (the key: each answered row's is `<key>/<row number>`). A reader waits for it. A file
+  that cannot be read at all (missing columns, wrong npy dtype, invalid UTF-8, not Parquet) gets
+  status "rejected", one file-level record in the errors object, and counts it.
 
 One result per object version, whatever order S3 delivers the events in: every read is pinned to the
 version the job started from (`handler/s3_objects.py`), so a replaced object stops the job cleanly
@@ -234,6 +235,7 @@ def _run(
     marker.update(counts)
     marker["outputs"] = {"bucket": out.bucket, "predictions": out.predictions, "errors": out.errors}
     marker["model"] = model
+    marker["inference_id"] = obj.key  # each answered row's is <key>/<row number>, what labels name it by
     write_marker(s3, out.bucket, out.marker, marker, previous)
     _release(s3, out, tails=resume is not None)
     metrics.add_metric(name="S3RowsPredicted", unit="Count", value=counts["predicted"])

@@ -73,6 +73,7 @@ def test_every_golden_request_through_sqs(
     for rid, case in zip(ids, cases, strict=True):
         got = _s3_result(s3, bucket, rid)
         assert (got.pop("request_id"), got.pop("model")) == (rid, name) and got.pop("version") and got.pop("result_id")
+        assert got.pop("inference_id") == rid
         zoo.check_v1(name, case, got, "SQS")
 
 
