@@ -280,7 +280,7 @@ def _check_preprocessing(signature: Signature, pre: Preprocessor) -> None:
 
 def _check_features(signature: Signature, pre: Preprocessor | None) -> None:
     """What a client sends, as the manifest says, is what preprocessing.json reads (or the model's inputs, without
-    one), to the dtype, shape and strict values: the server coerces by the one and feeds the other."""
+    one), to the dtype, shape, id range and strict values: the server coerces by the one and feeds the other."""
     source = PREPROCESSING_FILE if pre is not None else "its inputs"
     problems = feature_differences(signature.features, pre.feature_specs() if pre else signature.inputs, source)
     if problems:

@@ -28,6 +28,7 @@ from handler.core.signature import Signature, Structure, TensorSpec, describe
 Found = tuple[str, str, tuple[int | None, ...]]
 _STRUCTURES: dict[str, str] = {"single": "one tensor", "list": "a list", "dict": "a dict"}
 _SHOWN = 80  # characters of a differing value (a vocabulary) shown in a message
+_TAKEN = ("index_range", "vocabulary")  # what a feature's values may be, beside its dtype and shape
 
 
 def _names(specs: Sequence[Any]) -> str:
@@ -57,7 +58,9 @@ def _differences(
 
 
 def feature_differences(features: Sequence[TensorSpec], expected: Sequence[TensorSpec], source: str) -> list[str]:
-    """The manifest's features against what `source` says a client sends (the same names, in order, already checked)."""
+    """The manifest's features against what `source` says a client sends (the same names, in order, already checked):
+    dtype, shape, and the values taken (id ranges, strict vocabularies). Not a fill value: it follows from the fitted
+    statistics, and a re-export that changes them writes both files."""
     out = []
     for feature, want in zip(features, expected, strict=True):
         if (feature.dtype, feature.shape) != (want.dtype, want.shape):
@@ -65,7 +68,7 @@ def feature_differences(features: Sequence[TensorSpec], expected: Sequence[Tenso
             out.append(f"feature '{feature.name}' is {feature.describe()}, but {wanted} in {source}")
             continue
         mine, theirs = feature.to_dict(), want.to_dict()
-        for key in sorted(set(mine) | set(theirs)):
+        for key in _TAKEN:
             if mine.get(key) != theirs.get(key):
                 shown = [str(v)[:_SHOWN] for v in (mine.get(key), theirs.get(key))]
                 out.append(f"feature '{feature.name}' has {key} {shown[0]}, but {shown[1]} in {source}")

@@ -7,7 +7,6 @@ in the expected messages are the reference models' own, written out by hand.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ from handler.errors import ArtifactError
 from handler.settings import Settings
 from tests.conftest import LambdaContext
 from tests.support import zoo
-from tests.support.artifacts import edit_manifest, rehash
+from tests.support.artifacts import edit_manifest
 from tests.support.http_events import body_of, http_event
 
 Edit = Callable[[dict[str, Any]], Any]
@@ -174,29 +173,6 @@ def test_features_that_differ_from_what_the_model_is_fed_are_refused_at_open(tmp
     with pytest.raises(ArtifactError) as info:
         Artifacts.open(_edited(tmp_path, model, edit))
     assert info.value.message == message + ADVICE
-
-
-def test_a_preprocessing_file_fitted_otherwise_is_refused_at_open_by_its_fill_values(tmp_path: Path) -> None:
-    # preprocessing.json replaced by one without the fitted scaling, its hash and the digest redone: the manifest's
-    # features still carry the training means, which NON_FINITE=impute puts in place of NaN.
-    model_dir = _copy(tmp_path, "churn")
-    fitted = json.loads((model_dir / "preprocessing.json").read_text())
-    for feature in fitted["features"]:
-        if feature["kind"] == "numeric":
-            feature.update(op="minmax", min=0.0, max=1.0)
-    (model_dir / "preprocessing.json").write_text(json.dumps(fitted))
-    rehash(model_dir, "preprocessing.json")
-    with pytest.raises(ArtifactError) as info:
-        Artifacts.open(model_dir)
-    message = info.value.message
-    assert message.startswith(
-        "manifest.json's features do not match preprocessing.json: feature 'tenure_months' has fill_value "
-        "35.916333333333334, but 0.5 in preprocessing.json; feature 'monthly_charges' has fill_value 75.55892, but 0.5 "
-        "in preprocessing.json; "
-    ), message
-    # Nine numeric features; paperless_billing passes through over a recorded [0, 1], so its fill value is 0.5 already.
-    assert message.count("but 0.5 in preprocessing.json") == 8 and "paperless_billing" not in message, message
-    assert message.endswith(ADVICE), message
 
 
 def _ask(function: Function, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -31,13 +31,9 @@ def test_serving_without_the_fitted_preprocessing_is_rejected_by_verify(tmp_path
     """A server that re-wrote preprocessing by hand (here: no scaling at all) must not pass."""
     model_dir = copy_model("churn", tmp_path / "churn")
     fitted = Preprocessor.load(model_dir / "preprocessing.json")
-    # No scaling at all; min = max = the fitted fill value, which passthrough never uses, so that the manifest's
-    # features (their fill values) still match and only the golden replay can tell (tests/core/test_signature_check).
     unfitted = Preprocessor(
         features=tuple(
-            NumericFeature(name=f.name, op="passthrough", min=f.fill_value, max=f.fill_value)
-            if isinstance(f, NumericFeature)
-            else f
+            NumericFeature(name=f.name, op="passthrough") if isinstance(f, NumericFeature) else f
             for f in fitted.features
         )
     )
