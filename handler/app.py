@@ -49,6 +49,10 @@ CORRELATION_ID_PATH = (
 
 # A health or metadata request has no application metric; that is normal, not worth a warning each time.
 warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+# numpy's OpenBLAS starts a thread per core as it is imported, which spins a while: about 50 ms of a cold start on
+# 2 cores here, and a share of the CPU that Lambda caps below 1,769 MB. The serving path's numpy does no BLAS work
+# (LiteRT and TensorFlow have threads of their own), so one thread; set before the first event imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def event_trigger(event: Any) -> Trigger:
