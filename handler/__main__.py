@@ -1,4 +1,5 @@
-"""Command line: `skewless verify | predict BODY | invoke EVENT | serve | drift SOURCE | export MODEL`
+"""Command line: `skewless verify | predict BODY | invoke EVENT | serve | drift SOURCE | quality CAPTURED LABELS |
+export MODEL`
 (or `python -m handler ...`)."""
 
 from __future__ import annotations
@@ -108,6 +109,19 @@ def _drift(args: argparse.Namespace) -> int:
     return run(args.source, artifacts, threshold, html=args.html)
 
 
+def _quality(args: argparse.Namespace) -> int:
+    from handler.bootstrap import model_dir
+    from handler.core.artifacts import Artifacts
+    from handler.monitoring.quality.report import run
+
+    try:
+        artifacts = Artifacts.open(args.model_dir or model_dir(Settings.from_env()))
+    except SkewlessError as exc:  # exit 1 means "degraded": a model that cannot be read is 2
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    return run(args.captured, args.labels, artifacts, args.problem, args.output, args.baseline)
+
+
 def _digest(args: argparse.Namespace) -> int:
     from handler.core.artifacts import Manifest
 
@@ -169,6 +183,19 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--html", type=Path, help="also write a self-contained page with one plot per feature")
     d.add_argument("--threshold", type=float, help="PSI above which a feature drifted (default: DRIFT_THRESHOLD)")
     d.add_argument("--model-dir", type=Path, help="the model's artifacts (default: MODEL_DIR or MODEL_S3_URI)")
+    q = sub.add_parser(
+        "quality",
+        help="join labels to captured rows by inference id; exit 1 if a metric is worse than training's",
+        description="Print a JSON report of the model's quality on labelled captured rows: the problem type's "
+        "metrics, each against quality_baseline.json (or --baseline), and the slices that fell most. Exit status: "
+        "0 no metric degraded, 1 one did, 2 an input, the model or the baseline cannot be read.",
+    )
+    q.add_argument("captured", help="data capture's JSON Lines: a file, or s3://bucket/prefix/")
+    q.add_argument("labels", help='labels, {"inference_id", "label"} or SageMaker\'s ground truth: a file or s3://...')
+    q.add_argument("--problem", choices=("binary", "multiclass", "regression"), help="default: from the model")
+    q.add_argument("--output", help="the output the labels judge (default: the model's one output)")
+    q.add_argument("--baseline", type=Path, help="a quality baseline (default: the model's quality_baseline.json)")
+    q.add_argument("--model-dir", type=Path, help="the model's artifacts (default: MODEL_DIR or MODEL_S3_URI)")
     g = sub.add_parser("digest", help="print the artifact's manifest digest (what MODEL_DIGEST pins)")
     g.add_argument("model_dir", nargs="*", type=Path, help="artifact folders, one digest a line (default: MODEL_DIR)")
     e = sub.add_parser(
@@ -185,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "invoke": _invoke,
         "serve": _serve,
         "drift": _drift,
+        "quality": _quality,
         "digest": _digest,
         "export": _export,
     }

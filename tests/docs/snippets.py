@@ -33,7 +33,7 @@ PYTHONS = ("python", "py")
 # Programs a runnable shell command may call; python only as `-m handler ...` (not serve), `-m json.tool` or `-c`.
 PROGRAMS = {"curl", "echo", "printf", "gzip", "gunzip", "cat", "head", "tail", "od", "base64", "wc", "grep", "sort"}
 PYTHON_PROGRAMS = {"python", "python3", ".venv/bin/python"}
-HANDLER_COMMANDS = {"verify", "predict", "invoke", "drift"}
+HANDLER_COMMANDS = {"verify", "predict", "invoke", "drift", "quality"}
 LOCAL_URL = re.compile(r"(127\.0\.0\.1|localhost):3000\b")
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)\s*$")

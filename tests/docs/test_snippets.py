@@ -5,7 +5,7 @@
   here the venv may be another worktree's.
 - ```bash / ```sh: one bash process per block, from the repository's root, commands in order as a terminal
   runs them; `curl` goes to one local server started here (`python -m handler serve` on a free port, which
-  replaces 127.0.0.1:3000), `python -m handler verify|predict|invoke|drift` runs. Each command must exit 0.
+  replaces 127.0.0.1:3000), `python -m handler verify|predict|invoke|drift|quality` runs. Each command must exit 0.
 - A `# -> ...` answer is compared with what the command printed; a request that is a golden case of the
   model is also compared with training's answer in that model's golden.json, within its tolerance.
 - A block marked `<!-- snippet: syntax-only -->` is checked by `bash -n` (its `make` targets must exist) or
