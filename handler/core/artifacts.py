@@ -27,12 +27,13 @@ LITERT_FILE = "model.tflite"
 PREPROCESSING_FILE = "preprocessing.json"
 GOLDEN_FILE = "golden.json"
 BASELINE_FILE = "baseline.json"
+QUALITY_FILE = "quality_baseline.json"  # the metrics on held-out data that served labels are compared with
 MANIFEST_FILE = "manifest.json"
 # 3: the manifest carries a digest of its own content.
 MANIFEST_FORMAT = 3
 DIGEST_KEY = "digest"
 # Files the server may read; each present one must be listed in the manifest.
-ARTIFACT_FILES = (MODEL_FILE, LITERT_FILE, PREPROCESSING_FILE, GOLDEN_FILE, BASELINE_FILE)
+ARTIFACT_FILES = (MODEL_FILE, LITERT_FILE, PREPROCESSING_FILE, GOLDEN_FILE, BASELINE_FILE, QUALITY_FILE)
 REQUIRED_FILES = (MODEL_FILE, GOLDEN_FILE)
 # The source of the custom-object modules the export bundled (handler.core.artifact_code): code/<path>.py,
 # each listed in the manifest like any artifact file; a file under code/ that it does not list is refused.

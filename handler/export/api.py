@@ -33,6 +33,7 @@ from handler.core.artifacts import (
     MANIFEST_FORMAT,
     MODEL_FILE,
     PREPROCESSING_FILE,
+    QUALITY_FILE,
     Artifacts,
     library_versions,
     manifest_digest,
@@ -49,6 +50,7 @@ from handler.export import litert
 from handler.export.baseline import write_baseline
 from handler.export.code import bundle, code_hashes, isolated
 from handler.export.keras_model import custom_objects, signature_of
+from handler.export.quality import record_quality
 from handler.export.reference import by_output_name, is_batched, jsonable, predicted, served_otherwise
 
 
@@ -75,6 +77,9 @@ def export_model(
     litert_runtime: bool = True,
     training_data: Mapping[str, Any] | None = None,
     class_names: Sequence[str] | None = None,
+    validation_data: tuple[Mapping[str, Any], Any] | None = None,
+    problem: str | None = None,
+    quality_output: str | None = None,
 ) -> dict[str, Any]:
     """Write the artifacts into `out_dir` (replaced whole, only once all are right); return the manifest.
 
@@ -87,7 +92,11 @@ def export_model(
     raw training features exactly as a client sends them, {feature: array with the batch axis first};
     when given, `baseline.json` describes them and the model's answers to them (the drift watch's reference).
     `class_names`: for a classifier, the name of each score of its one output (two for a single sigmoid
-    score, [negative, positive]); TF Serving's `:classify` then answers with them.
+    score, [negative, positive]); TF Serving's `:classify` then answers with them. `validation_data`: held-out
+    rows and their labels, `(inputs as training_data, labels)`: `quality_baseline.json` holds the model's
+    metrics on them (the reference for labels of served rows, docs/quality.md). `problem` ("binary",
+    "multiclass", "regression") and `quality_output` (the output labels judge, for a model with several): what
+    the labels mean, recorded in the manifest; by default read from class_names, the output and the labels.
     """
     tol = tolerance or Tolerance()
     out = Path(out_dir)
@@ -122,12 +131,18 @@ def export_model(
         cases = [_golden_case(model, case, body, signature, expected) for case, body in cases_in]
         golden = {"format": GOLDEN_FORMAT, "model": name, "version": version, "tolerance": asdict(tol), "cases": cases}
         (staging / GOLDEN_FILE).write_text(json.dumps(golden, indent=1) + "\n")
+        drift = None
         if training_data is not None:
-            write_baseline(staging, model, signature, preprocessor, training_data)
+            drift = write_baseline(staging, model, signature, preprocessor, training_data)
         manifest = _manifest(staging, name, version, description, signature, custom, modules)
         manifest[CODE_KEY] = code.to_dict()
         if class_names is not None:
             manifest["class_names"] = _class_names(class_names, signature)
+        solved = record_quality(
+            staging, model, signature, preprocessor, drift, validation_data, problem, quality_output, class_names
+        )
+        if solved is not None:
+            manifest["problem"] = solved
         manifest["runtimes"] = {"tensorflow": {"golden_passed": True}}
         _write_manifest(staging, manifest)
 
@@ -228,7 +243,7 @@ def _manifest(
 
 def _write_manifest(staging: Path, manifest: dict[str, Any]) -> None:
     """Hash every artifact present, then write the manifest (itself unhashed: it holds the hashes)."""
-    names = (MODEL_FILE, PREPROCESSING_FILE, GOLDEN_FILE, LITERT_FILE, BASELINE_FILE)
+    names = (MODEL_FILE, PREPROCESSING_FILE, GOLDEN_FILE, LITERT_FILE, BASELINE_FILE, QUALITY_FILE)
     manifest["files"] = {f: sha256_of(staging / f) for f in names if (staging / f).is_file()}
     manifest["files"].update(code_hashes(staging))
     manifest[DIGEST_KEY] = manifest_digest(manifest)  # last: it covers every other key

@@ -25,11 +25,14 @@ from handler.monitoring.baseline import Baseline
 PREDICT_BATCH = 1024
 
 
-def training_columns(training_data: Mapping[str, Any], signature: Signature) -> dict[str, np.ndarray]:
-    """The training columns as arrays of the features' dtypes and shapes, or ExportError saying what is wrong."""
+def training_columns(
+    training_data: Mapping[str, Any], signature: Signature, what: str = "training_data"
+) -> dict[str, np.ndarray]:
+    """The training columns (or, `what` says, another set of raw rows) as arrays of the features' dtypes and shapes,
+    or ExportError saying what is wrong."""
     if not isinstance(training_data, Mapping):
         raise ExportError(
-            f"training_data must be a dict of feature -> array (batch axis first), got {type(training_data).__name__}"
+            f"{what} must be a dict of feature -> array (batch axis first), got {type(training_data).__name__}"
         )
     names = signature.feature_names
     unknown = sorted(str(k) for k in training_data if k not in names)
@@ -37,16 +40,16 @@ def training_columns(training_data: Mapping[str, Any], signature: Signature) -> 
     if unknown or missing:
         problems = ([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else [])
         raise ExportError(
-            f"training_data must have exactly the features a client sends ({', '.join(names)}): {'; '.join(problems)}"
+            f"{what} must have exactly the features a client sends ({', '.join(names)}): {'; '.join(problems)}"
         )
-    columns = {f.name: _column(f, training_data[f.name]) for f in signature.features}
+    columns = {f.name: _column(f, training_data[f.name], what) for f in signature.features}
     lengths = {n: len(c) for n, c in columns.items()}
     if len(set(lengths.values())) != 1 or not next(iter(lengths.values())):
-        raise ExportError(f"training_data's features need the same, non-zero number of rows; got {lengths}")
+        raise ExportError(f"{what}'s features need the same, non-zero number of rows; got {lengths}")
     return columns
 
 
-def _column(spec: TensorSpec, values: Any) -> np.ndarray:
+def _column(spec: TensorSpec, values: Any, what: str = "training_data") -> np.ndarray:
     arr = np.asarray(values, dtype=object if spec.kind == "string" else None)
     if spec.shape == (1,) and arr.ndim == 1:  # one value per row for an Input(shape=(1,)), as a client may send it
         arr = arr.reshape(-1, 1)
@@ -54,20 +57,24 @@ def _column(spec: TensorSpec, values: Any) -> np.ndarray:
     if arr.ndim != spec.rank + 1 or any(w is not None and w != g for w, g in zip(spec.shape, shape, strict=True)):
         dims = "".join(f", {'any' if d is None else d}" for d in spec.shape)
         raise ExportError(
-            f"training_data['{spec.name}'] has shape {list(arr.shape)}; a client sends {spec.describe()} per "
+            f"{what}['{spec.name}'] has shape {list(arr.shape)}; a client sends {spec.describe()} per "
             f"example, so it needs [rows{dims}]"
         )
     if spec.kind == "string":
         if not all(v is None or isinstance(v, (str, bytes)) for v in arr.ravel().tolist()):
-            raise ExportError(f"training_data['{spec.name}'] must hold strings, as clients send them")
+            raise ExportError(f"{what}['{spec.name}'] must hold strings, as clients send them")
         return arr
     if arr.dtype.kind not in "biuf":
-        raise ExportError(f"training_data['{spec.name}'] must hold numbers ({spec.dtype}), got {arr.dtype}")
+        raise ExportError(f"{what}['{spec.name}'] must hold numbers ({spec.dtype}), got {arr.dtype}")
     return arr.astype(numpy_dtype(spec.dtype), copy=False)
 
 
 def training_predictions(
-    model: Any, signature: Signature, preprocessor: Preprocessor | None, columns: Mapping[str, np.ndarray]
+    model: Any,
+    signature: Signature,
+    preprocessor: Preprocessor | None,
+    columns: Mapping[str, np.ndarray],
+    what: str = "training_data",
 ) -> dict[str, np.ndarray]:
     """What the trained model answers for the training data, by output name (un-scaled, as served)."""
     if preprocessor is not None:
@@ -81,8 +88,8 @@ def training_predictions(
     try:
         answer = model.predict(x, batch_size=PREDICT_BATCH, verbose=0)
     except Exception as exc:  # Keras' own input errors
-        raise ExportError(f"the model does not run on training_data: {str(exc).strip()[:300]}") from None
-    predictions = by_output_name(answer, signature, "model.predict on training_data")
+        raise ExportError(f"the model does not run on {what}: {str(exc).strip()[:300]}") from None
+    predictions = by_output_name(answer, signature, f"model.predict on {what}")
     if preprocessor is not None and preprocessor.target is not None:  # in training's units, as the server answers
         predictions = preprocessor.target.apply(predictions, signature.output_names)
     return predictions

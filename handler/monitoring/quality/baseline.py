@@ -38,7 +38,6 @@ from handler.monitoring.quality.metrics import (
 )
 from handler.monitoring.quality.problem import Problem
 
-QUALITY_FILE = "quality_baseline.json"
 QUALITY_FORMAT = 1
 RESAMPLES = 1000
 SEED = 0

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from handler.core.artifacts import BASELINE_FILE, Artifacts
+from handler.core.artifacts import BASELINE_FILE, QUALITY_FILE, Artifacts
 from handler.monitoring.baseline import Baseline
-from handler.monitoring.quality.baseline import QUALITY_FILE, QualityBaseline
+from handler.monitoring.quality.baseline import QualityBaseline
 from handler.monitoring.quality.evaluate import Evaluation, evaluate
 from handler.monitoring.quality.join import Joined
 from handler.monitoring.quality.labels import Labels
