@@ -216,6 +216,12 @@ class Function:
         if trigger in HTTP_TRIGGERS:
             return self.http_api.handle(trigger, event, context)  # type: ignore[arg-type]
         if trigger in ("s3", "eventbridge_s3"):
+            labels_prefix = self.settings.labels_prefix
+            if labels_prefix:
+                from handler.triggers import labels  # lazily: only for S3 events, with a labels prefix set
+
+                if labels.names_labels(event, labels_prefix):  # ground truth, joined with the captured rows
+                    return labels.handle_event(event, context, self.started.require(), self.settings)
             from handler.triggers.s3 import job as s3  # lazily: HTTP-only functions never import the file readers
 
             return s3.handle_event(event, context, self.started.require(), self.settings)

@@ -121,6 +121,8 @@ class Settings:
     # s3://bucket/prefix/ that sampled requests and answers are written to; None: nothing is captured.
     capture_s3_uri: str | None = None
     capture_sample_rate: float = 1.0
+    # Objects created under this prefix of a bucket are ground-truth labels, joined with the captured rows (None: off).
+    labels_prefix: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +156,7 @@ class Settings:
             drift_threshold=_float(env, "DRIFT_THRESHOLD", cls.drift_threshold, 1e-6, 100.0),
             capture_s3_uri=env.get("CAPTURE_S3_URI") or None,
             capture_sample_rate=_float(env, "CAPTURE_SAMPLE_RATE", cls.capture_sample_rate, 0.0, 1.0),
+            labels_prefix=env.get("LABELS_PREFIX") or None,
         )
         if 0 < s.drift_window < 100:
             # PSI's noise floor is about (bins - 1) / rows: under 100 rows it reaches the alarm threshold.
@@ -166,7 +169,8 @@ class Settings:
             )
         if s.model_s3_uri is not None and not s.model_s3_uri.startswith("s3://"):
             raise SettingsError(f"MODEL_S3_URI={s.model_s3_uri!r} must look like s3://bucket/prefix/")
-        for key, prefix in (("INPUT_PREFIX", s.input_prefix), ("OUTPUT_PREFIX", s.output_prefix)):
+        prefixes = [("INPUT_PREFIX", s.input_prefix), ("OUTPUT_PREFIX", s.output_prefix)]
+        for key, prefix in prefixes + ([("LABELS_PREFIX", s.labels_prefix)] if s.labels_prefix else []):
             if "*" in prefix or "?" in prefix:
                 # The template grants s3 actions on "bucket/<prefix>*": a wildcard would widen them past the prefix.
                 raise SettingsError(
@@ -177,6 +181,13 @@ class Settings:
                 f"OUTPUT_PREFIX={s.output_prefix!r} and INPUT_PREFIX={s.input_prefix!r} overlap: "
                 f"the function would trigger itself on its own outputs"
             )
+        labels = s.labels_prefix or ""
+        for key, prefix in prefixes if labels else []:
+            if labels.startswith(prefix) or prefix.startswith(labels):
+                raise SettingsError(
+                    f"LABELS_PREFIX={labels!r} and {key}={prefix!r} overlap: labels would be read as rows to "
+                    f"predict, or the function's own outputs as labels"
+                )
         return s
 
     def check_capture(self, env: Mapping[str, str]) -> None:

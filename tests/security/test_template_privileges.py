@@ -1,7 +1,8 @@
 """template.yaml grants least privilege: read from the template itself (CloudFormation tags included).
 
-The function's role may read the input prefix, write only under the output prefix (and read back only its
-completion markers and leases there, and delete only its leases), use its three queues and its own log group;
+The function's role may read the input prefix and the labels prefix, write only under the output prefix (and read
+back only its completion markers and leases there, and the captured rows the labels join, and delete only its
+leases), use its three queues and its own log group;
 no statement names every resource except X-Ray's, whose two actions have no resource-level permissions. The
 Function URL requires IAM auth unless ApiAuth=NONE. The pre-traffic gate may invoke only the function's versions
 and report only to its own deployment group; CodeDeploy's role may move only the live alias, run only the gate and
@@ -27,6 +28,9 @@ OUTPUT = BUCKET_ARN + "/${OutputPrefix}*"
 # and deletes only its leases.
 OUTPUT_MARKERS = OUTPUT + ".done.json"
 OUTPUT_LEASES = OUTPUT + ".checkpoint.json"
+# The labels trigger reads the labels and the captured rows they join (handler/triggers/labels.py).
+LABELS = BUCKET_ARN + "/${LabelsPrefix}*"
+CAPTURED = BUCKET_ARN + "/${OutputPrefix}capture/*"
 S3_READ = {"s3:GetObject", "s3:GetObjectVersion"}
 S3_LIST = {"s3:ListBucket"}
 # Lists the bucket's open multipart uploads (keys and ids, no data) to abort a killed invocation's; no prefix condition.
@@ -85,7 +89,7 @@ def function_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, A
 
 
 # The only '*' a resource may hold: X-Ray's whole '*', and the one after a prefix parameter.
-PREFIX_WILDCARDS = ("${InputPrefix}*", "${OutputPrefix}*")
+PREFIX_WILDCARDS = ("${InputPrefix}*", "${OutputPrefix}*", "${LabelsPrefix}*", "${OutputPrefix}capture/*")
 
 
 def test_no_statement_names_every_resource_except_xray(template: dict[str, Any]) -> None:
@@ -104,7 +108,7 @@ def test_no_statement_names_every_resource_except_xray(template: dict[str, Any])
             assert "*" not in rest and "?" not in rest, f"{where}: a wildcard in {resource} for {sorted(actions)}"
 
 
-@pytest.mark.parametrize("parameter", ["InputPrefix", "OutputPrefix", "BulkResultsPrefix"])
+@pytest.mark.parametrize("parameter", ["InputPrefix", "OutputPrefix", "BulkResultsPrefix", "LabelsPrefix"])
 @pytest.mark.parametrize("value", ["*/", "incoming*/", "in?/", "a/*/"])
 def test_prefix_parameters_refuse_iam_wildcards(template: dict[str, Any], parameter: str, value: str) -> None:
     """OutputPrefix '*/' would make "bucket/${OutputPrefix}*" every key: PutObject on the input too."""
@@ -113,7 +117,7 @@ def test_prefix_parameters_refuse_iam_wildcards(template: dict[str, Any], parame
     assert re.fullmatch(pattern, "incoming/") and re.fullmatch(pattern, "a/b.c_d/")  # plain prefixes still pass
 
 
-@pytest.mark.parametrize("key", ["INPUT_PREFIX", "OUTPUT_PREFIX"])
+@pytest.mark.parametrize("key", ["INPUT_PREFIX", "OUTPUT_PREFIX", "LABELS_PREFIX"])
 @pytest.mark.parametrize("value", ["*/", "incoming*/", "in?/"])
 def test_settings_refuse_wildcard_prefixes(key: str, value: str) -> None:
     other = {"INPUT_PREFIX": "in/", "OUTPUT_PREFIX": "out/"}
@@ -139,9 +143,10 @@ def test_s3_reads_the_input_prefix_and_writes_only_the_output_prefix(template: d
         if action in S3_WRITE:
             assert resources == {OUTPUT}, f"{action} reaches beyond the output prefix: {resources}"
         if action in S3_READ:
-            # Not OUTPUT: the predictions and the captured rows (personal data, maybe) are not the function's to read.
-            assert resources <= {INPUT, OUTPUT_MARKERS, OUTPUT_LEASES}, (
-                f"{action} reaches beyond the input and the markers: {resources}"
+            # Not OUTPUT: the predictions are not the function's to read; of the captured rows (personal data,
+            # maybe) only what joins labels, read by the labels trigger.
+            assert resources <= {INPUT, OUTPUT_MARKERS, OUTPUT_LEASES, LABELS, CAPTURED}, (
+                f"{action} reaches beyond the input, the markers, the labels and the captured rows: {resources}"
             )
         if action in S3_LIST | S3_LIST_UPLOADS:
             assert resources == {BUCKET_ARN}, resources
@@ -277,7 +282,13 @@ def test_codedeploy_may_move_only_the_live_alias_run_only_the_gate_and_read_only
         "lambda:InvokeFunction": {GATE_FUNCTION},
         "cloudwatch:DescribeAlarms": {
             f"GetAtt:{a}.Arn"
-            for a in ("ErrorRateAlarm", "Http5xxRateAlarm", "FeatureDriftAlarm", "PredictionDriftAlarm")
+            for a in (
+                "ErrorRateAlarm",
+                "Http5xxRateAlarm",
+                "FeatureDriftAlarm",
+                "PredictionDriftAlarm",
+                "ModelQualityAlarm",
+            )
         },
     }
     trust = template["Resources"]["DeploymentRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]

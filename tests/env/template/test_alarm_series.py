@@ -2,9 +2,10 @@
 series with the very same namespace, name and set of dimensions, so one dimension more or less on either side and
 the alarm watches nothing (and never rolls back).
 
-The function's EMF lines are made by its own code (handler/observability.py's count_5xx, handler/monitoring/emf.py's
-emit) under the environment Lambda gives a published version invoked through an alias; the alarms are read off
-SAM's transformed template, where `function` is the function's name and `version` the new version.
+The function's EMF lines are made by its own code (handler/observability.py's count_5xx, the emit of
+handler/monitoring/emf.py and of handler/monitoring/quality/emf.py) under the environment Lambda gives a published
+version invoked through an alias; the alarms are read off SAM's transformed template, where `function` is the
+function's name and `version` the new version.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import pytest
 
 from handler.monitoring.drift import Drift, DriftReport
 from handler.monitoring.emf import emit
+from handler.monitoring.quality.baseline import MetricBaseline, QualityBaseline
+from handler.monitoring.quality.emf import emit as quality_emit
+from handler.monitoring.quality.evaluate import Evaluation
+from handler.monitoring.quality.problem import Problem
 from handler.observability import count_5xx
 from tests.env.template.test_template import _translate, _version_id
 from tests.support.samcli import ensure_sam_cli
@@ -97,6 +102,16 @@ def test_the_drift_alarms_watch_the_series_the_drift_watch_emits(
     emitted = _printed(lambda: emit(report))[metric]
     props = template["Resources"][alarm]["Properties"]
     assert (props["Namespace"], props["MetricName"]) == (_namespace(template, emitted), metric)
+    assert _as_emitted(template, props["Dimensions"]) == emitted["dimensions"]
+
+
+def test_the_quality_alarm_watches_the_series_the_labels_trigger_emits(template: dict[str, Any]) -> None:
+    baseline = QualityBaseline("binary", "p", 400, {"accuracy": MetricBaseline(0.8, (0.76, 0.84))})
+    compared, degraded = baseline.compare({"accuracy": 0.7}, 100)
+    evaluation = Evaluation(Problem("binary", "p", 1), 100, 0, 0, {"accuracy": 0.7}, [], compared, degraded, {}, [])
+    emitted = _printed(lambda: quality_emit(evaluation))["ModelQualityDegradation"]
+    props = template["Resources"]["ModelQualityAlarm"]["Properties"]
+    assert (props["Namespace"], props["MetricName"]) == (_namespace(template, emitted), "ModelQualityDegradation")
     assert _as_emitted(template, props["Dimensions"]) == emitted["dimensions"]
 
 

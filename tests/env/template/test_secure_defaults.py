@@ -365,9 +365,11 @@ def test_a_failed_s3_event_goes_to_an_encrypted_queue_whose_depth_alarms(sam: Pa
     resources = template["Resources"]
     (config,) = _of_type(template, "AWS::Lambda::EventInvokeConfig").values()
     props = config["Properties"]
-    # The alias the bucket's notification invokes is the one whose asynchronous invokes have the destination.
-    (notification,) = resources["DataBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
-    alias = resources[notification["Function"]["Ref"]]
+    # The alias the bucket's notifications (inputs, labels) invoke is the one whose asynchronous invokes have the
+    # destination.
+    notifications = resources["DataBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    (alias_id,) = {n["Function"]["Ref"] for n in notifications}
+    alias = resources[alias_id]
     assert alias["Type"] == "AWS::Lambda::Alias" and alias["Properties"]["Name"] == props["Qualifier"] == "live"
     assert props["FunctionName"] == {"Ref": "InferenceFunction"}
     assert props["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": ["S3FailedEventQueue", "Arn"]}}}

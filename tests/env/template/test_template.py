@@ -33,6 +33,8 @@ OPTIONS = {
         "BulkBatchSize=1024",
         "BulkToleratedFailurePercentage=5",
         "BulkResultsPrefix=scored/bulk/",
+        "LabelsPrefix=ground-truth/",
+        "QualityAlarmThreshold=2",
     ],
     "public_function_url": ["ApiAuth=NONE", "EnableFunctionUrl=true"],
     "iam_auth": ["ApiAuth=AWS_IAM"],
@@ -154,6 +156,8 @@ def test_s3_access_is_read_input_prefix_write_output_prefix(translated: dict[str
         "ReleaseOwnLeases",
         "ListOutputPrefixOnly",
         "FindOrphanUploads",
+        "ReadLabelsPrefix",
+        "ReadCapturedRowsForLabels",
     }
     assert _as_list(by_sid["FindOrphanUploads"]["Action"]) == ["s3:ListBucketMultipartUploads"]
     assert _as_list(by_sid["ReadInputPrefix"]["Action"]) == ["s3:GetObject"]
@@ -170,6 +174,11 @@ def test_s3_access_is_read_input_prefix_write_output_prefix(translated: dict[str
     assert _as_list(by_sid["ReleaseOwnLeases"]["Action"]) == ["s3:DeleteObject"]
     assert json.dumps(by_sid["ReleaseOwnLeases"]["Resource"]).endswith(wanted[1])
     assert "s3:PutObject" not in json.dumps([by_sid["ReadInputPrefix"], by_sid["ReadOwnOutputMarkers"]])
+    # The labels trigger reads the labels, and of the output prefix only the captured rows they join.
+    assert _as_list(by_sid["ReadLabelsPrefix"]["Action"]) == _as_list(by_sid["ReadCapturedRowsForLabels"]["Action"])
+    assert _as_list(by_sid["ReadLabelsPrefix"]["Action"]) == ["s3:GetObject"]
+    assert json.dumps(by_sid["ReadLabelsPrefix"]["Resource"]).endswith(_prefix("LabelsPrefix") + '*"')
+    assert json.dumps(by_sid["ReadCapturedRowsForLabels"]["Resource"]).endswith(_prefix("OutputPrefix") + 'capture/*"')
     listing = by_sid["ListOutputPrefixOnly"]
     assert listing["Condition"]["StringLike"]["s3:prefix"] == _prefix("OutputPrefix") + "*", listing
 
@@ -207,10 +216,15 @@ def test_both_apis_reach_the_same_proxy_route(translated: dict[str, Any]) -> Non
     assert "get" in http.get("/", {}) and "get" in rest.get("/", {}), (http.get("/"), rest.get("/"))
 
 
-def test_s3_notification_is_limited_to_the_input_prefix(translated: dict[str, Any]) -> None:
+def test_s3_notification_is_limited_to_the_input_and_the_labels_prefix(translated: dict[str, Any]) -> None:
     bucket = translated["Resources"]["DataBucket"]["Properties"]
-    (config,) = bucket["NotificationConfiguration"]["LambdaConfigurations"]
-    assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": _prefix("InputPrefix")}]
+    inputs, labels = bucket["NotificationConfiguration"]["LambdaConfigurations"]
+    assert inputs["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": _prefix("InputPrefix")}]
+    assert labels["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": _prefix("LabelsPrefix")}]
+    assert inputs["Function"] == labels["Function"]
+    # S3 refuses two configurations of one event whose prefixes overlap; the settings refuse it too.
+    prefixes = [_prefix(p) for p in ("InputPrefix", "OutputPrefix", "LabelsPrefix", "BulkResultsPrefix")]
+    assert not [(a, b) for a in prefixes for b in prefixes if a != b and a.startswith(b)], prefixes
 
 
 def test_function_environment_names_only_variables_the_app_reads(translated: dict[str, Any]) -> None:
@@ -310,8 +324,27 @@ def test_drift_alarms_notify_the_sns_topic_only_when_an_email_is_given(sam: Path
     topic = template["Resources"]["DriftAlarmTopic"]
     assert topic["Condition"] == "HasDriftAlarmTopic"
     assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": "ops@example.com"}]
-    for alarm in ("FeatureDriftAlarm", "PredictionDriftAlarm"):
+    for alarm in ("FeatureDriftAlarm", "PredictionDriftAlarm", "ModelQualityAlarm"):
         assert template["Resources"][alarm]["Properties"]["AlarmActions"] == [{"Ref": "DriftAlarmTopic"}]
+
+
+@pytest.mark.parametrize(("given", "threshold"), [([], 1.0), (["QualityAlarmThreshold=2.5"], 2.5)])
+def test_the_quality_alarm_watches_the_new_versions_degradation_at_its_parameter(
+    sam: Path, given: list[str], threshold: float
+) -> None:
+    """Labels arrive when they do: the alarm reads the version's worst metric over its threshold, and no labels is no
+    alarm. The function learns the labels prefix the bucket notifies it for."""
+    template = _translate(given)
+    props = template["Resources"]["ModelQualityAlarm"]["Properties"]
+    env = template["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
+    assert (props["Namespace"], props["MetricName"]) == (env["POWERTOOLS_METRICS_NAMESPACE"], "ModelQualityDegradation")
+    assert props["Dimensions"] == [
+        {"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]},
+        *_function_and_version(template),
+    ]
+    assert float(props["Threshold"]) == threshold and props["Statistic"] == "Maximum"
+    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["TreatMissingData"] == "notBreaching"
+    assert env["LABELS_PREFIX"] == _prefix("LabelsPrefix")
 
 
 def test_capture_is_off_by_default_and_writes_under_the_output_prefix_when_on(
@@ -340,7 +373,13 @@ CODEDEPLOY_LAMBDA_TYPES = {
     "Linear10PercentEvery10Minutes",
     "AllAtOnce",
 }
-ROLLBACK_ALARMS = ["ErrorRateAlarm", "Http5xxRateAlarm", "FeatureDriftAlarm", "PredictionDriftAlarm"]
+ROLLBACK_ALARMS = [
+    "ErrorRateAlarm",
+    "Http5xxRateAlarm",
+    "FeatureDriftAlarm",
+    "PredictionDriftAlarm",
+    "ModelQualityAlarm",
+]
 
 
 def _sub_text(value: Any) -> str:
