@@ -1,4 +1,5 @@
-"""`python -m handler quality CAPTURED LABELS`: captured rows joined with labels, the metrics against training.
+"""`python -m handler quality CAPTURED LABELS [--html PAGE]`: captured rows joined with labels, the metrics against
+training (and a page of them, `html.py`).
 
 Both are a JSON Lines file or every object under an `s3://bucket/prefix/` (data capture's, say). Prints
 
@@ -107,9 +108,10 @@ def run(
     problem: str | None = None,
     output: str | None = None,
     baseline_path: Path | None = None,
+    html: Path | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """Print the JSON report; 1 if a metric degraded, 2 if something cannot be read."""
+    """Print the JSON report (and write the page); 1 if a metric degraded, 2 if something cannot be read."""
     try:
         evaluation = assess(captured, labels_at, artifacts, problem, output, baseline_path)
     except QualityInputError as exc:
@@ -121,4 +123,12 @@ def run(
     if not evaluation.rows_joined:
         report["warning"] = "no label joined a captured row: are its ids the answers' inference ids? was capture on?"
     print(json.dumps(report, indent=1), file=out or sys.stdout)
+    if html is not None:
+        from handler.monitoring.quality.html import render
+
+        try:
+            html.write_text(render(report))
+        except OSError as exc:
+            print(f"error: {html}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
+            return 2
     return 1 if evaluation.degraded else 0
