@@ -24,7 +24,7 @@ STAGED_MODELS := build-inputs/models
 # More `sam build` options for `make sam-build` (-t TEMPLATE, --build-dir DIR, --use-container, ...).
 SAM_BUILD_ARGS ?=
 
-.PHONY: install clients checkov mutation run test test-fast verify artifacts lint bench audit clean clean-test-state sam-cli validate test-sam image wheelhouse stage-model sam-build
+.PHONY: install clients checkov mutation run test test-fast verify artifacts lint bench bench-images audit clean clean-test-state sam-cli validate test-sam image wheelhouse stage-model sam-build
 
 $(STAMP): pyproject.toml
 	@echo "installing Python dependencies into $(VENV) (first run or a changed pyproject.toml; about 1-2 minutes)"
@@ -104,6 +104,10 @@ artifacts: install  ## retrain the reference models; a golden output that change
 bench: install  ## cold start, warm latency, S3 throughput: writes benchmarks/RESULTS.md
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) -m benchmarks.run
+
+bench-images: install  ## cold starts in both images, capped as Lambda at 1,024 MB, under the emulator (Docker; ~3 min)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m benchmarks.run --only image_cold
 
 mutation: install  ## plant each realistic bug of scripts/mutants.py in a copy of the tree; every one must be caught
 	$(PY) scripts/mutation_check.py --json .work/mutation.json

@@ -2,7 +2,7 @@
 
 - `warm_breakdown`: one churn example through an HTTP API v2 event, and where its time goes: the
   whole `lambda_handler`, `HttpApi.handle` without Powertools' Logger and Metrics decorators, the
-  Powertools resolver on a route that does nothing (`GET /v2/health/live`), the body's parsing, the
+  routing on a route that does nothing (`GET /v2/health/live`), the body's parsing, the
   core's own time (`Service.predict_v1` on the parsed body: coercion, preprocessing, forward pass,
   answer, drift watch) and the forward pass alone.
 - `warm_ratios`: 32 `digits` images and 1,024 churn rows through an HTTP API v2 event, next to
