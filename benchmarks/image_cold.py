@@ -118,12 +118,23 @@ def _base_image(engine: Any) -> str:
 
 
 def _baseline_context(folder: Path) -> Path | None:
-    """The whole tree at BASELINE (its Dockerfile, handler/, artifacts), to build its image; None without the commit."""
+    """The tree at BASELINE, to build its image; None without the commit.
+
+    Built with today's Dockerfile less its compileall step (issue 24's): BASELINE's own Dockerfile set an ENV
+    MODEL_DIR that hid the build argument from its COPY, which this engine's builder does not build, and what
+    else changed in it (where the model is staged) does not touch a cold start.
+    """
     if baseline_tree(folder) is None:  # handler/ alone: whether this clone has the commit
         return None
     archive = subprocess.run(["git", "archive", BASELINE], cwd=ROOT, capture_output=True, check=True)
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
         tar.extractall(folder, filter="data")
+    lines = (ROOT / "Dockerfile").read_text().splitlines(keepends=True)
+    step = next(i for i, line in enumerate(lines) if "compileall" in line)
+    start = step
+    while start > 0 and lines[start - 1].startswith("#"):  # its comment too
+        start -= 1
+    (folder / "Dockerfile").write_text("".join(lines[:start] + lines[step + 1 :]))
     return folder
 
 
