@@ -113,8 +113,8 @@ mutation: install  ## plant each realistic bug of scripts/mutants.py in a copy o
 	$(PY) scripts/mutation_check.py --json .work/mutation.json
 
 lint: install sam-cli checkov  ## ruff, mypy, and checkov on SAM's transformed template (skips justified in .checkov.yaml)
-	$(VENV)/bin/ruff check handler training tests
-	$(VENV)/bin/mypy handler training
+	$(VENV)/bin/ruff check handler training tests benchmarks scripts
+	$(VENV)/bin/mypy handler training benchmarks scripts
 	mkdir -p .work && $(SAM_VENV)/bin/python tests/support/translate_template.py template.yaml > .work/template.transformed.json
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml -f .work/template.transformed.json
 

@@ -56,7 +56,7 @@ QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3", "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERT
 INVOKE = "/2015-03-31/functions/function/invocations"
 
 # What each image is measured with: (label, cold.py probe, SERVING_RUNTIME or None, more environment).
-PROBES = {
+PROBES: dict[str, tuple[tuple[str, str, str | None, dict[str, str]], ...]] = {
     "litert": (
         ("LiteRT floor", "floor_litert", None, {}),
         ("LiteRT floor, one BLAS thread", "floor_litert", None, ONE_BLAS_THREAD),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import time
@@ -140,9 +141,9 @@ def warm_ratios(repeats: dict[str, int] | None = None) -> dict[str, Any]:
         ctx = Context()
         assert handler(event, ctx)["statusCode"] == 200
         steps: dict[str, Callable[[], Any]] = {
-            "handler": lambda h=handler, e=event, c=ctx: h(e, c),
-            "json_loads": lambda b=body: json.loads(b),
-            "forward": lambda f=forward, x=inputs: f(x),
+            "handler": functools.partial(handler, event, ctx),
+            "json_loads": functools.partial(json.loads, body),
+            "forward": functools.partial(forward, inputs),
         }
         with _emf_to_devnull():
             medians = _interleaved(steps, repeats.get(label, 200), after=lambda: None)

@@ -102,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{'caught  ' if caught else 'SURVIVED'}  {m.area:<14} {m.name}  ({seconds:.0f} s: {tail})", flush=True
             )
-    caught = sum(r["caught"] for r in results)
-    print(f"\n{caught} of {len(results)} mutants caught")
+    n_caught = sum(1 for r in results if r["caught"])
+    print(f"\n{n_caught} of {len(results)} mutants caught")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"caught": caught, "total": len(results), "mutants": results}, indent=1))
-    return 0 if caught == len(results) else 1
+        args.json.write_text(json.dumps({"caught": n_caught, "total": len(results), "mutants": results}, indent=1))
+    return 0 if n_caught == len(results) else 1
 
 
 if __name__ == "__main__":
