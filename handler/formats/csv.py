@@ -3,27 +3,33 @@
 A CSV needs a header naming every feature (any order) and suits models whose features are all
 scalars, or of shape [1] (tabular models). The header is read here, with the standard library, so a missing,
 repeated or unknown column rejects the file by name before any row is parsed. The rows are then
-streamed by `pyarrow.csv.open_csv` in blocks, every cell read as text; `formats/arrow.py` casts the
-numbers with `pyarrow.compute` and judges what does not cast with the coercer, cell by cell.
-Cells are text by nature, so numbers are parsed from them whatever NUMERIC_STRINGS says.
+cut into blocks where pyarrow's streaming reader would cut them (`formats/csv_blocks.py`), and the
+blocks are parsed by pyarrow on `PARSE_THREADS` threads at once, every cell read as text, and
+handed on in file order; `formats/arrow.py` casts the numbers with `pyarrow.compute` and judges
+what does not cast with the coercer, cell by cell. Cells are text by nature, so numbers are parsed
+from them whatever NUMERIC_STRINGS says.
 
 Where each row is in the file: `row` counts the records after the header from 0, in file order,
 good and refused alike; blank lines (and lines of spaces) are not rows, and a quoted value with a
 line break is still one row. A record with the wrong number of fields is refused with its row
-number too: pyarrow numbers the records it refuses (when it parses on one thread, which this
-reader does), and that number places the record among the rows. No `line` is reported: pyarrow's
+number too: pyarrow numbers the records it refuses (when it parses on one thread, as each block
+is parsed), and that number, counted from the block's first record, places the record among the
+rows, and the rows of the blocks before place the block. No `line` is reported: pyarrow's
 number counts records, skipping blank lines, so it is not a line number, and pyarrow says
 nothing of where a good record starts.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
+import os
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -35,13 +41,28 @@ from handler.core.coerce import Coercer
 from handler.core.signature import TensorSpec
 from handler.errors import FieldError
 from handler.formats.arrow import ArrowPredictions, ToSink, batch_chunk
-from handler.formats.base import Chunk, FileRejected, Format, ObjectSource, RowError, Sink, split_chunk, text_coercer
+from handler.formats.base import (
+    Chunk,
+    FileRejected,
+    Format,
+    ObjectSource,
+    RowError,
+    Sink,
+    row_order,
+    split_chunk,
+    text_coercer,
+)
+from handler.formats.csv_blocks import blocks
 from handler.formats.long_rows import MAX_ROW_BYTES, TOO_LONG, LongRowsCut
 
 # Bytes pyarrow parses at a time. A line longer than this is cut out before (a row error of its own,
 # formats/long_rows.py); a record of many lines (quoted line breaks) much longer cannot be read: the file is
 # rejected, saying so.
 BLOCK_BYTES = 4 << 20
+# Blocks parsed at once. Two cores (Lambda gives two from 1,769 MB on, at 1 vCPU of time up to 1,769 MB, 1.7 at 3,008):
+# with spare time on the second core, the file is parsed while the model and the writers run; at one vCPU the two
+# threads only share it. At most one more block is read ahead of them.
+PARSE_THREADS = max(1, min(2, os.cpu_count() or 1))
 # A header longer than this is not a header.
 MAX_HEADER_BYTES = 1 << 20
 _BOM = b"\xef\xbb\xbf"
@@ -57,121 +78,131 @@ def check_csv_model(coercer: Coercer) -> None:
         )
 
 
-def csv_chunks(reader: BinaryIO, coercer: Coercer, chunk_rows: int, block_bytes: int = BLOCK_BYTES) -> Iterator[Chunk]:
+def csv_chunks(
+    reader: BinaryIO, coercer: Coercer, chunk_rows: int, block_bytes: int = BLOCK_BYTES, threads: int = PARSE_THREADS
+) -> Iterator[Chunk]:
     """Stream a CSV with a header into chunks of at most `chunk_rows` parsed rows (and the refused records among them).
 
-    `reader` is read from its current position: the header first, then pyarrow reads the rest.
+    `reader` is read from its current position: the header first, then the rows, a block at a time.
     """
     header = _read_header(reader)
     if header is None:
         return
     names = _check_header(header, coercer)
     longest = min(MAX_ROW_BYTES, block_bytes)  # pyarrow parses a record over two blocks at most
-    records = _Records(len(names), longest)
-    paced = _Paced(LongRowsCut(reader, len(names), longest), block_bytes)
+    convert = pacsv.ConvertOptions(
+        column_types={name: _text_type(name, coercer) for name in names},
+        include_columns=list(coercer.names),
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    parse = partial(_parse_block, names=names, coercer=coercer, longest=longest, convert=convert)
+    offset = 0  # rows in the blocks before
+    refused: list[RowError] = []  # records of the wrong width not yet handed on, in row order
     try:
-        stream = pacsv.open_csv(
-            paced,
-            # One thread: pyarrow numbers the records it refuses only then, and the numbers place them among the rows.
-            read_options=pacsv.ReadOptions(column_names=names, block_size=block_bytes, use_threads=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=records.refuse),
-            convert_options=pacsv.ConvertOptions(
-                column_types={name: _text_type(name, coercer) for name in names},
-                include_columns=list(coercer.names),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        while True:
-            try:
-                with paced.taking():
-                    batch = stream.read_next_batch()
-            except StopIteration:
-                break
-            if not batch.num_rows:
-                continue
-            rows = records.rows_of_next(batch.num_rows)
-            # The whole block is converted at once (pyarrow's and numpy's calls cost the same for 8k rows as for
-            # 50k), then handed on in chunks of chunk_rows.
-            whole = batch_chunk(batch, rows, coercer, errors=records.malformed_before(int(rows[-1])))
-            yield from split_chunk(whole, chunk_rows)
-        rest = records.malformed_before(None)
-        for start in range(0, len(rest), chunk_rows):
-            yield Chunk({}, np.empty(0, dtype=np.int64), None, rest[start : start + chunk_rows])
+        for block in _in_order(blocks(LongRowsCut(reader, len(names), longest), block_bytes), parse, threads):
+            refused += _moved(block.refused, offset)
+            if block.chunk is not None:
+                # A refused record goes with the good rows around it: with this block's if it comes before its last.
+                last = block.last + offset
+                due = [e for e in refused if int(e.row or 0) < last]
+                refused = refused[len(due) :]
+                chunk = block.chunk
+                whole = Chunk(
+                    chunk.columns,
+                    chunk.rows + offset if offset else chunk.rows,
+                    chunk.lines,
+                    sorted([*due, *_moved(chunk.errors, offset)], key=row_order),
+                    chunk.coded,
+                )
+                # The whole block is converted at once (pyarrow's and numpy's calls cost the same for 8k rows as for
+                # 50k), then handed on in chunks of chunk_rows.
+                yield from split_chunk(whole, chunk_rows)
+            offset += block.rows
+        for start in range(0, len(refused), chunk_rows):
+            yield Chunk({}, np.empty(0, dtype=np.int64), None, refused[start : start + chunk_rows])
     except pa.ArrowInvalid as exc:
-        if "Empty CSV file" in str(exc):
-            return  # a header and nothing after it, not even a line break: no rows
         raise _rejection(exc) from None
-    finally:
-        paced.release()  # a reader left early: pyarrow's read-ahead thread must not wait for batches no one takes
 
 
-class _Paced(io.RawIOBase):
-    """The byte stream, read by pyarrow's read-ahead no more than `ahead` blocks past the batches taken.
+@dataclass
+class _Block:
+    """One block parsed and judged, its rows counted from its own first record."""
 
-    pyarrow's streaming CSV reader reads up to 32 blocks ahead on its own I/O thread: 128 MiB
-    with 4 MiB blocks, the whole of a smaller file, whatever the model keeps up with. Here its
-    reads wait while `ahead` blocks are read and not yet taken as batches. While a batch is being
-    taken one more block may be read, and past that a read waits at most `STALL` seconds: a row
-    longer than the blocks allowed needs them, and waiting for ever then would be a deadlock.
+    chunk: Chunk | None  # its good records (None: it has none), those the coercer refuses among its errors
+    last: int  # the row of its last good record, judged good or not
+    refused: list[RowError]  # its records of the wrong width (or too long)
+    rows: int  # its rows: good and refused records (a line of spaces is none)
+
+
+def _parse_block(
+    data: bytes, names: list[str], coercer: Coercer, longest: int, convert: pacsv.ConvertOptions
+) -> _Block:
+    """One record-aligned block through pyarrow, on one thread (so it numbers the records it refuses), then judged."""
+    records = _Records(len(names), longest)
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=names, block_size=len(data) + 1, use_threads=False),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=records.refuse),
+        convert_options=convert,
+    )
+    refused = records.malformed_before(None)
+    if not table.num_rows:
+        return _Block(None, -1, refused, len(refused))
+    batches = table.to_batches()
+    batch = batches[0] if len(batches) == 1 else table.combine_chunks().to_batches()[0]
+    rows = records.rows_of_next(batch.num_rows)
+    return _Block(batch_chunk(batch, rows, coercer), int(rows[-1]), refused, batch.num_rows + len(refused))
+
+
+def _moved(errors: list[RowError], offset: int) -> list[RowError]:
+    """Row errors numbered from a block's first record, renumbered from the file's (in place)."""
+    if offset:
+        for e in errors:
+            e.row = int(e.row or 0) + offset
+    return errors
+
+
+def _in_order(source: Iterator[bytes], parse: Callable[[bytes], _Block], threads: int) -> Iterator[_Block]:
+    """parse(block) for every block of `source`, on `threads` threads, handed on in order.
+
+    At most `threads + 1` blocks are read and not yet handed on: the next is read only when one is taken, so
+    memory follows the blocks, not the file. A fault of the source (a record too long) is raised in its turn,
+    after the blocks before it, as the sequential reader raised it.
     """
-
-    STALL = 0.05
-
-    def __init__(self, raw: io.RawIOBase, block_bytes: int, ahead: int = 2) -> None:
-        self._raw, self._block, self._ahead = raw, block_bytes, ahead
-        self._turn = threading.Condition()
-        self._read = 0
-        self._taken = 0
-        self._taking = False
-        self._released = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        with self._turn:
-            while not self._released:
-                allowed = (self._taken + self._ahead + (1 if self._taking else 0)) * self._block
-                if self._read < allowed:
-                    break
-                if not self._turn.wait(self.STALL) and self._taking:
-                    break  # a batch is being taken and still needs bytes: let them through
-            if self._released:
-                return 0  # the reader was closed: end of stream for pyarrow's thread
-        n = self._raw.readinto(buffer) or 0  # straight into pyarrow's buffer: no bytes object in between
-        with self._turn:
-            self._read += n
-        return n
-
-    @contextlib.contextmanager
-    def taking(self) -> Iterator[None]:
-        with self._turn:
-            self._taking = True
-            self._turn.notify_all()
+    pending: deque[Future[_Block]] = deque()
+    failed: pa.ArrowInvalid | None = None
+    done = False
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="csv-parse") as pool:
         try:
-            yield
+            while True:
+                while not done and len(pending) <= threads:
+                    try:
+                        data = next(source)
+                    except StopIteration:
+                        done = True
+                    except pa.ArrowInvalid as exc:
+                        failed, done = exc, True
+                    else:
+                        pending.append(pool.submit(parse, data))
+                if not pending:
+                    break
+                yield pending.popleft().result()
+            if failed is not None:
+                raise failed
         finally:
-            with self._turn:
-                self._taking = False
-                self._taken += 1
-
-    def release(self) -> None:
-        with self._turn:
-            self._released = True
-            self._turn.notify_all()
+            for future in pending:  # a reader left early: blocks not begun are dropped, those begun end soon
+                future.cancel()
 
 
 class _Records:
-    """Every record's row number, from pyarrow's record numbers.
+    """Every record's row number in one block, from pyarrow's record numbers.
 
-    pyarrow numbers the records after the header from 1, skipping empty lines (a quoted line
-    break inside a record does not start a new one). Good records arrive in batches, without
-    numbers; refused ones (a wrong number of fields) through `refuse`, with theirs, before the
-    batch they fall in. So the good records of a batch take the next numbers that no refused
-    record took, and a record's row is its number less one, less the lines of spaces before it.
-    pyarrow may parse the next block on its own thread while a batch is taken: `refuse` is called
-    from there, hence the lock.
+    pyarrow numbers the records it parses from 1, skipping empty lines (a quoted line break inside
+    a record does not start a new one). Good records arrive in a batch, without numbers; refused
+    ones (a wrong number of fields) through `refuse`, with theirs, before it. So the good records
+    take the numbers that no refused record took, and a record's row is its number less one, less
+    the lines of spaces before it: counted from the block's first record.
     """
 
     def __init__(self, width: int, longest: int = MAX_ROW_BYTES) -> None:
@@ -184,7 +215,7 @@ class _Records:
 
     def refuse(self, row: pacsv.InvalidRow) -> str:
         """pyarrow's invalid_row_handler: note the record, skip it."""
-        if row.number is None:  # only when parsing on several threads, which csv_chunks never does
+        if row.number is None:  # only when pyarrow parses on several threads, which a block never is
             raise FileRejected("the CSV reader could not number its rows")
         with self._lock:
             self.refused.append(int(row.number))
