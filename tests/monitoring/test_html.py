@@ -19,7 +19,7 @@ from handler.__main__ import main
 from tests.conftest import ROOT, LambdaContext
 from tests.monitoring import data
 from tests.monitoring.conftest import http_event, make_function
-from tests.monitoring.test_report import write_csv, write_parquet
+from tests.monitoring.test_report import DIGIT_NAMES, digit_capture, named_digits, write_csv, write_parquet
 from tests.support.docker_engine import apt_install, silent_step
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -58,8 +58,8 @@ def browser() -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def page_for(tmp_path: Path, model: str, source: Path | str) -> Path:
-    page = tmp_path / f"{model}.html"
+def page_for(tmp_path: Path, model: str | Path, source: Path | str) -> Path:
+    page = tmp_path / f"{Path(model).name}.html"
     status = main(["drift", str(source), "--html", str(page), "--model-dir", str(ROOT / "model_artifacts" / model)])
     assert status in (0, 1) and page.is_file()
     return page
@@ -110,5 +110,24 @@ def test_a_tensor_models_page_renders_its_features_and_predictions(
 def test_a_page_with_nothing_drifted_says_so(browser: Any, tmp_path: Path) -> None:
     page = page_for(tmp_path, "sensor", write_parquet(tmp_path / "s.parquet", data.sensor_readings(1000, 953)))
     assert open_page(browser, page) == []
-    assert browser.find_element("id", "verdict").text == "No feature drifted."
+    verdict = browser.find_element("id", "verdict").text
+    assert verdict == "Nothing drifted. No prediction was read (only data capture records carry them)."
     assert [(name, drifted) for name, drifted, _ in figures(browser)] == [("readings", False)]
+
+
+def test_a_headline_counts_drifted_predictions_and_a_classifiers_table_names_its_classes(
+    browser: Any, tmp_path: Path
+) -> None:
+    # Digits 0-4 only: the image holds, the answers drift (and the command exits 1, as the headline must say).
+    source, _ = digit_capture(tmp_path / "capture.jsonl", 1000, 954, classes=5)
+    page = page_for(tmp_path, named_digits(tmp_path), source)
+    assert open_page(browser, page) == []
+    assert browser.find_element("id", "verdict").text == "No feature drifted; 1 prediction drifted: output_0."
+    assert [(name, drifted) for name, drifted, _ in figures(browser, "svg.output-plot")] == [("output_0", True)]
+    rows = browser.find_elements("css selector", "figure[data-name=output_0] table.classes tr[data-class]")
+    assert [r.get_attribute("data-class") for r in rows] == DIGIT_NAMES
+    cells = {r.get_attribute("data-class"): [td.text for td in r.find_elements("css selector", "td")] for r in rows}
+    assert cells["nine"][0] == "nine" and all(c.endswith("%") for c in cells["nine"][1:3])
+    caption = browser.find_element("css selector", "figure[data-name=output_0] .kind").text
+    assert caption.startswith("(tensor, class ") and caption[len("(tensor, class ") : -1] in DIGIT_NAMES
+    browser.save_screenshot(str(ROOT / ".work" / "drift_report_digits_classes.png"))

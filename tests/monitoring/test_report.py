@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from handler.__main__ import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, LambdaContext
 from tests.monitoring import data
-from tests.support.artifacts import write_manifest
+from tests.monitoring.conftest import http_event, make_function
+from tests.support.artifacts import edit_manifest, write_manifest
 
 CHURN = ROOT / "model_artifacts" / "churn"
 
@@ -201,3 +203,68 @@ def test_the_command_does_not_import_tensorflow(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.stderr.strip().splitlines()[-1] == "False", done.stderr[-2000:]
     assert np.isfinite(json.loads(done.stdout)["features"]["age"]["score"])
+
+
+DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def digit_capture(path: Path, n: int, seed: int, classes: int = 10) -> tuple[Path, np.ndarray]:
+    """Capture records of digits (only the first `classes` of them) with what the served model answered."""
+    from training import digits
+
+    images, labels = digits.generate(3 * n, seed)
+    images = images[labels < classes][:n]
+    handler = make_function("digits").handler()
+    scores: list[list[float]] = []
+    for start in range(0, n, 250):
+        body = {"instances": images[start : start + 250].tolist()}
+        answer = handler(http_event("/v1/models/digits:predict", body), LambdaContext())
+        scores += json.loads(answer["body"])["predictions"]
+    records = [{"instance": {"image": images[i].tolist()}, "outputs": {"output_0": scores[i]}} for i in range(n)]
+    return write_jsonl(path, records), np.asarray(scores)
+
+
+def named_digits(tmp_path: Path) -> Path:
+    """The digits model with class names in its manifest, as export_model(..., class_names=...) records them."""
+    folder = tmp_path / "digits"
+    shutil.copytree(ROOT / "model_artifacts" / "digits", folder)
+    edit_manifest(folder, lambda m: m.update(class_names=DIGIT_NAMES))
+    return folder
+
+
+def test_a_classifiers_outputs_are_told_by_class_named_from_the_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Only digits 0-4 served: the image barely moves, the answers do, and the classes say which.
+    path, scores = digit_capture(tmp_path / "capture.jsonl", 1000, 812, classes=5)
+    status, report, _ = drift(capsys, str(path), model=str(named_digits(tmp_path)))
+    assert status == 1 and report["predictions_drifted"] == ["output_0"]
+    output = report["outputs"]["output_0"]
+    assert "mean" not in output, "a softmax's mean over every score is 1/10 whatever is served"
+    classes = output["classes"]
+    assert list(classes) == DIGIT_NAMES
+    trained = json.loads((ROOT / "model_artifacts" / "digits" / "baseline.json").read_text())
+    top = np.bincount(scores.argmax(axis=1), minlength=10)
+    trained_means = trained["outputs"]["output_0"]["mean"]
+    for i, name in enumerate(DIGIT_NAMES):
+        assert classes[name]["mean_share"] == pytest.approx(scores[:, i].mean(), abs=1e-6), name
+        assert classes[name]["training_mean_share"] == pytest.approx(trained_means[i], abs=1e-6), name
+        assert (classes[name]["top_rows"], classes[name]["top_share"]) == (top[i], pytest.approx(top[i] / 1000)), name
+    assert sum(classes[n]["top_rows"] for n in DIGIT_NAMES[5:]) < 50, "few rows of a digit never served are topped"
+
+
+def test_without_class_names_a_softmax_is_told_by_class_index(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, scores = digit_capture(tmp_path / "capture.jsonl", 500, 813)
+    _, report, _ = drift(capsys, str(path), model="digits")
+    classes = report["outputs"]["output_0"]["classes"]
+    assert list(classes) == [str(i) for i in range(10)]
+    assert classes["3"]["mean_share"] == pytest.approx(scores[:, 3].mean(), abs=1e-6)
+
+
+def test_scores_that_are_no_probabilities_are_not_told_by_class(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path, scores = digit_capture(tmp_path / "capture.jsonl", 300, 814)
+    logits = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in logits:
+        record["outputs"]["output_0"] = [4.0 * s - 1.0 for s in record["outputs"]["output_0"]]  # not in [0, 1]
+    _, report, _ = drift(capsys, str(write_jsonl(tmp_path / "logits.jsonl", logits)), model="digits")
+    assert "classes" not in report["outputs"]["output_0"] and "mean" in report["outputs"]["output_0"]

@@ -12,6 +12,7 @@ import math
 from html import escape
 
 from handler.monitoring.drift import Drift, Reference
+from handler.monitoring.report.classes import ClassShare
 from handler.monitoring.report.outcome import Outcome
 
 WIDTH, HEIGHT, PAD_BOTTOM, PAD_TOP = 340, 150, 34, 8
@@ -30,6 +31,9 @@ figcaption{font-size:13px;margin-bottom:4px}.name{font-weight:600}.badge{color:#
 border-radius:3px;padding:0 4px;font-size:11px;margin-left:4px}.rates{color:#5f6368;font-size:12px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
 .legend span:first-child{margin-left:0}
+table.classes{border-collapse:collapse;font-size:12px;margin-top:6px;width:100%}
+.classes th,.classes td{padding:1px 4px;text-align:right}
+.classes th:first-child,.classes td:first-child{text-align:left}
 """
 )
 
@@ -37,13 +41,7 @@ border-radius:3px;padding:0 4px;font-size:11px;margin-left:4px}.rates{color:#5f6
 def render(outcome: Outcome) -> str:
     """The whole page for one report."""
     report, baseline = outcome.report, outcome.baseline
-    drifted = report.drifted_names()
     title = f"Drift report: {escape(outcome.model)} v{escape(outcome.version)}"
-    verdict = (
-        f"<strong>{len(drifted)} feature(s) drifted:</strong> {escape(', '.join(drifted))}"
-        if drifted
-        else "<strong>No feature drifted.</strong>"
-    )
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -52,7 +50,7 @@ def render(outcome: Outcome) -> str:
         f"<h1>{title}</h1>",
         f'<p class="summary">{escape(outcome.source)}: {report.rows} rows read, {outcome.rejected_rows} rejected. '
         f"Distance: population stability index (PSI) over the training bins; drifted above {report.threshold:g}.</p>",
-        f'<p id="verdict">{verdict}</p>',
+        f'<p id="verdict">{verdict(outcome)}</p>',
         f'<p class="legend"><span style="background:{TRAINING}"></span>training'
         f'<span style="background:{SERVED}"></span>served<span style="background:{DRIFTED}"></span>served, drifted. '
         "Bar heights are the square root of each bin's share, so that small bins stay visible.</p>",
@@ -60,9 +58,25 @@ def render(outcome: Outcome) -> str:
         _grid(report.features, baseline.features, "feature-plot"),
     ]
     if report.outputs:
-        parts += ["<h2>Predictions</h2>", _grid(report.outputs, baseline.outputs, "output-plot")]
+        parts += ["<h2>Predictions</h2>", _grid(report.outputs, baseline.outputs, "output-plot", outcome.classes)]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def verdict(outcome: Outcome) -> str:
+    """The headline: what drifted, features and predictions both (the exit status counts both)."""
+    features, outputs = outcome.report.drifted_names(), outcome.report.drifted_names("outputs")
+    if not features and not outputs:
+        unread = "" if outcome.report.outputs else " No prediction was read (only data capture records carry them)."
+        return "<strong>Nothing drifted.</strong>" + unread
+    said = [
+        f"<strong>{len(names)} {what}{'s' if len(names) > 1 else ''} drifted:</strong> {escape(', '.join(names))}."
+        for names, what in ((features, "feature"), (outputs, "prediction"))
+        if names
+    ]
+    if not features:
+        said.insert(0, "No feature drifted;")
+    return " ".join(said)
 
 
 def _order(drifts: dict[str, Drift]) -> list[Drift]:
@@ -72,13 +86,19 @@ def _order(drifts: dict[str, Drift]) -> list[Drift]:
     return sorted(drifts.values(), key=key)
 
 
-def _grid(drifts: dict[str, Drift], refs: dict[str, Reference], css: str) -> str:
-    return '<div class="grid">' + "".join(_figure(d, refs[d.name], css) for d in _order(drifts)) + "</div>"
+def _grid(
+    drifts: dict[str, Drift], refs: dict[str, Reference], css: str, classes: dict[str, list[ClassShare]] | None = None
+) -> str:
+    found = classes or {}
+    figures = (_figure(d, refs[d.name], css, found.get(d.name)) for d in _order(drifts))
+    return '<div class="grid">' + "".join(figures) + "</div>"
 
 
-def _figure(d: Drift, ref: Reference, css: str) -> str:
+def _figure(d: Drift, ref: Reference, css: str, classes: list[ClassShare] | None = None) -> str:
     score = "no value served" if math.isnan(d.score) else f"PSI {d.score:.3f}"
     where = f", channel {d.channel}" if d.channel is not None else ""
+    if classes and d.channel is not None and d.channel < len(classes):
+        where = f", class {escape(classes[d.channel].name)}"  # a classifier's channels are its classes
     badge = '<span class="badge">drifted</span>' if d.drifted else ""
     rates = [
         f"{label} {value:.1%}"
@@ -96,7 +116,22 @@ def _figure(d: Drift, ref: Reference, css: str) -> str:
         + "</figcaption>"
     )
     cls = "drifted" if d.drifted else ""
-    return f'<figure class="{cls}" data-name="{escape(d.name)}">{caption}{_bars(d, ref, css)}</figure>'
+    table = _class_table(classes) if classes else ""
+    return f'<figure class="{cls}" data-name="{escape(d.name)}">{caption}{_bars(d, ref, css)}{table}</figure>'
+
+
+def _class_table(classes: list[ClassShare]) -> str:
+    """Per class: its mean share in training and served, and the served rows it topped."""
+    rows = []
+    for c in classes:
+        t = c.training_mean_share
+        rows.append(
+            f'<tr data-class="{escape(c.name)}"><td>{escape(c.name)}</td>'
+            f"<td>{'' if t is None else f'{t:.1%}'}</td><td>{c.mean_share:.1%}</td>"
+            f"<td>{c.top_rows} ({c.top_share:.1%})</td></tr>"
+        )
+    head = "<tr><th>class</th><th>training mean</th><th>served mean</th><th>top class of</th></tr>"
+    return f'<table class="classes">{head}{"".join(rows)}</table>'
 
 
 def _bars(d: Drift, ref: Reference, css: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 
 from handler.monitoring.baseline import Baseline
 from handler.monitoring.drift import BINS, DriftReport
+from handler.monitoring.report.classes import ClassShare
 
 # Rows under which PSI's noise floor, about (bins - 1) / rows, nears the threshold: said in the report.
 MIN_ROWS = 1000
@@ -25,6 +26,11 @@ class Outcome:
     files: list[str] = field(default_factory=list)
     rejected_rows: int = 0
     rejected_examples: list[str] = field(default_factory=list)
+    classes: dict[str, list[ClassShare]] = field(default_factory=dict)  # a classifier's outputs, by class
+
+    def drifted(self) -> bool:
+        """Whether a feature or a prediction drifted: the exit status and the page's headline both say this."""
+        return bool(self.report.drifted_names() or self.report.drifted_names("outputs"))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -40,6 +46,11 @@ class Outcome:
         if not self.report.outputs:
             body.pop("outputs")
             body.pop("predictions_drifted")
+        for name, found in self.classes.items():
+            # A softmax's mean over every score is 1/k whatever was served: the classes say what moved.
+            output = body["outputs"][name]
+            output.pop("mean", None)
+            output["classes"] = {c.name: c.to_dict() for c in found}
         out.update(body)
         if self.report.rows < MIN_ROWS:
             out["warning"] = (

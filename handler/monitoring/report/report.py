@@ -24,6 +24,7 @@ from handler.core.artifacts import BASELINE_FILE, Artifacts
 from handler.core.coerce import CoercePolicy, Coercer
 from handler.monitoring.baseline import Baseline
 from handler.monitoring.drift import Tally
+from handler.monitoring.report.classes import ClassTally, shares, watched
 from handler.monitoring.report.outcome import EXAMPLES, Outcome
 from handler.monitoring.report.readers import DriftInputError, read, sources
 
@@ -51,6 +52,10 @@ def compare(target: str, artifacts: Artifacts, threshold: float, s3: Any = None)
         s3 = aws.client("s3")
     files = sources(target, s3)
     tallies: dict[str, Tally] = {}
+    by_class = {
+        n: (names, named, ClassTally.empty(len(names)))
+        for n, (names, named) in watched(artifacts.manifest.raw, baseline.outputs).items()
+    }
     rows, rejected = 0, 0
     examples: list[str] = []
     for source in files:
@@ -61,14 +66,22 @@ def compare(target: str, artifacts: Artifacts, threshold: float, s3: Any = None)
                 continue
             rows += batch.rows
             _add(tallies, baseline.tally(batch.columns, batch.outputs))
+            for name, (_, _, tally) in by_class.items():
+                if batch.outputs is not None and name in batch.outputs:
+                    tally.add(batch.outputs[name])
     if not rows:
         why = f"; e.g. {examples[0]}" if examples else ""
         raise DriftInputError(f"{target}: no row could be read ({rejected} rejected{why})")
     report = baseline.compare(tallies, rows, threshold)
     if any(f"outputs/{n}" not in tallies for n in baseline.outputs):
         report = replace(report, outputs={})  # outputs only when every row came with them (capture records)
+    classes = {}
+    for name, (names, named, tally) in by_class.items():
+        found = shares(tally, names, baseline.outputs[name], named) if name in report.outputs else None
+        if found is not None:
+            classes[name] = found
     m = artifacts.manifest
-    return Outcome(report, baseline, m.name, m.version, target, [f.name for f in files], rejected, examples)
+    return Outcome(report, baseline, m.name, m.version, target, [f.name for f in files], rejected, examples, classes)
 
 
 def _add(total: dict[str, Tally], more: Mapping[str, Tally]) -> None:
@@ -98,5 +111,4 @@ def run(
         except OSError as exc:
             print(f"error: {html}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
             return 2
-    report = outcome.report
-    return 1 if report.drifted_names() or report.drifted_names("outputs") else 0
+    return 1 if outcome.drifted() else 0
