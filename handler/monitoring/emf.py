@@ -33,6 +33,7 @@ from handler.observability import SERVICE, deployment, emf_serializer, logger
 from handler.settings import Settings
 
 if TYPE_CHECKING:
+    from handler.monitoring.baseline import Baseline
     from handler.monitoring.drift import Drift, DriftReport
     from handler.monitoring.window import DriftMonitor
 
@@ -101,11 +102,17 @@ class DriftWatch:
             # The file passed its hash check, so an export wrote it: a format this server does not read.
             logger.warning(f"drift watch off: {BASELINE_FILE} cannot be read ({exc}); re-export the model to watch it")
             return None
-        return DriftMonitor(baseline, self.window, self.threshold, on_report=emit)
+        return DriftMonitor(baseline, self.window, self.threshold, on_report=functools.partial(emit, baseline=baseline))
 
 
-def emit(report: DriftReport) -> None:
-    """One window's report as EMF lines (printed now, within the invocation) and, if anything drifted, a warning."""
+def emit(report: DriftReport, baseline: Baseline | None = None) -> None:
+    """One window's report as EMF lines (printed now, within the invocation) and, if anything drifted, a warning.
+
+    With the baseline, a token feature's OutOfVocabularyRate is over its real tokens (`vocabulary`)."""
+    if baseline is not None and any(d.kind == "tokens" for d in report.features.values()):
+        from handler.monitoring.vocabulary import over_real_tokens
+
+        report = over_real_tokens(report, baseline.features)
     if not is_metrics_disabled():
         emf = _serializer()
         stamp = str(int(time.time() * 1000))

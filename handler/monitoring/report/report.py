@@ -27,6 +27,7 @@ from handler.monitoring.drift import Tally
 from handler.monitoring.report.classes import ClassTally, shares, watched
 from handler.monitoring.report.outcome import EXAMPLES, Outcome
 from handler.monitoring.report.readers import DriftInputError, read, sources
+from handler.monitoring.vocabulary import over_real_tokens
 
 
 def load_baseline(artifacts: Artifacts) -> Baseline:
@@ -72,7 +73,7 @@ def compare(target: str, artifacts: Artifacts, threshold: float, s3: Any = None)
     if not rows:
         why = f"; e.g. {examples[0]}" if examples else ""
         raise DriftInputError(f"{target}: no row could be read ({rejected} rejected{why})")
-    report = baseline.compare(tallies, rows, threshold)
+    report = over_real_tokens(baseline.compare(tallies, rows, threshold), baseline.features)
     if any(f"outputs/{n}" not in tallies for n in baseline.outputs):
         report = replace(report, outputs={})  # outputs only when every row came with them (capture records)
     classes = {}
