@@ -139,6 +139,13 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="the model's name, as clients address it")
     parser.add_argument("--version", required=True, help="the model's version")
     parser.add_argument("--expected", type=Path, help="per request name, training's outputs (arrays, or by output)")
+    rows = 'JSON Lines, one row a line: {"inputs": {feature: value, ...}'
+    parser.add_argument("--training", type=Path, help=f"training rows for baseline.json (drift): {rows}}}")
+    parser.add_argument(
+        "--validation", type=Path, help=f'held-out rows for quality_baseline.json: {rows}, "label": ...}}'
+    )
+    parser.add_argument("--problem", choices=("binary", "multiclass", "regression"), help="what the labels mean")
+    parser.add_argument("--quality-output", help="the output the labels judge (a model with several outputs)")
     parser.add_argument(
         "--custom-object-module",
         dest="custom_object_modules",

@@ -3,7 +3,10 @@
 No Python to write: the model file (`.keras`, or `.h5`) is loaded with its custom-object modules imported
 first (found from the current directory, as `python -m` finds them), then exported exactly as `export_model`
 does, with REQUESTS.json's named v1 bodies as the sample requests and EXPECTED.json (if given) as what
-training answered for each. It prints the files it wrote and each runtime's verdict.
+training answered for each. `--training ROWS.jsonl` and `--validation ROWS.jsonl` (one row a line,
+`{"inputs": {feature: value, ...}, "label": ...}`, the label for validation rows only) are export_model's
+`training_data` and `validation_data`: baseline.json and quality_baseline.json. It prints the files it wrote
+and each runtime's verdict.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     requests = _read_requests(args.requests)
     expected = _read_expected(args.expected) if args.expected is not None else None
+    training = _read_rows(args.training, labelled=False)[0] if args.training is not None else None
+    validation = _read_rows(args.validation, labelled=True) if args.validation is not None else None
     modules = tuple(args.custom_object_modules)
     with _cwd_first():
         _import(modules)
@@ -46,6 +51,10 @@ def run(args: argparse.Namespace) -> int:
             version=args.version,
             expected=expected,
             custom_object_modules=modules or None,
+            training_data=training,
+            validation_data=validation,
+            problem=args.problem,
+            quality_output=args.quality_output,
         )
     _report(args.out, manifest)
     return 0
@@ -85,6 +94,47 @@ def _read_expected(path: Path) -> dict[str, Any]:
         except (TypeError, ValueError) as exc:
             raise ExportError(f"the expected outputs of '{case}' in {path} are not arrays of numbers: {exc}") from None
     return out
+
+
+def _read_rows(path: Path, labelled: bool) -> tuple[dict[str, list[Any]], list[Any]]:
+    """A JSON Lines file of rows, `{"inputs": {feature: value}, "label": ...}`: the columns (feature -> values, in
+    file order) and the labels. The features are checked against the model's by the export; here, each line."""
+    option, what = ("--validation", "validation rows") if labelled else ("--training", "training rows")
+    shape = '{"inputs": {feature: value, ...}, "label": ...}' if labelled else '{"inputs": {feature: value, ...}}'
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ExportError(f"cannot read the {what} {path} ({option}): {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ExportError(f"the {what} {path} ({option}) are not UTF-8 text") from None
+    columns: dict[str, list[Any]] = {}
+    labels: list[Any] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number} ({option})"
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise ExportError(f"{where} is not JSON ({exc}): give one row a line, {shape}") from None
+        inputs = record.get("inputs") if isinstance(record, dict) else None
+        if not isinstance(inputs, dict) or not inputs:
+            raise ExportError(f'{where} has no "inputs" object of feature -> value: give one row a line, {shape}')
+        if labelled:
+            if "label" not in record or record["label"] is None:
+                raise ExportError(f'{where} has no "label": every validation row needs its true label, {shape}')
+            labels.append(record["label"])
+        if not columns:
+            columns = {str(name): [] for name in inputs}
+        elif set(inputs) != set(columns):
+            raise ExportError(
+                f"{where} has features {sorted(inputs)}, the lines before {sorted(columns)}: every row needs the same"
+            )
+        for name, value in inputs.items():
+            columns[name].append(value)
+    if not columns:
+        raise ExportError(f"the {what} {path} ({option}) hold no row: give one row a line, {shape}")
+    return columns, labels
 
 
 @contextmanager
