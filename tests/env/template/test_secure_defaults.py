@@ -268,12 +268,14 @@ def test_the_buckets_deny_every_request_without_tls(translated: dict[str, Any], 
             "BulkResultsRetentionDays=3",
             "OutputPrefix=out/",
             "BulkResultsPrefix=scored/",
+            "LabelsPrefix=truth/",
         ],
     ],
 )
-def test_captured_rows_and_bulk_results_expire(sam: Path, given: list[str]) -> None:
+def test_captured_rows_labels_and_bulk_results_expire(sam: Path, given: list[str]) -> None:
     template = _translate(given)
-    values = {p: _default(p) for p in ("CaptureRetentionDays", "BulkResultsRetentionDays", "BulkResultsPrefix")}
+    names = ("CaptureRetentionDays", "BulkResultsRetentionDays", "BulkResultsPrefix", "LabelsPrefix")
+    values = {p: _default(p) for p in names}
     values.update(dict(g.split("=", 1) for g in given))
     rules = {r["Id"]: r for r in template["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
     capture = template["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]["CAPTURE_S3_URI"]
@@ -281,6 +283,10 @@ def test_captured_rows_and_bulk_results_expire(sam: Path, given: list[str]) -> N
     bucket = "${AWS::StackName}-${AWS::Region}-${AWS::AccountId}"
     assert _sub(capture) == f"s3://{bucket}/{rules['expire-captured-rows']['Prefix']}", (capture, rules)
     assert int(rules["expire-captured-rows"]["ExpirationInDays"]) == int(values["CaptureRetentionDays"])
+    # Labels go with the rows they label, under the prefix the function reads them from, whatever it is.
+    labels = template["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]["LABELS_PREFIX"]
+    assert rules["expire-labels"]["Prefix"] == values["LabelsPrefix"] == labels, (labels, rules)
+    assert int(rules["expire-labels"]["ExpirationInDays"]) == int(values["CaptureRetentionDays"])
     assert rules["expire-bulk-results"]["Prefix"] == values["BulkResultsPrefix"]
     substitutions = template["Resources"]["BulkInference"]["Properties"]["DefinitionSubstitutions"]
     assert substitutions["ResultsPrefix"] == (values["BulkResultsPrefix"])
