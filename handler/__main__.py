@@ -119,7 +119,9 @@ def _quality(args: argparse.Namespace) -> int:
     except SkewlessError as exc:  # exit 1 means "degraded": a model that cannot be read is 2
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    return run(args.captured, args.labels, artifacts, args.problem, args.output, args.baseline, args.html)
+    return run(
+        args.captured, args.labels, artifacts, args.problem, args.output, args.baseline, args.html, history=args.history
+    )
 
 
 def _digest(args: argparse.Namespace) -> int:
@@ -203,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--output", help="the output the labels judge (default: the model's one output)")
     q.add_argument("--baseline", type=Path, help="a quality baseline (default: the model's quality_baseline.json)")
     q.add_argument("--html", type=Path, help="also write a self-contained page: each metric against its baseline")
+    q.add_argument(
+        "--history", type=Path, help="with --html: a folder of earlier JSON reports (in name order) to draw over time"
+    )
     q.add_argument("--model-dir", type=Path, help="the model's artifacts (default: MODEL_DIR or MODEL_S3_URI)")
     g = sub.add_parser("digest", help="print the artifact's manifest digest (what MODEL_DIGEST pins)")
     g.add_argument("model_dir", nargs="*", type=Path, help="artifact folders, one digest a line (default: MODEL_DIR)")

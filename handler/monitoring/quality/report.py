@@ -1,5 +1,5 @@
-"""`python -m handler quality CAPTURED LABELS [--html PAGE]`: captured rows joined with labels, the metrics against
-training (and a page of them, `html.py`).
+"""`python -m handler quality CAPTURED LABELS [--html PAGE [--history DIR]]`: captured rows joined with labels, the
+metrics against training (and a page of them, `html.py`, with earlier reports over time, `history.py`).
 
 Both are a JSON Lines file or every object under an `s3://bucket/prefix/` (data capture's, say). Prints
 
@@ -110,9 +110,18 @@ def run(
     baseline_path: Path | None = None,
     html: Path | None = None,
     out: TextIO | None = None,
+    history: Path | None = None,
 ) -> int:
-    """Print the JSON report (and write the page); 1 if a metric degraded, 2 if something cannot be read."""
+    """Print the JSON report (and write the page, with `history`'s reports over time); 1 if a metric degraded, 2 if
+    something cannot be read."""
     try:
+        if history is not None and html is None:
+            raise QualityInputError(f"--history {history} draws the page's metrics over time: give --html PAGE too")
+        earlier = None
+        if history is not None:
+            from handler.monitoring.quality.history import read_history
+
+            earlier = read_history(history, artifacts.manifest.name)  # before the join: a bad folder fails fast
         evaluation = assess(captured, labels_at, artifacts, problem, output, baseline_path)
     except QualityInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -127,7 +136,7 @@ def run(
         from handler.monitoring.quality.html import render
 
         try:
-            html.write_text(render(report))
+            html.write_text(render(report, earlier))
         except OSError as exc:
             print(f"error: {html}: cannot be written ({exc.strerror or exc})", file=sys.stderr)
             return 2
