@@ -228,7 +228,7 @@ def probe_floor() -> dict[str, float]:
 
 
 def probe_pyarrow() -> dict[str, float]:
-    """pyarrow alone over the CSV object's bytes, in memory (`read_csv` with its threads, its streaming reader), and ours.
+    """The CSV object's bytes parsed from memory: by `read_csv` with its threads, its streaming reader, and ours.
 
     Each is called once untimed (the thread pool and the memory pool warm), then timed `PYARROW_REPEATS` times: the
     median is kept, the fastest reference a process gets, so the ratio against it is the harder one to meet.
