@@ -4,7 +4,9 @@
 
 Each model goes to `OUT/<name>/`. The new golden outputs are compared with the committed ones
 first: if any case changed beyond the golden tolerance (or a case appeared or vanished), the
-command says which and keeps the committed artifacts, unless `--accept-changes`.
+command says which and keeps the committed artifacts, unless `--accept-changes`. When the answers
+agree, the committed files are kept byte for byte, except a `baseline.json` that today's drift
+statistics describe differently: it is replaced, with its hash and the manifest's digest.
 """
 
 from __future__ import annotations
@@ -99,14 +101,35 @@ def train_and_export(name: str, out_root: Path, seed: int, accept: bool) -> bool
     if had_old and not changes and _servable(target):
         # The same answers within the tolerance: the committed files stay byte for byte (a retrained model differs
         # in the last digits, so every hash, and the manifest's digest, would change for nothing).
+        refreshed = _refresh_baseline(fresh, target)
         shutil.rmtree(fresh)
-        print(f"{name}: {cases} golden cases, same as committed within the tolerance: kept the committed files")
+        kept = "kept the committed files" + (", baseline.json refreshed" if refreshed else "")
+        print(f"{name}: {cases} golden cases, same as committed within the tolerance: {kept}")
         return True
     if target.exists():
         shutil.rmtree(target)
     fresh.rename(target)
     what = "changed, accepted" if changes else ("replaced: the committed ones no longer load" if had_old else "new")
     print(f"{name}: {cases} golden cases ({what}), serves on {runtime}, {took:.1f} s")
+    return True
+
+
+def _refresh_baseline(fresh: Path, target: Path) -> bool:
+    """Put the fresh export's baseline.json in place of the committed one if it differs; True if it did.
+
+    The drift statistics change more often than the models: a new one is fitted from the same seeded
+    training data (and answers equal within the golden tolerance), and the model files stay as committed.
+    """
+    from handler.core.artifacts import BASELINE_FILE, DIGEST_KEY, MANIFEST_FILE, manifest_digest, sha256_of
+
+    new, old = fresh / BASELINE_FILE, target / BASELINE_FILE
+    if not new.is_file() or (old.is_file() and new.read_bytes() == old.read_bytes()):
+        return False
+    shutil.copyfile(new, old)
+    manifest = json.loads((target / MANIFEST_FILE).read_text())
+    manifest["files"][BASELINE_FILE] = sha256_of(old)
+    manifest[DIGEST_KEY] = manifest_digest(manifest)
+    (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return True
 
 

@@ -5,20 +5,22 @@ counts served rows into the baseline's bins) and the offline report (which count
 
 - A scalar number: count, missing, mean, std, min, max and the training fraction in each of
   about ten quantile bins (cut points deduplicated, so a discrete feature gets a bin per value).
-- A string: the frequencies of its top values (up to 100) and of the rest.
+- A string: the frequencies of its top values (up to 100) and of the rest; an index input (an
+  integer whose signature records a range of at most 1,000 ids), one bin per id (`index`).
 - A tensor: per channel (the last axis, when it has at most 16 entries) mean, std and a value
   histogram over quantile and equal-width bins; a string tensor, its token frequencies.
 - Each output: the same, over what the trained model answered for the training data.
 
 The distance is the population stability index over those bins, with empty bins floored:
 PSI = sum((served - training) * ln(served / training)). For a tensor it is the largest over its
-channels. See the README ("Watching for drift") for the measurements behind the threshold.
+channels. Beside it, for a category, a dispersion score on the same scale (`dispersion`): a change
+of concentration that leaves the bins' shares alone. The bins and PSI are `bins`'. See docs/drift.md
+for the measurements behind the threshold.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,140 +28,19 @@ from typing import Any, Literal
 import numpy as np
 
 from handler.core.signature import TensorSpec
+from handler.monitoring import dispersion, index
+from handler.monitoring.bins import BINS as BINS
+from handler.monitoring.bins import Bins as Bins
+from handler.monitoring.bins import categorical_bins, index_bins, numeric_bins
+from handler.monitoring.bins import psi as psi
+from handler.monitoring.dispersion import Dispersion
 
-BINS = 10
-TOP_VALUES = 100
 MAX_CHANNELS = 16
 # Values per example and channel that are binned: a large image is sampled on a fixed stride.
 MAX_POSITIONS = 1024
-# A bin empty on one side counts as this fraction: ln(0) would make any new value infinitely far.
-FLOOR = 1e-4
 DEFAULT_THRESHOLD = 0.1
 
 Kind = Literal["numeric", "categorical", "tensor", "tokens"]
-_SMALL_INTS = {np.dtype(np.uint8): 0, np.dtype(np.int8): -128, np.dtype(np.bool_): 0}
-
-
-@dataclass(frozen=True)
-class Bins:
-    """A training distribution over bins: numeric cut points, or categorical values plus one bin for the rest."""
-
-    fractions: np.ndarray
-    edges: np.ndarray | None = None  # numeric: bins (-inf, e0), [e0, e1), ..., [e_last, inf)
-    values: tuple[str, ...] | None = None  # categorical: one bin per value, then the rest
-    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-    _luts: dict[np.dtype[Any], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
-    # The floored training fractions and their logarithms, computed once: a window compares every bin.
-    _q: list[float] = field(init=False, compare=False, repr=False)
-    _log_q: list[float] = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.values is not None:
-            self._index.update({v: i for i, v in enumerate(self.values)})
-        q = np.maximum(np.asarray(self.fractions, dtype=np.float64), FLOOR)
-        object.__setattr__(self, "_q", q.tolist())
-        object.__setattr__(self, "_log_q", np.log(q).tolist())
-
-    def distance(self, counts: np.ndarray) -> tuple[float, tuple[float, ...]]:
-        """`psi(counts, self.fractions)` and the served fractions, for every bin set of every window: in plain
-        Python, as a few dozen bins cost less as floats than as numpy calls."""
-        found = counts.tolist()
-        total = sum(found)
-        if not total:
-            return math.nan, tuple(0.0 for _ in found)
-        served = tuple(n / total for n in found)
-        score = 0.0
-        for p, q, log_q in zip(served, self._q, self._log_q, strict=True):
-            p = p if p > FLOOR else FLOOR
-            score += (p - q) * (math.log(p) - log_q)
-        return score, served
-
-    def count(self, x: np.ndarray) -> np.ndarray:
-        """How many of the values fall in each bin."""
-        k = len(self.fractions)
-        edges = self.edges if self.edges is not None else np.empty(0)
-        if self.values is not None:
-            # Count the distinct values in C first, then place the few distinct ones: cheaper than a lookup per value.
-            counts = np.zeros(k, dtype=np.int64)
-            for value, n in Counter(x.ravel().tolist()).items():
-                counts[self._index.get(value, k - 1)] += n
-            return counts
-        if x.dtype in _SMALL_INTS:
-            # A lookup table over every value of the dtype: ~10x cheaper than a search per pixel.
-            lut = self._luts.get(x.dtype)
-            if lut is None:
-                lo = _SMALL_INTS[x.dtype]
-                lut = np.searchsorted(edges, np.arange(lo, lo + 256 if x.dtype != np.bool_ else 2), "right")
-                self._luts[x.dtype] = lut
-            idx = lut[x.ravel().astype(np.intp) - _SMALL_INTS[x.dtype]]
-        else:
-            idx = np.searchsorted(edges, x.ravel(), side="right")
-        return np.bincount(idx, minlength=k)
-
-    def labels(self) -> list[str]:
-        """A short name per bin, for plots."""
-        if self.values is not None:
-            return [*self.values, "(rest)"]
-        e = [f"{v:.3g}" for v in self.edges]  # type: ignore[union-attr]
-        return [f"<{e[0]}", *(f"{a}–{b}" for a, b in zip(e, e[1:], strict=False)), f"≥{e[-1]}"]
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"fractions": self.fractions.tolist()}
-        if self.edges is not None:
-            out["edges"] = self.edges.tolist()
-        if self.values is not None:
-            out["values"] = list(self.values)
-        return out
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Bins:
-        edges = np.asarray(d["edges"], dtype=np.float64) if "edges" in d else None
-        values = tuple(str(v) for v in d["values"]) if "values" in d else None
-        bins = cls(np.asarray(d["fractions"], dtype=np.float64), edges, values)
-        width = (len(edges) if edges is not None else len(values or ())) + 1
-        if len(bins.fractions) != width or (edges is None) == (values is None):
-            raise ValueError("a histogram needs 'edges' or 'values' and one fraction per bin")
-        return bins
-
-
-def numeric_bins(x: np.ndarray, bins: int = BINS, uniform: bool = False) -> Bins:
-    """Quantile bins of finite values; equal cut points merge, so a feature with few values gets one bin per value.
-
-    `uniform` adds equal-width cut points over [min, max]. Images and sequences get them: a window
-    holds examples x positions values per channel, so finer bins add no noise, and pixel deciles
-    alone put every stroke of a dark-background image into one top bin (a darker image would go
-    unseen).
-    """
-    # Cut points are training values (not interpolated), so a discrete feature's bins fall on its values.
-    cuts = np.quantile(x, np.linspace(0.0, 1.0, bins + 1)[1:-1], method="inverted_cdf")
-    if uniform:
-        cuts = np.concatenate([cuts, np.linspace(x.min(), x.max(), bins + 1)[1:-1]])
-    edges = np.unique(cuts)
-    counts = np.bincount(np.searchsorted(edges, x, side="right"), minlength=len(edges) + 1)
-    return Bins(counts / max(x.size, 1), edges=edges)
-
-
-def categorical_bins(x: np.ndarray, top: int = TOP_VALUES) -> tuple[Bins, bool]:
-    """The `top` most frequent values and the rest; True when they are every value training had."""
-    values, counts = np.unique(np.asarray([_text(v) for v in x.ravel().tolist()], dtype=object), return_counts=True)
-    order = np.lexsort((values, -counts))[:top]
-    kept = counts[order]
-    fractions = np.append(kept, counts.sum() - kept.sum()) / max(counts.sum(), 1)
-    return Bins(fractions, values=tuple(str(v) for v in values[order])), len(values) <= top
-
-
-def _text(v: Any) -> str:
-    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-
-
-def psi(counts: np.ndarray, fractions: np.ndarray, floor: float = FLOOR) -> float:
-    """Population stability index of served bin counts against training fractions (NaN when nothing was served)."""
-    total = counts.sum()
-    if total == 0:
-        return math.nan
-    p = np.maximum(counts / total, floor)
-    q = np.maximum(fractions, floor)
-    return float(np.sum((p - q) * np.log(p / q)))
 
 
 # --- one feature or output ---------------------------------------------------------------------
@@ -176,11 +57,16 @@ def _channels(shape: Sequence[int | None]) -> int:
     return last if last is not None and 1 <= last <= MAX_CHANNELS else 1
 
 
-def _values(x: np.ndarray, channels: int) -> np.ndarray:
-    """A numeric batch -> [values, channels], sampling positions on a fixed stride past MAX_POSITIONS."""
+def _positions(x: np.ndarray, channels: int) -> np.ndarray:
+    """A numeric batch -> [examples, positions, channels], sampling positions on a fixed stride past MAX_POSITIONS."""
     v = x.reshape(len(x), -1, channels)
     step = -(-v.shape[1] // MAX_POSITIONS)
-    return (v[:, ::step, :] if step > 1 else v).reshape(-1, channels)
+    return v[:, ::step, :] if step > 1 else v
+
+
+def _values(x: np.ndarray, channels: int) -> np.ndarray:
+    """A numeric batch -> [values, channels]."""
+    return _positions(x, channels).reshape(-1, channels)
 
 
 @dataclass
@@ -218,16 +104,29 @@ class Reference:
     stats: dict[str, Any] = field(default_factory=dict)  # numbers: mean, std, min, max (lists per channel)
     complete: bool = False  # strings: the listed values are every value training had
     fill_value: float | None = None  # what NON_FINITE=impute puts in place of NaN
+    index_range: tuple[int, int] | None = None  # an index input binned per id: its ids [lo, hi)
     _lo: np.ndarray = field(init=False, compare=False, repr=False)
     _hi: np.ndarray = field(init=False, compare=False, repr=False)
+    # An index's per-id bins merged into runs of neighbouring ids, for PSI (see `index`).
+    _runs: tuple[np.ndarray, Bins] | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_lo", np.atleast_1d(np.asarray(self.stats.get("min", np.nan), dtype=np.float64)))
         object.__setattr__(self, "_hi", np.atleast_1d(np.asarray(self.stats.get("max", np.nan), dtype=np.float64)))
+        runs = None
+        if self.index_range is not None:
+            run = index.groups(self.bins[0].fractions, BINS)
+            runs = (run, Bins(np.bincount(run, weights=self.bins[0].fractions)))
+        object.__setattr__(self, "_runs", runs)
 
     @classmethod
     def fit(cls, spec: TensorSpec, x: np.ndarray) -> Reference:
         kind = _kind(spec)
+        if kind == "numeric" and spec.kind == "int" and index.is_small_range(spec.index_range):
+            lo, hi = spec.index_range  # type: ignore[misc]
+            bins = index_bins(x, lo, hi)
+            n = int(np.asarray(x).size)
+            return cls(spec.name, "categorical", spec.shape, n, 0, (bins,), complete=True, index_range=(lo, hi))
         if kind in ("categorical", "tokens"):
             flat = np.asarray(x, dtype=object).ravel()
             present = np.array([v is not None for v in flat.tolist()], dtype=bool)
@@ -246,9 +145,9 @@ class Reference:
             "min": [float(c.min()) for c in cols],
             "max": [float(c.max()) for c in cols],
         }
+        positions = v.shape[0] // max(len(x), 1)
         described: dict[str, Any] = {k: s[0] for k, s in stats.items()} if kind == "numeric" else dict(stats)
         count, missing = int(finite.sum()) // channels, int(v.size - finite.sum())
-        positions = v.shape[0] // max(len(x), 1)
         histograms = tuple(numeric_bins(c, uniform=positions > 1) for c in cols)
         if spec.fill_value is not None:
             # A fill value real data also takes (3.0 of a 1..5 score) cannot tell imputed values from real ones.
@@ -257,6 +156,9 @@ class Reference:
 
     def tally(self, x: np.ndarray) -> Tally:
         """Count a served batch [n, *shape] into the bins, with the rule counts."""
+        if self.index_range is not None:
+            found = index.count(x, *self.index_range)
+            return Tally([found], values=int(np.asarray(x).size), out_of_vocabulary=int(found[-1]))
         if self.kind in ("categorical", "tokens"):
             found = self.bins[0].count(np.asarray(x, dtype=object))
             oov = int(found[-1]) if self.complete else 0
@@ -284,7 +186,11 @@ class Reference:
 
     def compare(self, t: Tally, threshold: float) -> Drift:
         """The served tally against training: the distance, and the rule rates."""
-        if len(self.bins) == 1:
+        if self._runs is not None:
+            run, merged = self._runs
+            score = merged.distance(np.bincount(run, weights=t.counts[0], minlength=len(merged.fractions)))[0]
+            worst, served = 0, self.bins[0].distance(t.counts[0])[1]
+        elif len(self.bins) == 1:
             worst, (score, served) = 0, self.bins[0].distance(t.counts[0])
         else:
             scores = [b.distance(c) for c, b in zip(t.counts, self.bins, strict=True)]
@@ -294,11 +200,12 @@ class Reference:
         n_values = t.values * (len(self.bins) if numbers else 1)
         some = n_values > 0  # every rate is a count of values over n_values
         watch_imputed = self.fill_value is not None and not self.stats.get("fill_share")
+        spread = self._dispersion(t)
         return Drift(
             name=self.name,
             kind=self.kind,
             score=score,
-            drifted=score > threshold,
+            drifted=score > threshold or spread.score > threshold,
             values=t.values,
             channel=worst if len(self.bins) > 1 else None,
             served=served,
@@ -306,7 +213,14 @@ class Reference:
             out_of_vocabulary=t.out_of_vocabulary / n_values if not numbers and self.complete and some else None,
             imputed=t.imputed / n_values if watch_imputed and some else None,
             mean=t.total / n_values if numbers and some and math.isfinite(t.total) else None,
+            dispersion=None if math.isnan(spread.score) else spread,
         )
+
+    def _dispersion(self, t: Tally) -> Dispersion:
+        """The served concentration (categories) against training's."""
+        if self.kind == "categorical":
+            return dispersion.of_categories(t.counts[0], self.bins[0].fractions, self.count)
+        return Dispersion(math.nan, "concentration", None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "shape": list(self.shape), "count": self.count}
@@ -316,12 +230,15 @@ class Reference:
             out["complete"] = self.complete
         if self.fill_value is not None:
             out["fill_value"] = self.fill_value
+        if self.index_range is not None:
+            out["index_range"] = list(self.index_range)
         out["bins"] = [b.to_dict() for b in self.bins]
         return out
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping[str, Any]) -> Reference:
         stats = {k: d[k] for k in ("mean", "std", "min", "max", "fill_share") if k in d}
+        span = d.get("index_range")
         return cls(
             name=name,
             kind=d["kind"],
@@ -332,6 +249,7 @@ class Reference:
             stats=stats,
             complete=bool(d.get("complete", False)),
             fill_value=float(d["fill_value"]) if d.get("fill_value") is not None else None,
+            index_range=(int(span[0]), int(span[1])) if span is not None else None,
         )
 
 
@@ -351,6 +269,7 @@ class Drift:
     # Values equal to what NON_FINITE=impute puts in place of NaN (when training never had that value exactly).
     imputed: float | None = None
     mean: float | None = None
+    dispersion: Dispersion | None = None  # a category's concentration against training; None when unknown
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -363,6 +282,8 @@ class Drift:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.dispersion is not None:
+            out.update(self.dispersion.to_dict())
         return out
 
 

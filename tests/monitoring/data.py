@@ -55,6 +55,16 @@ def recommender_pairs(n: int, seed: int) -> Columns:
     return recommender.generate(n, seed)[0]
 
 
+# One id in the middle of each tenth of the recommender's 200 ids: each decile of training keeps its share.
+TEN_IDS = np.arange(10, recommender.ITEMS, recommender.ITEMS // 10)
+
+
+def ten_item_ids(cols: Columns, seed: int) -> Columns:
+    """Every pair's item one of TEN_IDS, each as often (a catalogue cut to ten items spread over the ids)."""
+    ids = np.random.default_rng(seed).choice(TEN_IDS, len(cols["item_id"]))
+    return {**cols, "item_id": ids.astype(cols["item_id"].dtype)}
+
+
 def v1_rows(cols: Columns) -> list[dict[str, Any]]:
     """Rows of any model as `instances` takes them (named, JSON values)."""
     n = len(next(iter(cols.values())))

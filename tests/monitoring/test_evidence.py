@@ -69,16 +69,22 @@ def record(
 
     Without `feature`: the largest score of any feature or output (the nearest to a false alarm).
     With it: that feature's smallest score (the nearest to a miss) and the largest of the other features.
+    The same for the dispersion scores, beside PSI's.
     """
     rate = sum(map(flagged, reports)) / len(reports)
     row: dict[str, Any] = {"windows": len(reports), "rate": rate}
     if feature is None:
-        row["max_score"] = max(d.score for r in reports for d in (*r.features.values(), *r.outputs.values()))
+        every = [d for r in reports for d in (*r.features.values(), *r.outputs.values())]
+        row["max_score"] = max(d.score for d in every)
+        row["max_dispersion"] = max((d.dispersion.score for d in every if d.dispersion), default=None)
     else:
         row["min_score_of_" + feature] = min(r.features[feature].score for r in reports)
-        others = [d.score for r in reports for n, d in r.features.items() if n != feature]
+        spreads = [r.features[feature].dispersion for r in reports]
+        row["min_dispersion_of_" + feature] = min((d.score for d in spreads if d), default=None)
+        others = [d for r in reports for n, d in r.features.items() if n != feature]
         if others:
-            row["max_score_of_others"] = max(others)
+            row["max_score_of_others"] = max(d.score for d in others)
+            row["max_dispersion_of_others"] = max((d.dispersion.score for d in others if d.dispersion), default=None)
     EVIDENCE[case] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
     return rate
 
@@ -140,6 +146,18 @@ SHIFTS: dict[str, tuple[Callable[[int], data.Columns], Callable[[int], data.Colu
         "readings",
     ),
 }
+
+
+def test_ten_item_ids_one_per_decile_are_flagged_on_item_id() -> None:
+    """Deciles of the id saw nothing here (each keeps 10%); a bin per id sees ten ids where training had 200."""
+    columns = data.ten_item_ids(data.recommender_pairs(WINDOW * 20, seed=4000), seed=4001)
+    assert sorted(set(columns["item_id"].tolist())) == [10, 30, 50, 70, 90, 110, 130, 150, 170, 190]
+    reports = serve_windows("recommender", sliced(columns, 20))
+    rate = record(
+        "recommender ten item ids, one per decile", reports, lambda r: "item_id" in r.drifted_names(), "item_id"
+    )
+    assert "item_id" in reports[0].drifted_names() or "item_id" in reports[1].drifted_names()
+    assert rate == 1.0, f"ten item ids were missed in {1 - rate:.0%} of windows"
 
 
 @pytest.mark.parametrize("case", sorted(SHIFTS))
