@@ -16,14 +16,18 @@ NAME = "sensor"
 VERSION = "1"
 STEPS = 20
 CHANNELS = 3
+NOISE = 0.15  # the readings' noise (std) around their sines
 
 
-def generate(n: int, seed: int, offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """n sequences [n, 20, 3] (float32) of three noisy sines; a fault adds a drift and a spike."""
+def generate(n: int, seed: int, offset: float = 0.0, noise: float = NOISE) -> tuple[np.ndarray, np.ndarray]:
+    """n sequences [n, 20, 3] (float32) of three noisy sines; a fault adds a drift and a spike.
+
+    `offset` and `noise` change the readings the drift watch's evidence serves (the same draws, scaled).
+    """
     rng = np.random.default_rng(seed)
     t = np.linspace(0, 2 * np.pi, STEPS)
     phase = rng.uniform(0, 2 * np.pi, (n, 1, CHANNELS))
-    x = np.sin(t[None, :, None] * np.array([1.0, 2.0, 0.5]) + phase) + rng.normal(0, 0.15, (n, STEPS, CHANNELS))
+    x = np.sin(t[None, :, None] * np.array([1.0, 2.0, 0.5]) + phase) + rng.normal(0, noise, (n, STEPS, CHANNELS))
     fault = rng.integers(0, 2, n)
     drift = np.linspace(0, 1.5, STEPS)[None, :, None] * fault[:, None, None] * rng.uniform(0.5, 1.0, (n, 1, CHANNELS))
     spike_at = rng.integers(0, STEPS, n)

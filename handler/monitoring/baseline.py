@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from handler.core.signature import TensorSpec
+from handler.monitoring.dispersion import Moments
 from handler.monitoring.drift import BINS, DEFAULT_THRESHOLD, Drift, DriftReport, Reference, Tally
 
 BASELINE_FORMAT = 1
@@ -92,12 +93,14 @@ class Baseline:
         out_of_range = np.count_nonzero((x < lo) | (x > hi), axis=1).tolist()
         imputed = np.count_nonzero(x == fills, axis=1).tolist()
         totals = x.sum(axis=1).tolist()
+        squares = np.einsum("ij,ij->i", x, x).tolist()  # for the served std (`dispersion`)
         counts = _bin_rows(x, self._scalar_edges)
         out = {}
         for j, (name, ref) in enumerate(self._scalars.items()):
             bins = counts[j, : len(ref.bins[0].fractions)]
             t = Tally([bins], values=x.shape[1], out_of_range=out_of_range[j], imputed=imputed[j])
             t.total = totals[j]
+            t.spread = Moments(np.array([x.shape[1]], float), np.array([totals[j]]), np.array([squares[j]]))
             out[f"features/{name}"] = t
         return out
 

@@ -13,8 +13,8 @@ counts served rows into the baseline's bins) and the offline report (which count
 
 The distance is the population stability index over those bins, with empty bins floored:
 PSI = sum((served - training) * ln(served / training)). For a tensor it is the largest over its
-channels. Beside it, for a category, a dispersion score on the same scale (`dispersion`): a change
-of concentration that leaves the bins' shares alone. The bins and PSI are `bins`'. See docs/drift.md
+channels. Beside it, a dispersion score on the same scale (`dispersion`): a change of spread or
+concentration that leaves the bins' shares alone. The bins and PSI are `bins`'. See docs/drift.md
 for the measurements behind the threshold.
 """
 
@@ -33,7 +33,7 @@ from handler.monitoring.bins import BINS as BINS
 from handler.monitoring.bins import Bins as Bins
 from handler.monitoring.bins import categorical_bins, index_bins, numeric_bins
 from handler.monitoring.bins import psi as psi
-from handler.monitoring.dispersion import Dispersion
+from handler.monitoring.dispersion import Dispersion, Moments
 
 MAX_CHANNELS = 16
 # Values per example and channel that are binned: a large image is sampled on a fixed stride.
@@ -80,6 +80,8 @@ class Tally:
     out_of_vocabulary: int = 0
     imputed: int = 0
     total: float = 0.0  # sum of the values (numbers), for the served mean
+    spread: Moments | None = None  # numbers: per channel, for the served std
+    steps: Moments | None = None  # sequences and images: of the steps between neighbouring positions
 
     def add(self, other: Tally) -> None:
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
@@ -89,6 +91,9 @@ class Tally:
         self.out_of_vocabulary += other.out_of_vocabulary
         self.imputed += other.imputed
         self.total += other.total
+        for part in ("spread", "steps"):
+            mine, theirs = getattr(self, part), getattr(other, part)
+            setattr(self, part, theirs if mine is None else mine if theirs is None else mine + theirs)
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,9 @@ class Reference:
             "max": [float(c.max()) for c in cols],
         }
         positions = v.shape[0] // max(len(x), 1)
+        if positions > 1:
+            steps = dispersion.steps(_positions(np.asarray(x, dtype=np.float64), channels))
+            stats["step_std"] = [float(s) for s in steps.std(axis=0)]
         described: dict[str, Any] = {k: s[0] for k, s in stats.items()} if kind == "numeric" else dict(stats)
         count, missing = int(finite.sum()) // channels, int(v.size - finite.sum())
         histograms = tuple(numeric_bins(c, uniform=positions > 1) for c in cols)
@@ -171,13 +179,17 @@ class Reference:
             if not finite.all():
                 missing = int(v.size - finite.sum())
                 v = v[finite] if v.ndim == 1 else v[finite.all(axis=1)]  # a row with a NaN output is no answer
+        spread = Moments.of(v.reshape(len(v), -1))
+        steps = None
+        if "step_std" in self.stats:
+            steps = Moments.of(dispersion.steps(_positions(x, len(self.bins))))
         if v.ndim == 1:
             counts = [self.bins[0].count(v)]
             lo, hi = self._lo[0], self._hi[0]
         else:
             counts = [b.count(v[:, c]) for c, b in enumerate(self.bins)]
             lo, hi = self._lo, self._hi
-        t = Tally(counts, values=len(v), missing=missing)
+        t = Tally(counts, values=len(v), missing=missing, spread=spread, steps=steps)
         t.out_of_range = int(np.count_nonzero((v < lo) | (v > hi)))
         t.total = float(v.sum(dtype=np.float64))
         if self.fill_value is not None and not self.stats.get("fill_share"):
@@ -217,10 +229,12 @@ class Reference:
         )
 
     def _dispersion(self, t: Tally) -> Dispersion:
-        """The served concentration (categories) against training's."""
+        """The served spread (numbers) or concentration (categories) against training's."""
         if self.kind == "categorical":
             return dispersion.of_categories(t.counts[0], self.bins[0].fractions, self.count)
-        return Dispersion(math.nan, "concentration", None)
+        if self.kind == "tokens" or t.spread is None:
+            return Dispersion(math.nan, "std", None)
+        return dispersion.of_numbers(t.spread, t.steps, self.stats, per_channel=self.kind == "tensor")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "shape": list(self.shape), "count": self.count}
@@ -237,7 +251,7 @@ class Reference:
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping[str, Any]) -> Reference:
-        stats = {k: d[k] for k in ("mean", "std", "min", "max", "fill_share") if k in d}
+        stats = {k: d[k] for k in ("mean", "std", "min", "max", "fill_share", "step_std") if k in d}
         span = d.get("index_range")
         return cls(
             name=name,
@@ -269,7 +283,7 @@ class Drift:
     # Values equal to what NON_FINITE=impute puts in place of NaN (when training never had that value exactly).
     imputed: float | None = None
     mean: float | None = None
-    dispersion: Dispersion | None = None  # a category's concentration against training; None when unknown
+    dispersion: Dispersion | None = None  # spread or concentration against training; None when unknown
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -47,8 +47,8 @@ def review_words(n: int, seed: int, shifted: bool = False) -> Columns:
     return reviews.generate(n, seed, positive_words=reviews.POSITIVE[:3] if shifted else None)[0]
 
 
-def sensor_readings(n: int, seed: int, offset: float = 0.0) -> Columns:
-    return {"readings": sensor.generate(n, seed, offset=offset)[0]}
+def sensor_readings(n: int, seed: int, offset: float = 0.0, noise: float = sensor.NOISE) -> Columns:
+    return {"readings": sensor.generate(n, seed, offset=offset, noise=noise)[0]}
 
 
 def recommender_pairs(n: int, seed: int) -> Columns:
