@@ -2,11 +2,14 @@
 
 Per window, one EMF line per feature and per output, each with one dimension value, so CloudWatch
 keeps one series per feature:
-- `FeatureDrift` (dimension `feature`): the PSI of the window against training, with
+- `FeatureDrift` (dimension `feature`): the feature's drift score, the larger of its PSI against
+  training (`FeaturePSI`) and its dispersion score (`FeatureDispersion`, where it has one): a feature
+  has drifted when either passes the threshold, so the series the alarm reads must carry both. With
   `OutOfRangeRate`, `OutOfVocabularyRate` and `ImputedRate` where the feature has them;
-- `PredictionDrift` (dimension `output`);
+- `PredictionDrift` (dimension `output`), with `PredictionPSI` and `PredictionDispersion`, alike;
 - `FeatureDriftMax`, `PredictionDriftMax` and `DriftedFeatures`, with no extra dimension: a CloudWatch
-  alarm watches one series with fixed dimensions, and these are the "any feature" series it alarms on.
+  alarm watches one series with fixed dimensions, and these are the "any feature" series it alarms on
+  (the largest `FeatureDrift`, so a feature flagged by its dispersion alone fires the alarm too).
 
 Every line also carries `function` and `version` (`observability.deployment`): during a canary the new
 version is judged on its own traffic, and two stacks never share a series.
@@ -116,11 +119,11 @@ def emit(report: DriftReport, baseline: Baseline | None = None) -> None:
     if not is_metrics_disabled():
         emf = _serializer()
         stamp = str(int(time.time() * 1000))
-        lines = [_line("feature", d, "FeatureDrift", stamp) for d in report.features.values()]
-        lines += [_line("output", d, "PredictionDrift", stamp) for d in report.outputs.values()]
+        lines = [_line("feature", d, "Feature", stamp) for d in report.features.values()]
+        lines += [_line("output", d, "Prediction", stamp) for d in report.outputs.values()]
         summary: dict[str, float] = {"DriftedFeatures": len(report.drifted_names())}
-        feature_scores = [d.score for d in report.features.values() if not math.isnan(d.score)]
-        output_scores = [d.score for d in report.outputs.values() if not math.isnan(d.score)]
+        feature_scores = [s for s in map(drift_score, report.features.values()) if not math.isnan(s)]
+        output_scores = [s for s in map(drift_score, report.outputs.values()) if not math.isnan(s)]
         if feature_scores:
             summary["FeatureDriftMax"] = max(feature_scores)
         if output_scores:
@@ -137,17 +140,48 @@ def emit(report: DriftReport, baseline: Baseline | None = None) -> None:
             extra={
                 "rows": report.rows,
                 "threshold": report.threshold,
-                "drifted_features": {n: round(report.features[n].score, 4) for n in drifted},
-                "drifted_outputs": {n: round(report.outputs[n].score, 4) for n in predictions},
+                "drifted_features": {n: flagged_by(report.features[n], report.threshold) for n in drifted},
+                "drifted_outputs": {n: flagged_by(report.outputs[n], report.threshold) for n in predictions},
             },
         )
 
 
-def _line(dimension: str, drift: Drift, name: str, stamp: str) -> str | None:
-    """One EMF line: the metric and the rates of one feature (or output), under its one dimension value."""
-    if math.isnan(drift.score):
+def _dispersion(drift: Drift) -> float:
+    """The dispersion score, NaN when the feature has none (tokens) or it is unknown."""
+    return math.nan if drift.dispersion is None else drift.dispersion.score
+
+
+def drift_score(drift: Drift) -> float:
+    """The larger of the PSI and the dispersion score (either known one), NaN when neither is: the drifted verdict's
+    number, `drift.drifted` being either above the threshold."""
+    known = [s for s in (drift.score, _dispersion(drift)) if not math.isnan(s)]
+    return max(known) if known else math.nan
+
+
+def flagged_by(drift: Drift, threshold: float) -> dict[str, Any]:
+    """What the warning says of one drifted feature: both scores and the statistics over the threshold."""
+    out: dict[str, Any] = {"psi": None if math.isnan(drift.score) else round(drift.score, 4)}
+    by = ["psi"] if drift.score > threshold else []
+    if drift.dispersion is not None:
+        out["dispersion"] = round(drift.dispersion.score, 4)
+        if drift.dispersion.score > threshold:
+            by.append(drift.dispersion.of)  # std, step_std or concentration
+        if drift.dispersion.channel is not None:
+            out["dispersion_channel"] = drift.dispersion.channel
+    out["flagged_by"] = by
+    return out
+
+
+def _line(dimension: str, drift: Drift, prefix: str, stamp: str) -> str | None:
+    """One EMF line: the scores and the rates of one feature (or output), under its one dimension value."""
+    score = drift_score(drift)
+    if math.isnan(score):
         return None  # nothing of it was served in the window (every row refused): no value to report
-    values = {name: drift.score}
+    values = {prefix + "Drift": score}
+    if not math.isnan(drift.score):
+        values[prefix + "PSI"] = drift.score
+    if not math.isnan(_dispersion(drift)):
+        values[prefix + "Dispersion"] = _dispersion(drift)
     for attr, metric in RATES:
         value = getattr(drift, attr)
         if value is not None:

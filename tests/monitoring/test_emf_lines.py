@@ -16,13 +16,24 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics import EphemeralMetrics
 
+from handler.monitoring.dispersion import Dispersion
 from handler.monitoring.drift import Drift, DriftReport
 from handler.monitoring.emf import emit
+from tests.monitoring.conftest import log_messages
 
 
-def _drift(name: str, score: float, **rates: float) -> Drift:
+def _drift(name: str, score: float, spread: Dispersion | None = None, **rates: float) -> Drift:
+    drifted = score > 0.1 or (spread is not None and spread.score > 0.1)
     return Drift(
-        name=name, kind="numeric", score=score, drifted=score > 0.1, values=10, channel=None, served=(), **rates
+        name=name,
+        kind="numeric",
+        score=score,
+        drifted=drifted,
+        values=10,
+        channel=None,
+        served=(),
+        dispersion=spread,
+        **rates,
     )
 
 
@@ -59,9 +70,13 @@ def test_each_line_is_what_powertools_serialises() -> None:
     namespace = lines[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"]
     emf = EphemeralMetrics(namespace=namespace, service="skewless")
     wanted = [
-        ("feature", 'a "quoted" {name}', {"FeatureDrift": 1e-7, "OutOfRangeRate": 0.0, "ImputedRate": 0.25}),
-        ("feature", "plain", {"FeatureDrift": 0.3333333333333333, "OutOfRangeRate": 1 / 3}),
-        ("output", "p", {"PredictionDrift": 12.5}),
+        (
+            "feature",
+            'a "quoted" {name}',
+            {"FeatureDrift": 1e-7, "FeaturePSI": 1e-7, "OutOfRangeRate": 0.0, "ImputedRate": 0.25},
+        ),
+        ("feature", "plain", {"FeatureDrift": 1 / 3, "FeaturePSI": 1 / 3, "OutOfRangeRate": 1 / 3}),
+        ("output", "p", {"PredictionDrift": 12.5, "PredictionPSI": 12.5}),
     ]
     for line, (dimension, name, values) in zip(lines, wanted, strict=False):
         metrics = {k: {"Unit": "None", "Value": [v]} for k, v in values.items()}
@@ -80,7 +95,10 @@ def test_every_drift_series_is_the_function_s_and_the_version_s_own(monkeypatch:
         monkeypatch.setenv("AWS_LAMBDA_FUNCTION_VERSION", version)
         lines = _emitted(report)
         names = [m["Name"] for line in lines for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
-        assert names == ["FeatureDrift", "PredictionDrift", "DriftedFeatures", "FeatureDriftMax", "PredictionDriftMax"]
+        assert names == [
+            *("FeatureDrift", "FeaturePSI", "PredictionDrift", "PredictionPSI"),
+            *("DriftedFeatures", "FeatureDriftMax", "PredictionDriftMax"),
+        ]
         for line in lines:
             [dimensions] = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
             assert {"function", "version", "service"} <= set(dimensions), dimensions
@@ -88,3 +106,34 @@ def test_every_drift_series_is_the_function_s_and_the_version_s_own(monkeypatch:
     summary = lines[-1]
     assert summary["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "function", "version"]], summary
     assert (summary["FeatureDriftMax"], summary["PredictionDriftMax"]) == ([0.5], [0.2]), summary
+
+
+def test_a_feature_flagged_by_its_dispersion_alone_raises_the_alarmed_maximum(
+    logs: io.StringIO,
+) -> None:
+    """FeatureDriftMax, the series the alarm reads, is the largest of every feature's PSI and dispersion score: a
+    spread doubled (dispersion 0.75) under a small PSI (0.03) passes the threshold there, as `drifted` says."""
+    features = {
+        "readings": _drift("readings", 0.03, Dispersion(0.75, "step_std", 2, 0.43)),
+        "age": _drift("age", 0.05, Dispersion(0.02, "std", None, 1.0)),
+        "words": _drift("words", 0.2),  # tokens: no dispersion score
+    }
+    outputs = {"p": _drift("p", 0.01, Dispersion(0.125, "std", None, 0.3))}
+    lines = [line for line in _emitted(DriftReport(10, 0.1, features, outputs)) if "_aws" in line]
+    by_name = {line.get("feature", line.get("output")): line for line in lines[:-1]}
+    # Each value by hand: the drift score is the larger of the two, each statistic also in a series of its own.
+    assert (by_name["readings"]["FeatureDrift"], by_name["readings"]["FeaturePSI"]) == ([0.75], [0.03])
+    assert by_name["readings"]["FeatureDispersion"] == [0.75]
+    assert (by_name["age"]["FeatureDrift"], by_name["age"]["FeatureDispersion"]) == ([0.05], [0.02])
+    assert by_name["words"]["FeatureDrift"] == [0.2] and "FeatureDispersion" not in by_name["words"]
+    assert (by_name["p"]["PredictionDrift"], by_name["p"]["PredictionDispersion"]) == ([0.125], [0.125])
+    summary = lines[-1]
+    assert summary["FeatureDriftMax"] == [0.75], "the dispersion-only feature must reach the alarmed series"
+    assert summary["PredictionDriftMax"] == [0.125]
+    assert summary["DriftedFeatures"] == [2]  # readings (dispersion) and words (PSI)
+    (warning,) = [m for m in log_messages(logs) if m["message"] == "served data drifted from training"]
+    assert warning["drifted_features"] == {
+        "readings": {"psi": 0.03, "dispersion": 0.75, "dispersion_channel": 2, "flagged_by": ["step_std"]},
+        "words": {"psi": 0.2, "flagged_by": ["psi"]},
+    }, warning
+    assert warning["drifted_outputs"] == {"p": {"psi": 0.01, "dispersion": 0.125, "flagged_by": ["std"]}}

@@ -99,4 +99,3 @@ def test_a_page_without_a_baseline_shows_the_metrics_alone(
         (m, False) for m in ("accuracy", "precision", "recall", "f1", "auc")
     ]
     assert not browser.find_elements("css selector", "rect.band")
-
