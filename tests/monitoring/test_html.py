@@ -7,12 +7,14 @@ component updates, a fresh profile.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from handler.__main__ import main
@@ -21,6 +23,7 @@ from tests.monitoring import data
 from tests.monitoring.conftest import http_event, make_function
 from tests.monitoring.test_report import DIGIT_NAMES, digit_capture, named_digits, write_csv, write_parquet
 from tests.support.docker_engine import apt_install, silent_step
+from training import sensor
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = (
@@ -131,3 +134,61 @@ def test_a_headline_counts_drifted_predictions_and_a_classifiers_table_names_its
     caption = browser.find_element("css selector", "figure[data-name=output_0] .kind").text
     assert caption.startswith("(tensor, class ") and caption[len("(tensor, class ") : -1] in DIGIT_NAMES
     browser.save_screenshot(str(ROOT / ".work" / "drift_report_digits_classes.png"))
+
+
+def caption_numbers(text: str) -> dict[str, float]:
+    """'dispersion 8.930 (concentration): training 0.005, served 0.0991' -> {"dispersion": ..., "training": ...}."""
+    words = text.replace(":", "").replace(",", "").replace("(", "").replace(")", "").split()
+    return {w: float(words[i + 1]) for i, w in enumerate(words[:-1]) if w in ("dispersion", "training", "served")}
+
+
+def test_ten_item_ids_show_their_concentration_and_a_readable_top_of_the_ids(browser: Any, tmp_path: Path) -> None:
+    cols = data.ten_item_ids(data.recommender_pairs(1000, 955), 955)
+    page = page_for(tmp_path, "recommender", write_parquet(tmp_path / "ten.parquet", cols))
+    assert open_page(browser, page) == []
+    figure = browser.find_element("css selector", "figure[data-name=item_id]")
+    assert "drifted" in figure.get_attribute("class")
+    # Flagged by the concentration alone: the badge says so beside a small PSI.
+    assert figure.find_element("css selector", ".badge").text == "drifted: concentration"
+    psi = float(figure.find_element("css selector", ".score").text.removeprefix("PSI "))
+    assert psi < 0.1, psi
+    line = figure.find_element("css selector", ".dispersion")
+    assert line.get_attribute("data-of") == "concentration"
+    shown = caption_numbers(line.text)
+    # By numpy on the raw ids: the chance that two of the served ids (drawn without replacement) are equal, and the
+    # same of training's counts, which baseline.json records as fractions of its count.
+    ids = np.bincount(cols["item_id"].astype(np.int64), minlength=200).astype(np.float64)
+    served = float(ids @ (ids - 1) / (1000 * 999))
+    trained = json.loads((ROOT / "model_artifacts/recommender/baseline.json").read_text())["features"]["item_id"]
+    counts = np.rint(np.asarray(trained["bins"][0]["fractions"]) * trained["count"])
+    training = float(counts @ (counts - 1) / (counts.sum() * (counts.sum() - 1)))
+    r = served / training
+    assert shown["served"] == pytest.approx(served, rel=1e-3) and shown["training"] == pytest.approx(training, rel=1e-3)
+    assert shown["dispersion"] == pytest.approx((r + 1 / r) / 2 - 1, abs=1e-3), (shown, r)
+    # The others summed, 12 ids, the rest: 14 bars a side, not 201; each of the ten served ids among them.
+    bars = figure.find_elements("css selector", "svg rect")
+    assert len(bars) == 2 * 14, len(bars)
+    tips = [b.find_element("css selector", "title").get_attribute("textContent") for b in bars[1::2]]
+    assert {t.split(":")[0] for t in tips} >= {str(i) for i in data.TEN_IDS}, tips
+    assert tips[0].startswith("188 others: ") and tips[0].endswith("served 0.0%"), tips
+    labels = [t.text for t in figure.find_elements("css selector", "svg text")]
+    assert (labels[0], labels[-1]) == ("188 others", "(rest)"), labels
+    browser.save_screenshot(str(ROOT / ".work" / "drift_report_ten_ids.png"))
+
+
+def test_doubled_sensor_noise_shows_the_steps_std_that_flagged_it(browser: Any, tmp_path: Path) -> None:
+    readings = data.sensor_readings(1000, 956, noise=2 * sensor.NOISE)
+    page = page_for(tmp_path, "sensor", write_parquet(tmp_path / "noisy.parquet", readings))
+    assert open_page(browser, page) == []
+    figure = browser.find_element("css selector", "figure[data-name=readings]")
+    assert figure.find_element("css selector", ".badge").text == "drifted: std of the steps"
+    line = figure.find_element("css selector", ".dispersion")
+    assert line.get_attribute("data-of") == "step_std" and "channel 2" in line.text, line.text
+    shown = caption_numbers(line.text)
+    # By numpy on the raw rows (as float32, as served): the std of channel 2's steps; training's from baseline.json.
+    steps = np.diff(readings["readings"].astype(np.float32).astype(np.float64), axis=1)[:, :, 2]
+    trained = json.loads((ROOT / "model_artifacts/sensor/baseline.json").read_text())["features"]["readings"]
+    assert shown["served"] == pytest.approx(steps.std(), rel=1e-3)
+    assert shown["training"] == pytest.approx(trained["step_std"][2], rel=1e-3)
+    r = (steps.std() / trained["step_std"][2]) ** 2
+    assert shown["dispersion"] == pytest.approx((r + 1 / r) / 2 - 1, abs=1e-3)

@@ -4,6 +4,12 @@ No script, no stylesheet or font from elsewhere: inline SVG bar charts (training
 blue, or red when the feature drifted), drifted features first, then by distance. Bar heights
 are the square root of each bin's share (a dominant bin, like the padding token or black pixels,
 would flatten the rest); each bar has a tooltip with its bin and both shares.
+
+A feature drifts on its PSI or on its dispersion score, so each caption gives both, and for the
+dispersion what it measured in training and served (std, the steps' std, or the concentration);
+the badge names the statistic that passed the threshold. A category of more than MAX_BARS values
+(an index input's 200 ids, a vocabulary's top 100) draws the others summed in one bar, then its
+TOP_BARS values with the largest share on either side, then the rest: 201 bars of a pixel are not read.
 """
 
 from __future__ import annotations
@@ -11,12 +17,18 @@ from __future__ import annotations
 import math
 from html import escape
 
+import numpy as np
+
+from handler.monitoring.dispersion import concentration
 from handler.monitoring.drift import Drift, Reference
 from handler.monitoring.report.classes import ClassShare
 from handler.monitoring.report.outcome import Outcome
 
 WIDTH, HEIGHT, PAD_BOTTOM, PAD_TOP = 340, 150, 34, 8
 TRAINING, SERVED, DRIFTED = "#9aa0a6", "#1a73e8", "#d93025"
+MAX_BARS, TOP_BARS = 24, 12
+# What each dispersion measured, as the caption says it.
+MEASURED = {"std": "std", "step_std": "std of the steps", "concentration": "concentration"}
 
 STYLE = (
     """
@@ -49,16 +61,19 @@ def render(outcome: Outcome) -> str:
         f"<title>{title}</title><style>{STYLE}</style></head><body>",
         f"<h1>{title}</h1>",
         f'<p class="summary">{escape(outcome.source)}: {report.rows} rows read, {outcome.rejected_rows} rejected. '
-        f"Distance: population stability index (PSI) over the training bins; drifted above {report.threshold:g}.</p>",
+        "Distance: population stability index (PSI) over the training bins, and beside it a dispersion score "
+        "(the std's or the concentration's change, on PSI's scale); "
+        f"drifted when either is above {report.threshold:g}.</p>",
         f'<p id="verdict">{verdict(outcome)}</p>',
         f'<p class="legend"><span style="background:{TRAINING}"></span>training'
         f'<span style="background:{SERVED}"></span>served<span style="background:{DRIFTED}"></span>served, drifted. '
         "Bar heights are the square root of each bin's share, so that small bins stay visible.</p>",
         "<h2>Features</h2>",
-        _grid(report.features, baseline.features, "feature-plot"),
+        _grid(report.features, baseline.features, "feature-plot", report.threshold),
     ]
     if report.outputs:
-        parts += ["<h2>Predictions</h2>", _grid(report.outputs, baseline.outputs, "output-plot", outcome.classes)]
+        grid = _grid(report.outputs, baseline.outputs, "output-plot", report.threshold, outcome.classes)
+        parts += ["<h2>Predictions</h2>", grid]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -87,19 +102,23 @@ def _order(drifts: dict[str, Drift]) -> list[Drift]:
 
 
 def _grid(
-    drifts: dict[str, Drift], refs: dict[str, Reference], css: str, classes: dict[str, list[ClassShare]] | None = None
+    drifts: dict[str, Drift],
+    refs: dict[str, Reference],
+    css: str,
+    threshold: float,
+    classes: dict[str, list[ClassShare]] | None = None,
 ) -> str:
     found = classes or {}
-    figures = (_figure(d, refs[d.name], css, found.get(d.name)) for d in _order(drifts))
+    figures = (_figure(d, refs[d.name], css, threshold, found.get(d.name)) for d in _order(drifts))
     return '<div class="grid">' + "".join(figures) + "</div>"
 
 
-def _figure(d: Drift, ref: Reference, css: str, classes: list[ClassShare] | None = None) -> str:
+def _figure(d: Drift, ref: Reference, css: str, threshold: float, classes: list[ClassShare] | None = None) -> str:
     score = "no value served" if math.isnan(d.score) else f"PSI {d.score:.3f}"
     where = f", channel {d.channel}" if d.channel is not None else ""
     if classes and d.channel is not None and d.channel < len(classes):
         where = f", class {escape(classes[d.channel].name)}"  # a classifier's channels are its classes
-    badge = '<span class="badge">drifted</span>' if d.drifted else ""
+    badge = f'<span class="badge">drifted: {escape(", ".join(_flagged_by(d, threshold)))}</span>' if d.drifted else ""
     rates = [
         f"{label} {value:.1%}"
         for label, value in (
@@ -112,12 +131,47 @@ def _figure(d: Drift, ref: Reference, css: str, classes: list[ClassShare] | None
     caption = (
         f'<figcaption><span class="name">{escape(d.name)}</span> <span class="kind">({d.kind}{where})</span> '
         f'<span class="score">{score}</span>{badge}'
+        + _dispersion(d, ref)
         + (f'<div class="rates">{escape(", ".join(rates))}</div>' if rates else "")
         + "</figcaption>"
     )
     cls = "drifted" if d.drifted else ""
     table = _class_table(classes) if classes else ""
     return f'<figure class="{cls}" data-name="{escape(d.name)}">{caption}{_bars(d, ref, css)}{table}</figure>'
+
+
+def _flagged_by(d: Drift, threshold: float) -> list[str]:
+    """The statistics over the threshold: "PSI", and what the dispersion measured."""
+    found = ["PSI"] if d.score > threshold else []
+    if d.dispersion is not None and d.dispersion.score > threshold:
+        found.append(MEASURED.get(d.dispersion.of, d.dispersion.of))
+    return found
+
+
+def training_dispersion(d: Drift, ref: Reference) -> float | None:
+    """Training's std, steps' std (of the dispersion's channel) or concentration: what the served one is against."""
+    if d.dispersion is None:
+        return None
+    if d.dispersion.of == "concentration":
+        return concentration(np.rint(np.asarray(ref.bins[0].fractions) * ref.count))
+    recorded = ref.stats.get(d.dispersion.of)
+    if isinstance(recorded, list):
+        recorded = recorded[d.dispersion.channel or 0]
+    return float(recorded) if isinstance(recorded, (int, float)) else None
+
+
+def _dispersion(d: Drift, ref: Reference) -> str:
+    """The caption's dispersion line: its score, what it measured, training's and served's value."""
+    if d.dispersion is None:
+        return ""
+    of = d.dispersion.of
+    where = f", channel {d.dispersion.channel}" if d.dispersion.channel is not None else ""
+    trained, served = training_dispersion(d, ref), d.dispersion.served
+    values = "" if trained is None or served is None else f": training {trained:.4g}, served {served:.4g}"
+    return (
+        f'<div class="dispersion" data-of="{escape(of)}">dispersion {d.dispersion.score:.3f} '
+        f"({escape(MEASURED.get(of, of))}{where}){escape(values)}</div>"
+    )
 
 
 def _class_table(classes: list[ClassShare]) -> str:
@@ -140,6 +194,8 @@ def _bars(d: Drift, ref: Reference, css: str) -> str:
     training = bins.fractions.tolist()
     served = list(d.served) if len(d.served) == len(training) else [0.0] * len(training)
     labels = [label or '""' for label in bins.labels()]  # the empty string (padding) is a token too
+    if bins.values is not None and len(training) > MAX_BARS:
+        labels, training, served = top_bars(labels, training, served)
     k = len(training)
     top = max(max(training), max(served), 1e-9)
     slot = (WIDTH - 16) / k
@@ -175,4 +231,21 @@ def _bars(d: Drift, ref: Reference, css: str) -> str:
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(d.name)}: training and served">'
         + "".join(shapes)
         + "</svg>"
+    )
+
+
+def top_bars(
+    labels: list[str], training: list[float], served: list[float]
+) -> tuple[list[str], list[float], list[float]]:
+    """Many categories' bars cut to the other values summed in one bar, then the TOP_BARS values with the largest
+    share either side (in their order), then the last bin (the rest) as it is."""
+    values = len(labels) - 1
+    top = sorted(sorted(range(values), key=lambda i: -max(training[i], served[i]))[:TOP_BARS])
+    others = sorted(set(range(values)) - set(top))
+    sums = [float(sum(side[i] for i in others)) for side in (training, served)]
+    # The others first: the axis names the first, middle and last bars, so both sums are named.
+    return (
+        [f"{len(others)} others", *(labels[i] for i in top), labels[-1]],
+        [sums[0], *(training[i] for i in top), training[-1]],
+        [sums[1], *(served[i] for i in top), served[-1]],
     )
