@@ -40,6 +40,8 @@ class Trained:
     custom_object_modules: tuple[str, ...] | None = None
     # The raw training features as a client sends them: export describes them in baseline.json.
     training_data: dict[str, Any] | None = None
+    # Held-out rows (raw features, as training_data) and their true labels: export writes quality_baseline.json.
+    validation_data: tuple[dict[str, Any], Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -5,8 +5,9 @@
 Each model goes to `OUT/<name>/`. The new golden outputs are compared with the committed ones
 first: if any case changed beyond the golden tolerance (or a case appeared or vanished), the
 command says which and keeps the committed artifacts, unless `--accept-changes`. When the answers
-agree, the committed files are kept byte for byte, except a `baseline.json` that today's drift
-statistics describe differently: it is replaced, with its hash and the manifest's digest.
+agree, the committed files are kept byte for byte, except a `baseline.json` or `quality_baseline.json`
+that today's code describes differently (or that the committed artifact lacks): it is put in place, with its
+hash, the manifest's `problem` and the manifest's digest.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def export(trained: Trained, out: Path) -> dict[str, Any]:
         description=trained.description,
         custom_object_modules=trained.custom_object_modules,
         training_data=trained.training_data,
+        validation_data=trained.validation_data,
     )
 
 
@@ -101,9 +103,9 @@ def train_and_export(name: str, out_root: Path, seed: int, accept: bool) -> bool
     if had_old and not changes and _servable(target):
         # The same answers within the tolerance: the committed files stay byte for byte (a retrained model differs
         # in the last digits, so every hash, and the manifest's digest, would change for nothing).
-        refreshed = _refresh_baseline(fresh, target)
+        refreshed = _refresh_baselines(fresh, target)
         shutil.rmtree(fresh)
-        kept = "kept the committed files" + (", baseline.json refreshed" if refreshed else "")
+        kept = "kept the committed files" + "".join(f", {name} refreshed" for name in refreshed)
         print(f"{name}: {cases} golden cases, same as committed within the tolerance: {kept}")
         return True
     if target.exists():
@@ -114,23 +116,42 @@ def train_and_export(name: str, out_root: Path, seed: int, accept: bool) -> bool
     return True
 
 
-def _refresh_baseline(fresh: Path, target: Path) -> bool:
-    """Put the fresh export's baseline.json in place of the committed one if it differs; True if it did.
+def _refresh_baselines(fresh: Path, target: Path) -> list[str]:
+    """Put the fresh export's baseline.json and quality_baseline.json in place of the committed ones where they
+    differ (or are missing), with their hashes, the manifest's `problem` and its digest; the names put in place.
 
-    The drift statistics change more often than the models: a new one is fitted from the same seeded
-    training data (and answers equal within the golden tolerance), and the model files stay as committed.
+    The drift and quality statistics change more often than the models: they are fitted from the same seeded
+    data (and answers equal within the golden tolerance), and the model files stay as committed.
     """
-    from handler.core.artifacts import BASELINE_FILE, DIGEST_KEY, MANIFEST_FILE, manifest_digest, sha256_of
+    from handler.core.artifacts import (
+        BASELINE_FILE,
+        DIGEST_KEY,
+        MANIFEST_FILE,
+        QUALITY_FILE,
+        manifest_digest,
+        sha256_of,
+    )
 
-    new, old = fresh / BASELINE_FILE, target / BASELINE_FILE
-    if not new.is_file() or (old.is_file() and new.read_bytes() == old.read_bytes()):
-        return False
-    shutil.copyfile(new, old)
+    exported = json.loads((fresh / MANIFEST_FILE).read_text())
     manifest = json.loads((target / MANIFEST_FILE).read_text())
-    manifest["files"][BASELINE_FILE] = sha256_of(old)
-    manifest[DIGEST_KEY] = manifest_digest(manifest)
+    refreshed = []
+    for name in (BASELINE_FILE, QUALITY_FILE):
+        new, old = fresh / name, target / name
+        if new.is_file() and not (old.is_file() and new.read_bytes() == old.read_bytes()):
+            shutil.copyfile(new, old)
+            refreshed.append(name)
+    if not refreshed and exported.get("problem") == manifest.get("problem"):
+        return []
+    # The files in the export's order (a file the export would not write stays listed, last).
+    order = [*exported["files"], *(n for n in manifest["files"] if n not in exported["files"])]
+    hashes = {**manifest["files"], **{name: sha256_of(target / name) for name in refreshed}}
+    manifest["files"] = {name: hashes[name] for name in order if name in hashes}
+    if "problem" in exported:
+        manifest["problem"] = exported["problem"]
+    manifest.pop(DIGEST_KEY, None)
+    manifest[DIGEST_KEY] = manifest_digest(manifest)  # last, as the export writes it
     (target / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    return True
+    return refreshed
 
 
 def _servable(folder: Path) -> bool:

@@ -4,16 +4,19 @@ band, the degraded ones marked, the slices that fell most, nothing in the consol
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from handler.__main__ import main
+from handler.core.artifacts import QUALITY_FILE
 from tests.conftest import ROOT
 from tests.monitoring.quality_data import churn_window, flipped
 from tests.monitoring.test_html import browser, open_page  # noqa: F401  (browser: the module's Chromium)
 from tests.monitoring.test_quality_evidence import Judge
+from tests.support.artifacts import edit_manifest
 
 CHURN = str(ROOT / "model_artifacts" / "churn")
 
@@ -35,10 +38,12 @@ def write_inputs(tmp_path: Path, flip: bool) -> tuple[Path, Path]:
     return captured, labels
 
 
-def page_for(tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[Path, dict[str, Any]]:
+def page_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str, model: str = CHURN
+) -> tuple[Path, dict[str, Any]]:
     page = tmp_path / "quality.html"
     capsys.readouterr()
-    status = main(["quality", *args, "--html", str(page), "--model-dir", CHURN])
+    status = main(["quality", *args, "--html", str(page), "--model-dir", model])
     report = json.loads(capsys.readouterr().out)
     assert status == (1 if report["degraded"] else 0) and page.is_file()
     return page, report
@@ -86,13 +91,25 @@ def test_labels_turned_over_for_one_category_show_degraded_metrics_and_that_slic
     browser.save_screenshot(str(ROOT / ".work" / "quality_report_churn.png"))
 
 
+def _unbaselined(tmp_path: Path) -> str:
+    """Churn exported without validation rows: no quality_baseline.json (the shipped one taken out, as a re-export
+    without validation_data would leave it)."""
+    model = tmp_path / "churn"
+    shutil.copytree(CHURN, model)
+    (model / QUALITY_FILE).unlink()
+    edit_manifest(model, lambda manifest: (manifest["files"].pop(QUALITY_FILE), manifest.pop("problem")))
+    return str(model)
+
+
 def test_a_page_without_a_baseline_shows_the_metrics_alone(
     browser: Any,  # noqa: F811
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     captured, labels = write_inputs(tmp_path, flip=False)
-    page, report = page_for(tmp_path, capsys, str(captured), str(labels), "--problem", "binary")
+    page, report = page_for(
+        tmp_path, capsys, str(captured), str(labels), "--problem", "binary", model=_unbaselined(tmp_path)
+    )
     assert open_page(browser, page) == [] and report["baseline"] is None
     assert browser.find_element("id", "verdict").text.startswith("No baseline to compare with")
     assert [(name, bad) for name, bad, _, _ in figures(browser)] == [

@@ -68,14 +68,14 @@ def test_labels_in_both_forms_join_the_captured_rows_and_the_metrics_are_the_ans
     assert status == 0, report
     assert (report["rows_joined"], report["unmatched_labels"], report["unlabelled_rows"]) == (260, 2, 40)
     assert report["malformed_labels"] == {"count": 1, "examples": [f"{path} line 8: not JSON"]}
-    assert report["problem"] == {"type": "binary", "output": "output_0", "from": "the labels (all 0/1)"}
+    assert report["problem"] == {"type": "binary", "output": "output_0", "from": "the quality baseline"}
     y, answered = labels[:260], scores[:260] >= 0.5
     tp, fp = int(np.sum(answered & (y == 1))), int(np.sum(answered & (y == 0)))
     fn, tn = int(np.sum(~answered & (y == 1))), int(np.sum(~answered & (y == 0)))
     assert report["metrics"]["confusion_matrix"] == [[tn, fp], [fn, tp]]
     assert report["metrics"]["accuracy"] == pytest.approx((tp + tn) / 260)
     assert report["metrics"]["precision"] == pytest.approx(tp / (tp + fp))
-    assert report["baseline"] is None and report["degraded"] == []
+    assert report["baseline"]["accuracy"]["baseline"] is not None and report["degraded"] == []  # churn ships one
     by_contract = report["slices"]["by_feature"]["contract_type"]
     assert sum(s["rows"] for s in by_contract.values()) == 260
 
