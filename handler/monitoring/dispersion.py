@@ -113,14 +113,20 @@ def of_categories(served: np.ndarray, training_fractions: np.ndarray, training_c
     return Dispersion(score(ratio), "concentration", None, None if math.isnan(found) else found)
 
 
-def of_numbers(spread: Moments, steps: Moments | None, stats: Mapping[str, Any], per_channel: bool) -> Dispersion:
-    """The largest score over the channels, of the served std and (sequences, images) of the steps' std."""
-    found: list[Dispersion] = []
+def channel_scores(spread: Moments, steps: Moments | None, stats: Mapping[str, Any], tensor: bool) -> list[Dispersion]:
+    """Per channel, the larger score of the served std and (sequences, images) of the steps' std."""
+    found: dict[int, Dispersion] = {}
     for of, moments in (("std", spread), ("step_std", steps)):
         if moments is None or of not in stats:
             continue
         served = moments.std()
         for c, s in enumerate(spread_scores(served, np.asarray(stats[of], dtype=np.float64))):
-            if not math.isnan(s):
-                found.append(Dispersion(s, of, c if per_channel else None, float(served[c])))
+            if not math.isnan(s) and (c not in found or s > found[c].score):
+                found[c] = Dispersion(s, of, c if tensor else None, float(served[c]))
+    return [found[c] for c in sorted(found)]
+
+
+def of_numbers(spread: Moments, steps: Moments | None, stats: Mapping[str, Any], per_channel: bool) -> Dispersion:
+    """The largest score over the channels, of the served std and (sequences, images) of the steps' std."""
+    found = channel_scores(spread, steps, stats, per_channel)
     return max(found, key=lambda d: d.score, default=Dispersion(math.nan, "std", None))

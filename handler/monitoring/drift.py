@@ -13,8 +13,9 @@ counts served rows into the baseline's bins) and the offline report (which count
 
 The distance is the population stability index over those bins, with empty bins floored:
 PSI = sum((served - training) * ln(served / training)). For a tensor it is the largest over its
-channels. Beside it, a dispersion score on the same scale (`dispersion`): a change of spread or
-concentration that leaves the bins' shares alone. The bins and PSI are `bins`'. See docs/drift.md
+channels, and every channel over the threshold (by PSI or dispersion) is listed (`drifted_channels`).
+Beside it, a dispersion score on the same scale (`dispersion`): a change of spread or concentration
+that leaves the bins' shares alone. The bins and PSI are `bins`'. See docs/drift.md
 for the measurements behind the threshold.
 """
 
@@ -198,6 +199,7 @@ class Reference:
 
     def compare(self, t: Tally, threshold: float) -> Drift:
         """The served tally against training: the distance, and the rule rates."""
+        per_channel: tuple[tuple[int, float], ...] | None = None
         if self._runs is not None:
             run, merged = self._runs
             score = merged.distance(np.bincount(run, weights=t.counts[0], minlength=len(merged.fractions)))[0]
@@ -208,6 +210,7 @@ class Reference:
             scores = [b.distance(c) for c, b in zip(t.counts, self.bins, strict=True)]
             worst = max(range(len(scores)), key=lambda i: -1.0 if math.isnan(scores[i][0]) else scores[i][0])
             score, served = scores[worst]
+            per_channel = self._channels([s for s, _ in scores], t, threshold)
         numbers = self.kind in ("numeric", "tensor")
         n_values = t.values * (len(self.bins) if numbers else 1)
         some = n_values > 0  # every rate is a count of values over n_values
@@ -226,7 +229,21 @@ class Reference:
             imputed=t.imputed / n_values if watch_imputed and some else None,
             mean=t.total / n_values if numbers and some and math.isfinite(t.total) else None,
             dispersion=None if math.isnan(spread.score) else spread,
+            drifted_channels=per_channel,
         )
+
+    def _channels(self, psis: list[float], t: Tally, threshold: float) -> tuple[tuple[int, float], ...]:
+        """A tensor's channels whose PSI or dispersion passes the threshold, each with the larger of the two."""
+        spreads = [math.nan] * len(psis)
+        if t.spread is not None:
+            for found_spread in dispersion.channel_scores(t.spread, t.steps, self.stats, tensor=True):
+                spreads[found_spread.channel or 0] = found_spread.score
+        found = []
+        for c, pair in enumerate(zip(psis, spreads, strict=True)):
+            known = [s for s in pair if not math.isnan(s)]
+            if known and max(known) > threshold:
+                found.append((c, max(known)))
+        return tuple(found)
 
     def _dispersion(self, t: Tally) -> Dispersion:
         """The served spread (numbers) or concentration (categories) against training's."""
@@ -284,6 +301,8 @@ class Drift:
     imputed: float | None = None
     mean: float | None = None
     dispersion: Dispersion | None = None  # spread or concentration against training; None when unknown
+    # A tensor with channels: every channel over the threshold (by PSI or dispersion) with the larger of the two.
+    drifted_channels: tuple[tuple[int, float], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -298,6 +317,8 @@ class Drift:
                 out[key] = value
         if self.dispersion is not None:
             out.update(self.dispersion.to_dict())
+        if self.drifted_channels is not None:
+            out["drifted_channels"] = [c for c, _ in self.drifted_channels]
         return out
 
 

@@ -7,6 +7,9 @@ keeps one series per feature:
   has drifted when either passes the threshold, so the series the alarm reads must carry both. With
   `OutOfRangeRate`, `OutOfVocabularyRate` and `ImputedRate` where the feature has them;
 - `PredictionDrift` (dimension `output`), with `PredictionPSI` and `PredictionDispersion`, alike;
+- `ChannelDrift` (dimensions `feature` and `channel`; `PredictionChannelDrift`, `output` and `channel`): for each
+  channel of a tensor that passed the threshold, the larger of its PSI and dispersion score. Only drifted channels,
+  so the series stay few; the alarmed series keep their dimensions;
 - `FeatureDriftMax`, `PredictionDriftMax` and `DriftedFeatures`, with no extra dimension: a CloudWatch
   alarm watches one series with fixed dimensions, and these are the "any feature" series it alarms on
   (the largest `FeatureDrift`, so a feature flagged by its dispersion alone fires the alarm too).
@@ -22,7 +25,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +124,8 @@ def emit(report: DriftReport, baseline: Baseline | None = None) -> None:
         stamp = str(int(time.time() * 1000))
         lines = [_line("feature", d, "Feature", stamp) for d in report.features.values()]
         lines += [_line("output", d, "Prediction", stamp) for d in report.outputs.values()]
+        lines += _channel_lines("feature", report.features.values(), "ChannelDrift", stamp)
+        lines += _channel_lines("output", report.outputs.values(), "PredictionChannelDrift", stamp)
         summary: dict[str, float] = {"DriftedFeatures": len(report.drifted_names())}
         feature_scores = [s for s in map(drift_score, report.features.values()) if not math.isnan(s)]
         output_scores = [s for s in map(drift_score, report.outputs.values()) if not math.isnan(s)]
@@ -168,8 +173,26 @@ def flagged_by(drift: Drift, threshold: float) -> dict[str, Any]:
             by.append(drift.dispersion.of)  # std, step_std or concentration
         if drift.dispersion.channel is not None:
             out["dispersion_channel"] = drift.dispersion.channel
+    if drift.drifted_channels is not None:
+        out["channels"] = [c for c, _ in drift.drifted_channels]
     out["flagged_by"] = by
     return out
+
+
+def _channel_lines(dimension: str, drifts: Iterable[Drift], metric: str, stamp: str) -> list[str]:
+    """One line per drifted channel of a tensor, under the dimensions (feature or output, channel): only drifted
+    channels, so a watch keeps a few series of them, not one per channel of every tensor for every window."""
+    lines = []
+    for drift in drifts:
+        for channel, score in drift.drifted_channels or ():
+            metrics = {metric: {"Unit": MetricUnit.NoUnit.value, "Value": [score]}}
+            dimensions = {dimension: drift.name, "channel": str(channel), "service": SERVICE, **deployment()}
+            line: dict[str, Any] = dict(
+                _serializer().serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata={})
+            )
+            line["_aws"] = {**line["_aws"], "Timestamp": int(stamp)}
+            lines.append(_COMPACT.encode(line))
+    return lines
 
 
 def _line(dimension: str, drift: Drift, prefix: str, stamp: str) -> str | None:

@@ -38,7 +38,9 @@ def test_doubled_sensor_noise_reaches_feature_drift_max_through_the_served_path(
         answer = handler({"instances": readings[start : start + 500].tolist()}, LambdaContext())
         assert len(answer["predictions"]) == 500
     lines = emf_lines(capture_stdout())
-    (line,) = [line for line in lines if line["dimensions"].get("feature") == "readings"]
+    (line,) = [
+        line for line in lines if line["dimensions"].get("feature") == "readings" and "FeatureDrift" in line["metrics"]
+    ]
     (summary,) = [line for line in lines if "FeatureDriftMax" in line["metrics"]]
 
     # What the function serves: the rows as float32, [examples, 20 steps, 3 channels].

@@ -192,3 +192,16 @@ def test_doubled_sensor_noise_shows_the_steps_std_that_flagged_it(browser: Any, 
     assert shown["training"] == pytest.approx(trained["step_std"][2], rel=1e-3)
     r = (steps.std() / trained["step_std"][2]) ** 2
     assert shown["dispersion"] == pytest.approx((r + 1 / r) / 2 - 1, abs=1e-3)
+
+
+def test_an_offset_on_every_channel_lists_them_all(browser: Any, tmp_path: Path) -> None:
+    readings = data.sensor_readings(1000, 957)["readings"] + np.float32(0.3)
+    page = page_for(tmp_path, "sensor", write_parquet(tmp_path / "offset.parquet", {"readings": readings}))
+    assert open_page(browser, page) == []
+    figure = browser.find_element("css selector", "figure[data-name=readings]")
+    line = figure.find_element("css selector", ".channels")
+    # Each channel moved by twice the noise's std: test_channels.py works the scores out by numpy (each about 0.3).
+    assert line.get_attribute("data-channels") == "0 1 2", line.text
+    assert line.text.startswith("drifted channels: 0 (") and ", 1 (" in line.text and ", 2 (" in line.text
+    kind = figure.find_element("css selector", ".kind").text
+    assert kind in {f"(tensor, channel {c})" for c in range(3)}, kind  # the worst channel still named, as before

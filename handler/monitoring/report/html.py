@@ -7,7 +7,8 @@ would flatten the rest); each bar has a tooltip with its bin and both shares.
 
 A feature drifts on its PSI or on its dispersion score, so each caption gives both, and for the
 dispersion what it measured in training and served (std, the steps' std, or the concentration);
-the badge names the statistic that passed the threshold. A category of more than MAX_BARS values
+the badge names the statistic that passed the threshold, and a tensor's caption lists every channel that
+did (by either, with the larger score). A category of more than MAX_BARS values
 (an index input's 200 ids, a vocabulary's top 100) draws the others summed in one bar, then its
 TOP_BARS values with the largest share on either side, then the rest: 201 bars of a pixel are not read.
 """
@@ -132,6 +133,7 @@ def _figure(d: Drift, ref: Reference, css: str, threshold: float, classes: list[
         f'<figcaption><span class="name">{escape(d.name)}</span> <span class="kind">({d.kind}{where})</span> '
         f'<span class="score">{score}</span>{badge}'
         + _dispersion(d, ref)
+        + _channels(d, classes)
         + (f'<div class="rates">{escape(", ".join(rates))}</div>' if rates else "")
         + "</figcaption>"
     )
@@ -172,6 +174,20 @@ def _dispersion(d: Drift, ref: Reference) -> str:
         f'<div class="dispersion" data-of="{escape(of)}">dispersion {d.dispersion.score:.3f} '
         f"({escape(MEASURED.get(of, of))}{where}){escape(values)}</div>"
     )
+
+
+def _channels(d: Drift, classes: list[ClassShare] | None) -> str:
+    """Every channel of a tensor over the threshold, by PSI or dispersion (a classifier's by class name)."""
+    if not d.drifted_channels:
+        return ""
+    names = [
+        classes[c].name if classes and c < len(classes) else str(c)  # a classifier's channels are its classes
+        for c, _ in d.drifted_channels
+    ]
+    what = "classes" if classes else "channels"
+    listed = ", ".join(f"{n} ({s:.3f})" for n, (_, s) in zip(names, d.drifted_channels, strict=True))
+    data = " ".join(str(c) for c, _ in d.drifted_channels)
+    return f'<div class="channels" data-channels="{data}">drifted {what}: {escape(listed)}</div>'
 
 
 def _class_table(classes: list[ClassShare]) -> str:
