@@ -92,7 +92,7 @@ class Dispersion:
     """One feature's dispersion score, what it measured, and for a tensor the channel that moved most."""
 
     score: float
-    of: str  # "std", "step_std" (neighbouring positions) or "concentration"
+    of: str  # "std", "step_std" (neighbouring positions), "block_mean" (the positional map) or "concentration"
     channel: int | None
     served: float | None = None  # the served std or concentration behind the score
 
@@ -113,20 +113,34 @@ def of_categories(served: np.ndarray, training_fractions: np.ndarray, training_c
     return Dispersion(score(ratio), "concentration", None, None if math.isnan(found) else found)
 
 
-def channel_scores(spread: Moments, steps: Moments | None, stats: Mapping[str, Any], tensor: bool) -> list[Dispersion]:
-    """Per channel, the larger score of the served std and (sequences, images) of the steps' std."""
+def channel_scores(
+    spread: Moments, steps: Moments | None, stats: Mapping[str, Any], tensor: bool, blocks: Moments | None = None
+) -> list[Dispersion]:
+    """Per channel, the largest score of the served std, and (sequences, images) of the steps' std and of the
+    block means' map (`blocks`)."""
     found: dict[int, Dispersion] = {}
+
+    def keep(c: int, s: float, of: str, served: float) -> None:
+        if not math.isnan(s) and (c not in found or s > found[c].score):
+            found[c] = Dispersion(s, of, c if tensor else None, served)
+
     for of, moments in (("std", spread), ("step_std", steps)):
         if moments is None or of not in stats:
             continue
         served = moments.std()
         for c, s in enumerate(spread_scores(served, np.asarray(stats[of], dtype=np.float64))):
-            if not math.isnan(s) and (c not in found or s > found[c].score):
-                found[c] = Dispersion(s, of, c if tensor else None, float(served[c]))
+            keep(c, s, of, float(served[c]))
+    if blocks is not None and "block_mean" in stats:
+        from handler.monitoring.blocks import scores  # blocks imports Moments from here
+
+        for c, (s, served_mean) in enumerate(scores(blocks, stats)):
+            keep(c, s, "block_mean", served_mean)
     return [found[c] for c in sorted(found)]
 
 
-def of_numbers(spread: Moments, steps: Moments | None, stats: Mapping[str, Any], per_channel: bool) -> Dispersion:
-    """The largest score over the channels, of the served std and (sequences, images) of the steps' std."""
-    found = channel_scores(spread, steps, stats, per_channel)
+def of_numbers(
+    spread: Moments, steps: Moments | None, stats: Mapping[str, Any], per_channel: bool, blocks: Moments | None = None
+) -> Dispersion:
+    """The largest score over the channels, of the served std, the steps' std and the block means' map."""
+    found = channel_scores(spread, steps, stats, per_channel, blocks)
     return max(found, key=lambda d: d.score, default=Dispersion(math.nan, "std", None))

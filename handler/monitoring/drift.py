@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from handler.core.signature import TensorSpec
-from handler.monitoring import dispersion, index
+from handler.monitoring import blocks, dispersion, index
 from handler.monitoring.bins import BINS as BINS
 from handler.monitoring.bins import Bins as Bins
 from handler.monitoring.bins import categorical_bins, index_bins, numeric_bins
@@ -83,6 +83,7 @@ class Tally:
     total: float = 0.0  # sum of the values (numbers), for the served mean
     spread: Moments | None = None  # numbers: per channel, for the served std
     steps: Moments | None = None  # sequences and images: of the steps between neighbouring positions
+    blocks: Moments | None = None  # sequences and images: of each example's block means (`blocks`)
 
     def add(self, other: Tally) -> None:
         self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
@@ -92,7 +93,7 @@ class Tally:
         self.out_of_vocabulary += other.out_of_vocabulary
         self.imputed += other.imputed
         self.total += other.total
-        for part in ("spread", "steps"):
+        for part in ("spread", "steps", "blocks"):
             mine, theirs = getattr(self, part), getattr(other, part)
             setattr(self, part, theirs if mine is None else mine if theirs is None else mine + theirs)
 
@@ -155,6 +156,9 @@ class Reference:
         if positions > 1:
             steps = dispersion.steps(_positions(np.asarray(x, dtype=np.float64), channels))
             stats["step_std"] = [float(s) for s in steps.std(axis=0)]
+            axes = blocks.spatial(spec.shape, channels)
+            if axes is not None:
+                stats.update(blocks.fit(np.asarray(x), axes, channels))
         described: dict[str, Any] = {k: s[0] for k, s in stats.items()} if kind == "numeric" else dict(stats)
         count, missing = int(finite.sum()) // channels, int(v.size - finite.sum())
         histograms = tuple(numeric_bins(c, uniform=positions > 1) for c in cols)
@@ -184,13 +188,17 @@ class Reference:
         steps = None
         if "step_std" in self.stats:
             steps = Moments.of(dispersion.steps(_positions(x, len(self.bins))))
+        mapped = None
+        if "block_mean" in self.stats:
+            axes = blocks.spatial(self.shape, len(self.bins))
+            mapped = blocks.tally(x, axes, len(self.bins)) if axes is not None else None
         if v.ndim == 1:
             counts = [self.bins[0].count(v)]
             lo, hi = self._lo[0], self._hi[0]
         else:
             counts = [b.count(v[:, c]) for c, b in enumerate(self.bins)]
             lo, hi = self._lo, self._hi
-        t = Tally(counts, values=len(v), missing=missing, spread=spread, steps=steps)
+        t = Tally(counts, values=len(v), missing=missing, spread=spread, steps=steps, blocks=mapped)
         t.out_of_range = int(np.count_nonzero((v < lo) | (v > hi)))
         t.total = float(v.sum(dtype=np.float64))
         if self.fill_value is not None and not self.stats.get("fill_share"):
@@ -236,7 +244,7 @@ class Reference:
         """A tensor's channels whose PSI or dispersion passes the threshold, each with the larger of the two."""
         spreads = [math.nan] * len(psis)
         if t.spread is not None:
-            for found_spread in dispersion.channel_scores(t.spread, t.steps, self.stats, tensor=True):
+            for found_spread in dispersion.channel_scores(t.spread, t.steps, self.stats, True, t.blocks):
                 spreads[found_spread.channel or 0] = found_spread.score
         found = []
         for c, pair in enumerate(zip(psis, spreads, strict=True)):
@@ -251,7 +259,7 @@ class Reference:
             return dispersion.of_categories(t.counts[0], self.bins[0].fractions, self.count)
         if self.kind == "tokens" or t.spread is None:
             return Dispersion(math.nan, "std", None)
-        return dispersion.of_numbers(t.spread, t.steps, self.stats, per_channel=self.kind == "tensor")
+        return dispersion.of_numbers(t.spread, t.steps, self.stats, self.kind == "tensor", t.blocks)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "shape": list(self.shape), "count": self.count}
@@ -268,7 +276,8 @@ class Reference:
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping[str, Any]) -> Reference:
-        stats = {k: d[k] for k in ("mean", "std", "min", "max", "fill_share", "step_std") if k in d}
+        known = ("mean", "std", "min", "max", "fill_share", "step_std", "block_mean", "block_std")
+        stats = {k: d[k] for k in known if k in d}
         span = d.get("index_range")
         return cls(
             name=name,

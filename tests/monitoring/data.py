@@ -42,6 +42,12 @@ def digit_images(n: int, seed: int, brightness: float = 1.0) -> Columns:
     return {"image": digits.generate(n, seed, brightness=brightness)[0]}
 
 
+def shifted_digits(n: int, seed: int, pixels: int = 4) -> Columns:
+    """Digits drawn `pixels` to the right of where training drew them (a camera or a crop moved): every pixel keeps
+    its value, only its place changes (the dark border comes round on the left)."""
+    return {"image": np.roll(digits.generate(n, seed)[0], pixels, axis=2)}
+
+
 def review_words(n: int, seed: int, shifted: bool = False) -> Columns:
     """Reviews; `shifted`: positive reviews use only three of the training's positive words."""
     return reviews.generate(n, seed, positive_words=reviews.POSITIVE[:3] if shifted else None)[0]

@@ -121,11 +121,12 @@ def test_a_page_with_nothing_drifted_says_so(browser: Any, tmp_path: Path) -> No
 def test_a_headline_counts_drifted_predictions_and_a_classifiers_table_names_its_classes(
     browser: Any, tmp_path: Path
 ) -> None:
-    # Digits 0-4 only: the image holds, the answers drift (and the command exits 1, as the headline must say).
+    # Digits 0-4 only: the answers drift, and so does the image where its strokes sit (the block means' map sees
+    # half the digits' shapes gone); the headline counts both, as the exit status does.
     source, _ = digit_capture(tmp_path / "capture.jsonl", 1000, 954, classes=5)
     page = page_for(tmp_path, named_digits(tmp_path), source)
     assert open_page(browser, page) == []
-    assert browser.find_element("id", "verdict").text == "No feature drifted; 1 prediction drifted: output_0."
+    assert browser.find_element("id", "verdict").text == "1 feature drifted: image. 1 prediction drifted: output_0."
     assert [(name, drifted) for name, drifted, _ in figures(browser, "svg.output-plot")] == [("output_0", True)]
     rows = browser.find_elements("css selector", "figure[data-name=output_0] table.classes tr[data-class]")
     assert [r.get_attribute("data-class") for r in rows] == DIGIT_NAMES
@@ -205,3 +206,17 @@ def test_an_offset_on_every_channel_lists_them_all(browser: Any, tmp_path: Path)
     assert line.text.startswith("drifted channels: 0 (") and ", 1 (" in line.text and ", 2 (" in line.text
     kind = figure.find_element("css selector", ".kind").text
     assert kind in {f"(tensor, channel {c})" for c in range(3)}, kind  # the worst channel still named, as before
+
+
+def test_a_headline_with_only_predictions_drifted_says_no_feature_did() -> None:
+    from types import SimpleNamespace
+
+    from handler.monitoring.drift import Drift, DriftReport
+    from handler.monitoring.report.html import verdict
+
+    def drift(name: str, score: float) -> Drift:
+        return Drift(name, "numeric", score, score > 0.1, 100, None, ())
+
+    report = DriftReport(100, 0.1, {"image": drift("image", 0.02)}, {"output_0": drift("output_0", 0.5)})
+    said = verdict(SimpleNamespace(report=report))  # type: ignore[arg-type]
+    assert said == "No feature drifted; <strong>1 prediction drifted:</strong> output_0."

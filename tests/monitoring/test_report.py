@@ -235,7 +235,7 @@ def named_digits(tmp_path: Path) -> Path:
 def test_a_classifiers_outputs_are_told_by_class_named_from_the_manifest(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    # Only digits 0-4 served: the image barely moves, the answers do, and the classes say which.
+    # Only digits 0-4 served: the answers move (the image too, by its block means), and the classes say which.
     path, scores = digit_capture(tmp_path / "capture.jsonl", 1000, 812, classes=5)
     status, report, _ = drift(capsys, str(path), model=str(named_digits(tmp_path)))
     assert status == 1 and report["predictions_drifted"] == ["output_0"]

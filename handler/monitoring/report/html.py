@@ -29,7 +29,7 @@ WIDTH, HEIGHT, PAD_BOTTOM, PAD_TOP = 340, 150, 34, 8
 TRAINING, SERVED, DRIFTED = "#9aa0a6", "#1a73e8", "#d93025"
 MAX_BARS, TOP_BARS = 24, 12
 # What each dispersion measured, as the caption says it.
-MEASURED = {"std": "std", "step_std": "std of the steps", "concentration": "concentration"}
+MEASURED = {"std": "std", "step_std": "std of the steps", "block_mean": "block means", "concentration": "concentration"}
 
 STYLE = (
     """
@@ -152,8 +152,8 @@ def _flagged_by(d: Drift, threshold: float) -> list[str]:
 
 def training_dispersion(d: Drift, ref: Reference) -> float | None:
     """Training's std, steps' std (of the dispersion's channel) or concentration: what the served one is against."""
-    if d.dispersion is None:
-        return None
+    if d.dispersion is None or d.dispersion.of == "block_mean":
+        return None  # a map of blocks: no one training value to set beside the served one
     if d.dispersion.of == "concentration":
         return concentration(np.rint(np.asarray(ref.bins[0].fractions) * ref.count))
     recorded = ref.stats.get(d.dispersion.of)
