@@ -48,7 +48,8 @@ class Moments:
 
     def std(self) -> np.ndarray:
         """The population std per channel (NaN under two values)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # Values past 1e154 (a client's 1e300 within float64's range) square to inf: that std is NaN, not a warning.
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             mean = self.total / self.n
             var = np.maximum(self.squares / self.n - mean * mean, 0.0)
         return np.where(self.n >= 2, np.sqrt(var), np.nan)
