@@ -336,4 +336,37 @@ MUTANTS: tuple[Mutant, ...] = (
         "if False:",
         ("tests/formats/test_long_rows.py", "tests/formats/test_csv.py"),
     ),
+    Mutant(
+        "a CSV's refused records numbered from their block, not from the file",
+        "files",
+        "handler/formats/csv.py",
+        "    if offset:\n        for e in errors:",
+        "    if False:\n        for e in errors:",
+        ("tests/formats/test_csv_blocks.py", "tests/formats/test_csv.py"),
+    ),
+    Mutant(
+        "a CSV block cut at a line break inside a quoted value",
+        "files",
+        "handler/formats/csv_blocks.py",
+        "if before % 2 == 0:",
+        "if True:",
+        ("tests/formats/test_csv_blocks.py",),
+    ),
+    # --- monitoring ---------------------------------------------------------------------------
+    Mutant(
+        "an index id served as 17.0 or '17' counted outside the range",
+        "monitoring",
+        "handler/monitoring/index.py",
+        "whole = np.isfinite(v) & (v == np.floor(v))",
+        "whole = np.zeros(v.shape, dtype=bool)",
+        ("tests/monitoring/test_index_bins.py",),
+    ),
+    Mutant(
+        "a spread-only drift (doubled noise) not called drifted",
+        "monitoring",
+        "handler/monitoring/drift.py",
+        "drifted=score > threshold or spread.score > threshold,",
+        "drifted=score > threshold,",
+        ("tests/monitoring/test_channels.py", "tests/monitoring/test_emf_dispersion.py"),
+    ),
 )
