@@ -17,6 +17,7 @@ from typing import Any
 
 from handler.monitoring.quality.history import Point, of_report
 from handler.monitoring.quality.metrics import LOWER_IS_BETTER
+from handler.monitoring.report.html import page_start
 
 WIDTH, HEIGHT, PAD = 340, 58, 14
 TREND_HEIGHT, TREND_PAD = 130, 18  # the chart over time; the pad leaves room for the axis labels
@@ -50,11 +51,7 @@ def render(report: dict[str, Any], history: list[Point] | None = None) -> str:
     else:
         verdict = "<strong>No metric is worse than the baseline by more than its threshold.</strong>"
     parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<link rel="icon" href="data:,">',  # no favicon request, so no console error for it
-        f"<title>{title}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{title}</h1>",
+        *page_start(title, STYLE),
         f'<p class="summary">{escape(str(report["captured"]))} joined with {escape(str(report["labels"]))}: '
         f"{report['rows_joined']} rows joined, {report['unmatched_labels']} labels matched no captured row, "
         f"{report['unlabelled_rows']} captured rows had no label, {report['malformed_labels']['count']} label "

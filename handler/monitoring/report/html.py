@@ -51,16 +51,23 @@ table.classes{border-collapse:collapse;font-size:12px;margin-top:6px;width:100%}
 )
 
 
+def page_start(title: str, style: str) -> list[str]:
+    """A self-contained page's head and heading (the drift and the quality pages): `title` is escaped already."""
+    return [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<link rel="icon" href="data:,">',  # no favicon request, so no console error for it
+        f"<title>{title}</title><style>{style}</style></head><body>",
+        f"<h1>{title}</h1>",
+    ]
+
+
 def render(outcome: Outcome) -> str:
     """The whole page for one report."""
     report, baseline = outcome.report, outcome.baseline
     title = f"Drift report: {escape(outcome.model)} v{escape(outcome.version)}"
     parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<link rel="icon" href="data:,">',  # no favicon request, so no console error for it
-        f"<title>{title}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{title}</h1>",
+        *page_start(title, STYLE),
         f'<p class="summary">{escape(outcome.source)}: {report.rows} rows read, {outcome.rejected_rows} rejected. '
         "Distance: population stability index (PSI) over the training bins, and beside it a dispersion score "
         "(the std's or the concentration's change, on PSI's scale); "
