@@ -149,6 +149,14 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--problem", choices=("binary", "multiclass", "regression"), help="what the labels mean")
     parser.add_argument("--quality-output", help="the output the labels judge (a model with several outputs)")
     parser.add_argument(
+        "--drift-window", type=int, help="rows per drift window the thresholds are calibrated for (default 1000)"
+    )
+    parser.add_argument(
+        "--false-alarm-rate",
+        type=float,
+        help="the chance a window of training data raises a drift alarm, the features together (default 0.001)",
+    )
+    parser.add_argument(
         "--custom-object-module",
         dest="custom_object_modules",
         action="append",
@@ -190,7 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     d.add_argument("source", help="a file, or s3://bucket/prefix/")
     d.add_argument("--html", type=Path, help="also write a self-contained page with one plot per feature")
-    d.add_argument("--threshold", type=float, help="PSI above which a feature drifted (default: DRIFT_THRESHOLD)")
+    d.add_argument(
+        "--threshold",
+        type=float,
+        help="score above which any feature drifted (default: DRIFT_THRESHOLD, or each feature's calibrated one)",
+    )
     d.add_argument("--model-dir", type=Path, help="the model's artifacts (default: MODEL_DIR or MODEL_S3_URI)")
     q = sub.add_parser(
         "quality",

@@ -115,9 +115,10 @@ class Settings:
     direct_errors: str = "raise"
     # TF Serving version labels (/v1/models/{name}/labels/{label}) that name the served version.
     model_labels: tuple[str, ...] = ("stable",)
-    # Rows per drift window (0: no drift watch); the PSI above which a feature is reported as drifted.
+    # Rows per drift window (0: no drift watch); the score above which every feature is reported as drifted
+    # (None, or DRIFT_THRESHOLD unset or 0: each feature's own, calibrated at export in baseline.json).
     drift_window: int = 1000
-    drift_threshold: float = 0.1
+    drift_threshold: float | None = None
     # s3://bucket/prefix/ that sampled requests and answers are written to; None: nothing is captured.
     capture_s3_uri: str | None = None
     capture_sample_rate: float = 1.0
@@ -153,7 +154,7 @@ class Settings:
             direct_errors=_choice(env, "DIRECT_ERRORS", "raise", ("raise", "return")),
             model_labels=tuple(x.strip() for x in (env.get("MODEL_LABELS") or "stable").split(",") if x.strip()),
             drift_window=_int(env, "DRIFT_WINDOW", cls.drift_window, minimum=0),
-            drift_threshold=_float(env, "DRIFT_THRESHOLD", cls.drift_threshold, 1e-6, 100.0),
+            drift_threshold=_float(env, "DRIFT_THRESHOLD", 0.0, 0.0, 100.0) or None,
             capture_s3_uri=env.get("CAPTURE_S3_URI") or None,
             capture_sample_rate=_float(env, "CAPTURE_SAMPLE_RATE", cls.capture_sample_rate, 0.0, 1.0),
             labels_prefix=env.get("LABELS_PREFIX") or None,

@@ -42,6 +42,8 @@ class Trained:
     training_data: dict[str, Any] | None = None
     # Held-out rows (raw features, as training_data) and their true labels: export writes quality_baseline.json.
     validation_data: tuple[dict[str, Any], Any] | None = None
+    # Held-out raw features (no labels): the drift thresholds are calibrated on windows of them (baseline.json).
+    holdout_data: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

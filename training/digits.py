@@ -89,4 +89,5 @@ def train(seed: int = 42, n_train: int = 4000, epochs: int = 3) -> Trained:
         model=model,
         sample_requests=sample_requests(held_out),
         training_data={"image": images},
+        holdout_data={"image": generate(n_train, seed + 2)[0]},
     )

@@ -83,4 +83,5 @@ def train(seed: int = 42, n_train: int = 6000, epochs: int = 4) -> Trained:
         model=model,
         sample_requests=sample_requests(held_out),
         training_data=cols,
+        holdout_data=generate(n_train, seed + 2)[0],
     )

@@ -70,4 +70,5 @@ def train(seed: int = 42, n_train: int = 3000, epochs: int = 4) -> Trained:
         model=model,
         sample_requests=sample_requests(held_out),
         training_data={"readings": x},
+        holdout_data={"readings": generate(n_train, seed + 2)[0]},
     )

@@ -70,6 +70,7 @@ def export(trained: Trained, out: Path) -> dict[str, Any]:
         custom_object_modules=trained.custom_object_modules,
         training_data=trained.training_data,
         validation_data=trained.validation_data,
+        holdout_data=trained.holdout_data,
     )
 
 

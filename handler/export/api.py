@@ -52,6 +52,8 @@ from handler.export.code import bundle, code_hashes, isolated
 from handler.export.keras_model import custom_objects, signature_of
 from handler.export.quality import record_quality
 from handler.export.reference import by_output_name, is_batched, jsonable, predicted, served_otherwise
+from handler.monitoring.calibration import DEFAULT_FALSE_ALARM_RATE
+from handler.monitoring.window import DEFAULT_WINDOW
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ def export_model(
     validation_data: tuple[Mapping[str, Any], Any] | None = None,
     problem: str | None = None,
     quality_output: str | None = None,
+    drift_window: int = DEFAULT_WINDOW,
+    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+    holdout_data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the artifacts into `out_dir` (replaced whole, only once all are right); return the manifest.
 
@@ -97,6 +102,10 @@ def export_model(
     metrics on them (the reference for labels of served rows, docs/quality.md). `problem` ("binary",
     "multiclass", "regression") and `quality_output` (the output labels judge, for a model with several): what
     the labels mean, recorded in the manifest; by default read from class_names, the output and the labels.
+    `drift_window` and `false_alarm_rate`: each feature's drift threshold in baseline.json is the score a window
+    of that many rows passes by chance at that rate (for the features together; docs/drift.md), the windows
+    drawn from `holdout_data` (raw rows the model was not trained on, as training_data), else from
+    validation_data's rows, else from training_data itself.
     """
     tol = tolerance or Tolerance()
     out = Path(out_dir)
@@ -133,7 +142,12 @@ def export_model(
         (staging / GOLDEN_FILE).write_text(json.dumps(golden, indent=1) + "\n")
         drift = None
         if training_data is not None:
-            drift = write_baseline(staging, model, signature, preprocessor, training_data)
+            held_out, what = (holdout_data, "holdout_data") if holdout_data is not None else (None, "")
+            if held_out is None and validation_data is not None:
+                held_out, what = _validation_rows(validation_data), "validation_data's rows"
+            drift = write_baseline(
+                staging, model, signature, preprocessor, training_data, drift_window, false_alarm_rate, held_out, what
+            )
         manifest = _manifest(staging, name, version, description, signature, custom, modules)
         manifest[CODE_KEY] = code.to_dict()
         if class_names is not None:
@@ -306,3 +320,10 @@ def _litert(model: Any, staging: Path, manifest: dict[str, Any], modules: tuple[
         }
     (staging / LITERT_FILE).unlink()
     return result
+
+
+def _validation_rows(validation_data: Any) -> Any:
+    """validation_data's rows (its labels are record_quality's to check): None when it is no (rows, labels) pair."""
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        return validation_data[0]
+    return None

@@ -21,6 +21,8 @@ from handler.core.signature import Signature, TensorSpec, numpy_dtype
 from handler.errors import ExportError
 from handler.export.reference import by_output_name
 from handler.monitoring.baseline import Baseline
+from handler.monitoring.calibration import DEFAULT_FALSE_ALARM_RATE, calibrate
+from handler.monitoring.window import DEFAULT_WINDOW
 
 PREDICT_BATCH = 1024
 
@@ -96,13 +98,32 @@ def training_predictions(
 
 
 def write_baseline(
-    staging: Path, model: Any, signature: Signature, preprocessor: Preprocessor | None, training_data: Mapping[str, Any]
+    staging: Path,
+    model: Any,
+    signature: Signature,
+    preprocessor: Preprocessor | None,
+    training_data: Mapping[str, Any],
+    drift_window: int = DEFAULT_WINDOW,
+    false_alarm_rate: float = DEFAULT_FALSE_ALARM_RATE,
+    held_out: Mapping[str, Any] | None = None,
+    held_out_what: str = "holdout_data",
 ) -> Baseline:
-    """Describe the training columns and the model's answers to them in `staging/baseline.json`."""
+    """Describe the training columns and the model's answers to them in `staging/baseline.json`, with each one's
+    drift threshold for windows of `drift_window` rows at `false_alarm_rate` (`calibration`), drawn from the
+    `held_out` rows (raw features, as training_data) when given, else from the training rows."""
+    if not 0 < false_alarm_rate < 1:
+        raise ExportError(f"false_alarm_rate must lie strictly between 0 and 1, got {false_alarm_rate}")
+    if drift_window < 1:
+        raise ExportError(f"drift_window must be at least 1 row, got {drift_window}")
     columns = training_columns(training_data, signature)
     predictions = training_predictions(model, signature, preprocessor, columns)
+    drawn, answers = columns, predictions
+    if held_out is not None:
+        drawn = training_columns(held_out, signature, held_out_what)
+        answers = training_predictions(model, signature, preprocessor, drawn, held_out_what)
     try:
         baseline = Baseline.fit(signature.features, signature.outputs, columns, predictions)
+        baseline = calibrate(baseline, drawn, answers, drift_window, false_alarm_rate, held_out is not None)
     except ValueError as exc:
         raise ExportError(f"training_data cannot be described: {exc}") from None
     baseline.save(staging / BASELINE_FILE)

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     training = _read_rows(args.training, labelled=False)[0] if args.training is not None else None
     validation = _read_rows(args.validation, labelled=True) if args.validation is not None else None
     modules = tuple(args.custom_object_modules)
+    calibration = {"drift_window": args.drift_window, "false_alarm_rate": args.false_alarm_rate}
     with _cwd_first():
         _import(modules)
         model = _load(args.model, modules)
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
             validation_data=validation,
             problem=args.problem,
             quality_output=args.quality_output,
+            **{k: v for k, v in calibration.items() if v is not None},
         )
     _report(args.out, manifest)
     return 0

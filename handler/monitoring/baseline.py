@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from handler.core.signature import TensorSpec
+from handler.monitoring.calibration import Calibration
 from handler.monitoring.dispersion import Moments
 from handler.monitoring.drift import BINS, DEFAULT_THRESHOLD, Drift, DriftReport, Reference, Tally
 
@@ -30,6 +31,7 @@ class Baseline:
     rows: int
     features: dict[str, Reference]
     outputs: dict[str, Reference]
+    calibration: Calibration | None = None  # how each Reference's threshold was found (`calibration`)
 
     @classmethod
     def fit(
@@ -104,12 +106,28 @@ class Baseline:
             out[f"features/{name}"] = t
         return out
 
-    def compare(self, tallies: Mapping[str, Tally], rows: int, threshold: float = DEFAULT_THRESHOLD) -> DriftReport:
+    def compare(self, tallies: Mapping[str, Tally], rows: int, threshold: float | None = None) -> DriftReport:
+        """The tallies against training: with `threshold` None, each feature's calibrated threshold, scaled to the
+        rows it counted (DEFAULT_THRESHOLD for a baseline exported before calibration); otherwise that one."""
+
+        def judged(ref: Reference, t: Tally) -> float:
+            if threshold is not None:
+                return threshold
+            if ref.threshold is None or self.calibration is None:
+                return DEFAULT_THRESHOLD
+            # A tally counts values; training had ref.count of them over self.rows rows.
+            return self.calibration.scaled(ref.threshold, t.values * self.rows / max(ref.count, 1))
+
         def side(refs: dict[str, Reference], prefix: str) -> dict[str, Drift]:
             keys = {n: f"{prefix}/{n}" for n in refs}
-            return {n: r.compare(tallies[keys[n]], threshold) for n, r in refs.items() if keys[n] in tallies}
+            return {
+                n: r.compare(tallies[keys[n]], judged(r, tallies[keys[n]]))
+                for n, r in refs.items()
+                if keys[n] in tallies
+            }
 
-        return DriftReport(rows, threshold, side(self.features, "features"), side(self.outputs, "outputs"))
+        fixed = threshold if threshold is not None or self.calibration is not None else DEFAULT_THRESHOLD
+        return DriftReport(rows, fixed, side(self.features, "features"), side(self.outputs, "outputs"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +137,7 @@ class Baseline:
             "distance": "psi",
             "features": {n: r.to_dict() for n, r in self.features.items()},
             "outputs": {n: r.to_dict() for n, r in self.outputs.items()},
+            **({"calibration": self.calibration.to_dict()} if self.calibration is not None else {}),
         }
 
     @classmethod
@@ -129,6 +148,7 @@ class Baseline:
             rows=int(d["rows"]),
             features={n: Reference.from_dict(n, r) for n, r in d["features"].items()},
             outputs={n: Reference.from_dict(n, r) for n, r in d["outputs"].items()},
+            calibration=Calibration.from_dict(d["calibration"]) if d.get("calibration") else None,
         )
 
     def save(self, path: Path) -> None:

@@ -112,6 +112,9 @@ class Reference:
     complete: bool = False  # strings: the listed values are every value training had
     fill_value: float | None = None  # what NON_FINITE=impute puts in place of NaN
     index_range: tuple[int, int] | None = None  # an index input binned per id: its ids [lo, hi)
+    # Calibrated at export (`calibration`): the score a window of the calibration's rows passes by chance
+    # at the false-alarm rate; None in a baseline exported before calibration (DEFAULT_THRESHOLD applies).
+    threshold: float | None = None
     _lo: np.ndarray = field(init=False, compare=False, repr=False)
     _hi: np.ndarray = field(init=False, compare=False, repr=False)
     # An index's per-id bins merged into runs of neighbouring ids, for PSI (see `index`).
@@ -230,6 +233,7 @@ class Reference:
             score=score,
             drifted=score > threshold or spread.score > threshold,
             values=t.values,
+            threshold=threshold,
             channel=worst if len(self.bins) > 1 else None,
             served=served,
             out_of_range=t.out_of_range / n_values if numbers and some else None,
@@ -271,6 +275,8 @@ class Reference:
             out["fill_value"] = self.fill_value
         if self.index_range is not None:
             out["index_range"] = list(self.index_range)
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
         out["bins"] = [b.to_dict() for b in self.bins]
         return out
 
@@ -290,6 +296,7 @@ class Reference:
             complete=bool(d.get("complete", False)),
             fill_value=float(d["fill_value"]) if d.get("fill_value") is not None else None,
             index_range=(int(span[0]), int(span[1])) if span is not None else None,
+            threshold=float(d["threshold"]) if d.get("threshold") is not None else None,
         )
 
 
@@ -312,11 +319,22 @@ class Drift:
     dispersion: Dispersion | None = None  # spread or concentration against training; None when unknown
     # A tensor with channels: every channel over the threshold (by PSI or dispersion) with the larger of the two.
     drifted_channels: tuple[tuple[int, float], ...] | None = None
+    threshold: float = DEFAULT_THRESHOLD  # what `drifted` was judged against: this feature's calibrated one, or fixed
+
+    @property
+    def decision(self) -> float:
+        """The larger of the PSI and the dispersion score (either known one), NaN when neither is: the drifted
+        verdict's number, `drifted` being either above the threshold."""
+        known = [
+            s for s in (self.score, math.nan if self.dispersion is None else self.dispersion.score) if not math.isnan(s)
+        ]
+        return max(known) if known else math.nan
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "score": None if math.isnan(self.score) else round(self.score, 6),
             "drifted": self.drifted,
+            "threshold": round(self.threshold, 6),
             "kind": self.kind,
             "values": self.values,
         }
@@ -336,7 +354,7 @@ class DriftReport:
     """A window of served rows (or a whole file) against the baseline."""
 
     rows: int
-    threshold: float
+    threshold: float | None  # None: each feature's own calibrated threshold (`Drift.threshold`)
     features: dict[str, Drift]
     outputs: dict[str, Drift]
 
@@ -348,7 +366,7 @@ class DriftReport:
         return {
             "rows": self.rows,
             "distance": "psi",
-            "threshold": self.threshold,
+            "threshold": "calibrated" if self.threshold is None else self.threshold,
             "features": {n: d.to_dict() for n, d in self.features.items()},
             "outputs": {n: d.to_dict() for n, d in self.outputs.items()},
             "drifted": self.drifted_names("features"),

@@ -4,15 +4,16 @@ Per window, one EMF line per feature and per output, each with one dimension val
 keeps one series per feature:
 - `FeatureDrift` (dimension `feature`): the feature's drift score, the larger of its PSI against
   training (`FeaturePSI`) and its dispersion score (`FeatureDispersion`, where it has one): a feature
-  has drifted when either passes the threshold, so the series the alarm reads must carry both. With
+  has drifted when either passes its threshold (calibrated at export, `calibration`). With
   `OutOfRangeRate`, `OutOfVocabularyRate` and `ImputedRate` where the feature has them;
 - `PredictionDrift` (dimension `output`), with `PredictionPSI` and `PredictionDispersion`, alike;
 - `ChannelDrift` (dimensions `feature` and `channel`; `PredictionChannelDrift`, `output` and `channel`): for each
   channel of a tensor that passed the threshold, the larger of its PSI and dispersion score. Only drifted channels,
   so the series stay few; the alarmed series keep their dimensions;
-- `FeatureDriftMax`, `PredictionDriftMax` and `DriftedFeatures`, with no extra dimension: a CloudWatch
-  alarm watches one series with fixed dimensions, and these are the "any feature" series it alarms on
-  (the largest `FeatureDrift`, so a feature flagged by its dispersion alone fires the alarm too).
+- `DriftedFeatures` and `DriftedPredictions` (the window's drifted features and outputs, each judged
+  by its own threshold), `FeatureDriftMax` and `PredictionDriftMax` (the largest scores), with no extra
+  dimension: a CloudWatch alarm watches one series with fixed dimensions, and the alarms read the counts,
+  as thresholds differ from feature to feature.
 
 Every line also carries `function` and `version` (`observability.deployment`): during a canary the new
 version is judged on its own traffic, and two stacks never share a series.
@@ -73,7 +74,7 @@ class DriftWatch:
     health or metadata requests does not pay for them (about 10 ms of imports here).
     """
 
-    def __init__(self, path: Path, window: int, threshold: float) -> None:
+    def __init__(self, path: Path, window: int, threshold: float | None) -> None:
         self.path, self.window, self.threshold = path, window, threshold
         self._monitor: DriftMonitor | None = None
         self._failed = False
@@ -127,13 +128,15 @@ def emit(report: DriftReport, baseline: Baseline | None = None) -> None:
         lines += _channel_lines("feature", report.features.values(), "ChannelDrift", stamp)
         lines += _channel_lines("output", report.outputs.values(), "PredictionChannelDrift", stamp)
         summary: dict[str, float] = {"DriftedFeatures": len(report.drifted_names())}
-        feature_scores = [s for s in map(drift_score, report.features.values()) if not math.isnan(s)]
-        output_scores = [s for s in map(drift_score, report.outputs.values()) if not math.isnan(s)]
+        if report.outputs:
+            summary["DriftedPredictions"] = len(report.drifted_names("outputs"))
+        feature_scores = [d.decision for d in report.features.values() if not math.isnan(d.decision)]
+        output_scores = [d.decision for d in report.outputs.values() if not math.isnan(d.decision)]
         if feature_scores:
             summary["FeatureDriftMax"] = max(feature_scores)
         if output_scores:
             summary["PredictionDriftMax"] = max(output_scores)
-        units = {"DriftedFeatures": MetricUnit.Count.value}
+        units = {"DriftedFeatures": MetricUnit.Count.value, "DriftedPredictions": MetricUnit.Count.value}
         metrics = {k: {"Unit": units.get(k, MetricUnit.NoUnit.value), "Value": [v]} for k, v in summary.items()}
         dimensions = {"service": SERVICE, **deployment()}
         summary_line = emf.serialize_metric_set(metrics=metrics, dimensions=dimensions, metadata={})
@@ -144,28 +147,18 @@ def emit(report: DriftReport, baseline: Baseline | None = None) -> None:
             "served data drifted from training",
             extra={
                 "rows": report.rows,
-                "threshold": report.threshold,
-                "drifted_features": {n: flagged_by(report.features[n], report.threshold) for n in drifted},
-                "drifted_outputs": {n: flagged_by(report.outputs[n], report.threshold) for n in predictions},
+                "threshold": "calibrated" if report.threshold is None else report.threshold,
+                "drifted_features": {n: flagged_by(report.features[n]) for n in drifted},
+                "drifted_outputs": {n: flagged_by(report.outputs[n]) for n in predictions},
             },
         )
 
 
-def _dispersion(drift: Drift) -> float:
-    """The dispersion score, NaN when the feature has none (tokens) or it is unknown."""
-    return math.nan if drift.dispersion is None else drift.dispersion.score
-
-
-def drift_score(drift: Drift) -> float:
-    """The larger of the PSI and the dispersion score (either known one), NaN when neither is: the drifted verdict's
-    number, `drift.drifted` being either above the threshold."""
-    known = [s for s in (drift.score, _dispersion(drift)) if not math.isnan(s)]
-    return max(known) if known else math.nan
-
-
-def flagged_by(drift: Drift, threshold: float) -> dict[str, Any]:
-    """What the warning says of one drifted feature: both scores and the statistics over the threshold."""
+def flagged_by(drift: Drift) -> dict[str, Any]:
+    """What the warning says of one drifted feature: both scores, its threshold and the statistics over it."""
+    threshold = drift.threshold
     out: dict[str, Any] = {"psi": None if math.isnan(drift.score) else round(drift.score, 4)}
+    out["threshold"] = round(threshold, 4)
     by = ["psi"] if drift.score > threshold else []
     if drift.dispersion is not None:
         out["dispersion"] = round(drift.dispersion.score, 4)
@@ -197,14 +190,14 @@ def _channel_lines(dimension: str, drifts: Iterable[Drift], metric: str, stamp: 
 
 def _line(dimension: str, drift: Drift, prefix: str, stamp: str) -> str | None:
     """One EMF line: the scores and the rates of one feature (or output), under its one dimension value."""
-    score = drift_score(drift)
+    score = drift.decision
     if math.isnan(score):
         return None  # nothing of it was served in the window (every row refused): no value to report
     values = {prefix + "Drift": score}
     if not math.isnan(drift.score):
         values[prefix + "PSI"] = drift.score
-    if not math.isnan(_dispersion(drift)):
-        values[prefix + "Dispersion"] = _dispersion(drift)
+    if drift.dispersion is not None and not math.isnan(drift.dispersion.score):
+        values[prefix + "Dispersion"] = drift.dispersion.score
     for attr, metric in RATES:
         value = getattr(drift, attr)
         if value is not None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from handler.monitoring.baseline import Baseline
-from handler.monitoring.drift import DEFAULT_THRESHOLD, DriftReport
+from handler.monitoring.drift import DriftReport
 
 if TYPE_CHECKING:
     from handler.core.service import Prediction
@@ -32,8 +32,8 @@ class DriftMonitor:
     `observe` only keeps references (a few microseconds); the binning runs once per window: a window
     closes at the first batch that brings it to `window` rows or more. It bins every row up to twice
     `window`; past that (an S3 chunk of thousands of rows, a large batch) it bins twice `window` rows spread
-    evenly over the window, so a bulk job pays for its drift watch per window, not per row, and a
-    window's noise is never above that of `window` rows, which the threshold was chosen for.
+    evenly over the window, so a bulk job pays for its drift watch per window, not per row. `threshold`
+    None judges each feature by its calibrated threshold, scaled to the rows binned (`calibration`).
     A monitoring fault is logged and the window dropped: it never fails a prediction.
     """
 
@@ -41,7 +41,7 @@ class DriftMonitor:
         self,
         baseline: Baseline,
         window: int = DEFAULT_WINDOW,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
         on_report: Callable[[DriftReport], None] | None = None,
     ) -> None:
         self.baseline, self.window, self.threshold = baseline, window, threshold

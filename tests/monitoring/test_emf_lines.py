@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -97,7 +98,7 @@ def test_every_drift_series_is_the_function_s_and_the_version_s_own(monkeypatch:
         names = [m["Name"] for line in lines for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
         assert names == [
             *("FeatureDrift", "FeaturePSI", "PredictionDrift", "PredictionPSI"),
-            *("DriftedFeatures", "FeatureDriftMax", "PredictionDriftMax"),
+            *("DriftedFeatures", "DriftedPredictions", "FeatureDriftMax", "PredictionDriftMax"),
         ]
         for line in lines:
             [dimensions] = line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
@@ -106,13 +107,14 @@ def test_every_drift_series_is_the_function_s_and_the_version_s_own(monkeypatch:
     summary = lines[-1]
     assert summary["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service", "function", "version"]], summary
     assert (summary["FeatureDriftMax"], summary["PredictionDriftMax"]) == ([0.5], [0.2]), summary
+    assert (summary["DriftedFeatures"], summary["DriftedPredictions"]) == ([1], [1]), summary
 
 
-def test_a_feature_flagged_by_its_dispersion_alone_raises_the_alarmed_maximum(
+def test_a_feature_flagged_by_its_dispersion_alone_raises_the_alarmed_count(
     logs: io.StringIO,
 ) -> None:
-    """FeatureDriftMax, the series the alarm reads, is the largest of every feature's PSI and dispersion score: a
-    spread doubled (dispersion 0.75) under a small PSI (0.03) passes the threshold there, as `drifted` says."""
+    """DriftedFeatures, the series the alarm reads, counts a feature whose PSI or dispersion passed its threshold: a
+    spread doubled (dispersion 0.75) under a small PSI (0.03) is counted; FeatureDriftMax is the largest of both."""
     features = {
         "readings": _drift("readings", 0.03, Dispersion(0.75, "step_std", 2, 0.43)),
         "age": _drift("age", 0.05, Dispersion(0.02, "std", None, 1.0)),
@@ -132,8 +134,33 @@ def test_a_feature_flagged_by_its_dispersion_alone_raises_the_alarmed_maximum(
     assert summary["PredictionDriftMax"] == [0.125]
     assert summary["DriftedFeatures"] == [2]  # readings (dispersion) and words (PSI)
     (warning,) = [m for m in log_messages(logs) if m["message"] == "served data drifted from training"]
+    assert summary["DriftedPredictions"] == [1]
     assert warning["drifted_features"] == {
-        "readings": {"psi": 0.03, "dispersion": 0.75, "dispersion_channel": 2, "flagged_by": ["step_std"]},
-        "words": {"psi": 0.2, "flagged_by": ["psi"]},
+        "readings": {
+            "psi": 0.03,
+            "threshold": 0.1,
+            "dispersion": 0.75,
+            "dispersion_channel": 2,
+            "flagged_by": ["step_std"],
+        },
+        "words": {"psi": 0.2, "threshold": 0.1, "flagged_by": ["psi"]},
     }, warning
-    assert warning["drifted_outputs"] == {"p": {"psi": 0.01, "dispersion": 0.125, "flagged_by": ["std"]}}
+    assert warning["drifted_outputs"] == {
+        "p": {"psi": 0.01, "threshold": 0.1, "dispersion": 0.125, "flagged_by": ["std"]}
+    }
+
+
+def test_each_feature_is_judged_by_its_own_threshold(logs: io.StringIO) -> None:
+    """Calibrated thresholds differ by feature: 0.05 is drift for a feature whose windows score ~0.01 by chance
+    (threshold 0.03) and not for one whose chance windows reach 0.08 (threshold 0.1). Values written here."""
+    features = {
+        "tight": replace(_drift("tight", 0.05), drifted=True, threshold=0.03),
+        "loose": replace(_drift("loose", 0.08), drifted=False, threshold=0.1),
+    }
+    lines = [line for line in _emitted(DriftReport(1000, None, features, {})) if "_aws" in line]
+    summary = lines[-1]
+    assert summary["DriftedFeatures"] == [1] and "DriftedPredictions" not in summary
+    assert summary["FeatureDriftMax"] == [0.08]
+    (warning,) = [m for m in log_messages(logs) if m["message"] == "served data drifted from training"]
+    assert warning["threshold"] == "calibrated"
+    assert warning["drifted_features"] == {"tight": {"psi": 0.05, "threshold": 0.03, "flagged_by": ["psi"]}}

@@ -153,6 +153,9 @@ def test_ten_item_ids_show_their_concentration_and_a_readable_top_of_the_ids(bro
     assert figure.find_element("css selector", ".badge").text == "drifted: concentration"
     psi = float(figure.find_element("css selector", ".score").text.removeprefix("PSI "))
     assert psi < 0.1, psi
+    # The id's own threshold from baseline.json: calibrated on 1,000-row windows, so at 1,000 rows it applies as is.
+    calibrated = json.loads((ROOT / "model_artifacts/recommender/baseline.json").read_text())["features"]["item_id"]
+    assert figure.find_element("css selector", ".threshold").text == f"(threshold {calibrated['threshold']:.3g})"
     line = figure.find_element("css selector", ".dispersion")
     assert line.get_attribute("data-of") == "concentration"
     shown = caption_numbers(line.text)

@@ -41,7 +41,7 @@ figure{margin:0;padding:8px;border:1px solid #dadce0;border-radius:6px;width:"""
     + """px}
 figure.drifted{border-color:#d93025;background:#fce8e6}
 figcaption{font-size:13px;margin-bottom:4px}.name{font-weight:600}.badge{color:#fff;background:#d93025;
-border-radius:3px;padding:0 4px;font-size:11px;margin-left:4px}.rates{color:#5f6368;font-size:12px}
+border-radius:3px;padding:0 4px;font-size:11px;margin-left:4px}.rates,.threshold{color:#5f6368;font-size:12px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
 .legend span:first-child{margin-left:0}
 table.classes{border-collapse:collapse;font-size:12px;margin-top:6px;width:100%}
@@ -71,16 +71,16 @@ def render(outcome: Outcome) -> str:
         f'<p class="summary">{escape(outcome.source)}: {report.rows} rows read, {outcome.rejected_rows} rejected. '
         "Distance: population stability index (PSI) over the training bins, and beside it a dispersion score "
         "(the std's or the concentration's change, on PSI's scale); "
-        f"drifted when either is above {report.threshold:g}.</p>",
+        f"drifted when either is above {_threshold_said(report.threshold)}.</p>",
         f'<p id="verdict">{verdict(outcome)}</p>',
         f'<p class="legend"><span style="background:{TRAINING}"></span>training'
         f'<span style="background:{SERVED}"></span>served<span style="background:{DRIFTED}"></span>served, drifted. '
         "Bar heights are the square root of each bin's share, so that small bins stay visible.</p>",
         "<h2>Features</h2>",
-        _grid(report.features, baseline.features, "feature-plot", report.threshold),
+        _grid(report.features, baseline.features, "feature-plot"),
     ]
     if report.outputs:
-        grid = _grid(report.outputs, baseline.outputs, "output-plot", report.threshold, outcome.classes)
+        grid = _grid(report.outputs, baseline.outputs, "output-plot", outcome.classes)
         parts += ["<h2>Predictions</h2>", grid]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -113,20 +113,19 @@ def _grid(
     drifts: dict[str, Drift],
     refs: dict[str, Reference],
     css: str,
-    threshold: float,
     classes: dict[str, list[ClassShare]] | None = None,
 ) -> str:
     found = classes or {}
-    figures = (_figure(d, refs[d.name], css, threshold, found.get(d.name)) for d in _order(drifts))
+    figures = (_figure(d, refs[d.name], css, found.get(d.name)) for d in _order(drifts))
     return '<div class="grid">' + "".join(figures) + "</div>"
 
 
-def _figure(d: Drift, ref: Reference, css: str, threshold: float, classes: list[ClassShare] | None = None) -> str:
+def _figure(d: Drift, ref: Reference, css: str, classes: list[ClassShare] | None = None) -> str:
     score = "no value served" if math.isnan(d.score) else f"PSI {d.score:.3f}"
     where = f", channel {d.channel}" if d.channel is not None else ""
     if classes and d.channel is not None and d.channel < len(classes):
         where = f", class {escape(classes[d.channel].name)}"  # a classifier's channels are its classes
-    badge = f'<span class="badge">drifted: {escape(", ".join(_flagged_by(d, threshold)))}</span>' if d.drifted else ""
+    badge = f'<span class="badge">drifted: {escape(", ".join(_flagged_by(d)))}</span>' if d.drifted else ""
     rates = [
         f"{label} {value:.1%}"
         for label, value in (
@@ -138,7 +137,7 @@ def _figure(d: Drift, ref: Reference, css: str, threshold: float, classes: list[
     ]
     caption = (
         f'<figcaption><span class="name">{escape(d.name)}</span> <span class="kind">({d.kind}{where})</span> '
-        f'<span class="score">{score}</span>{badge}'
+        f'<span class="score">{score}</span> <span class="threshold">(threshold {d.threshold:.3g})</span>{badge}'
         + _dispersion(d, ref)
         + _channels(d, classes)
         + (f'<div class="rates">{escape(", ".join(rates))}</div>' if rates else "")
@@ -149,10 +148,18 @@ def _figure(d: Drift, ref: Reference, css: str, threshold: float, classes: list[
     return f'<figure class="{cls}" data-name="{escape(d.name)}">{caption}{_bars(d, ref, css)}{table}</figure>'
 
 
-def _flagged_by(d: Drift, threshold: float) -> list[str]:
+def _threshold_said(threshold: float | None) -> str:
+    if threshold is None:
+        return (
+            "the feature's own threshold (the score a window of training data passes by chance, calibrated at export)"
+        )
+    return f"{threshold:g}"
+
+
+def _flagged_by(d: Drift) -> list[str]:
     """The statistics over the threshold: "PSI", and what the dispersion measured."""
-    found = ["PSI"] if d.score > threshold else []
-    if d.dispersion is not None and d.dispersion.score > threshold:
+    found = ["PSI"] if d.score > d.threshold else []
+    if d.dispersion is not None and d.dispersion.score > d.threshold:
         found.append(MEASURED.get(d.dispersion.of, d.dispersion.of))
     return found
 

@@ -3,7 +3,7 @@
 Reads every row (see `readers`), counts it into the bins of the model's `baseline.json` (the
 same code as the drift watch in the server), and prints a JSON report:
 
-    {"model": "churn", "rows": 1000, "threshold": 0.1, "distance": "psi",
+    {"model": "churn", "rows": 1000, "threshold": "calibrated", "distance": "psi",
      "features": {"monthly_charges": {"score": 8.28, "drifted": true, "out_of_range": 1.0, ...}, ...},
      "drifted": ["monthly_charges"], ...}
 
@@ -42,7 +42,7 @@ def load_baseline(artifacts: Artifacts) -> Baseline:
         raise DriftInputError(f"{artifacts.model_dir / BASELINE_FILE} cannot be read: {exc}") from None
 
 
-def compare(target: str, artifacts: Artifacts, threshold: float, s3: Any = None) -> Outcome:
+def compare(target: str, artifacts: Artifacts, threshold: float | None, s3: Any = None) -> Outcome:
     """Every row of the file (or of every object under the S3 prefix) against the baseline."""
     baseline = load_baseline(artifacts)
     policy = CoercePolicy(numeric_strings="accept", unknown_features="ignore", max_batch_size=1 << 30)
@@ -94,7 +94,7 @@ def _add(total: dict[str, Tally], more: Mapping[str, Tally]) -> None:
 
 
 def run(
-    target: str, artifacts: Artifacts, threshold: float, html: Path | None = None, out: TextIO | None = None
+    target: str, artifacts: Artifacts, threshold: float | None, html: Path | None = None, out: TextIO | None = None
 ) -> int:
     """Print the JSON report (and write the page); 1 if anything drifted, 2 if something cannot be read."""
     stream = out or sys.stdout

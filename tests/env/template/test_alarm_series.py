@@ -93,7 +93,7 @@ def test_the_5xx_alarm_watches_the_series_count_5xx_emits(template: dict[str, An
 
 
 @pytest.mark.parametrize(
-    ("alarm", "metric"), [("FeatureDriftAlarm", "FeatureDriftMax"), ("PredictionDriftAlarm", "PredictionDriftMax")]
+    ("alarm", "metric"), [("FeatureDriftAlarm", "DriftedFeatures"), ("PredictionDriftAlarm", "DriftedPredictions")]
 )
 def test_the_drift_alarms_watch_the_series_the_drift_watch_emits(
     template: dict[str, Any], alarm: str, metric: str

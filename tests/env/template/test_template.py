@@ -300,23 +300,28 @@ def _function_and_version(template: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("alarm", ["FeatureDriftAlarm", "PredictionDriftAlarm"])
-def test_drift_alarms_watch_the_new_versions_max_series_at_the_threshold_parameter(
-    translated: dict[str, Any], alarm: str
-) -> None:
-    """An alarm reads one series with fixed dimensions: the per-window maximum over every feature (or output), of
-    this function's new version: during a canary the old version's traffic does not feed it, nor another stack's."""
+def test_drift_alarms_watch_the_new_versions_count_of_drifted_features(translated: dict[str, Any], alarm: str) -> None:
+    """An alarm reads one series with fixed dimensions: the per-window count of drifted features (or outputs), each
+    judged by the function against its own threshold, of this function's new version: during a canary the old
+    version's traffic does not feed it, nor another stack's. One drifted feature is enough (above 0)."""
     props = translated["Resources"][alarm]["Properties"]
     env = translated["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
-    metric = {"FeatureDriftAlarm": "FeatureDriftMax", "PredictionDriftAlarm": "PredictionDriftMax"}[alarm]
+    metric = {"FeatureDriftAlarm": "DriftedFeatures", "PredictionDriftAlarm": "DriftedPredictions"}[alarm]
     assert (props["Namespace"], props["MetricName"]) == (env["POWERTOOLS_METRICS_NAMESPACE"], metric)
     assert props["Dimensions"] == [
         {"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]},
         *_function_and_version(translated),
     ]
-    default = float(_raw_template()["Parameters"]["DriftThreshold"]["Default"])
-    assert float(props["Threshold"]) == default == float(env["DRIFT_THRESHOLD"])
+    assert float(props["Threshold"]) == 0 and props["Statistic"] == "Maximum"
     assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["TreatMissingData"] == "notBreaching"
     assert "AlarmActions" not in props, "without DriftAlarmEmail the alarms notify no one"
+
+
+@pytest.mark.parametrize(("given", "env_value"), [([], "0"), (["DriftThreshold=0.2"], "0.2")])
+def test_the_drift_threshold_parameter_reaches_the_function(sam: Path, given: list[str], env_value: str) -> None:
+    """0 (the default): each feature's calibrated threshold (Settings reads 0 as none); a number: that one for all."""
+    env = _translate(given)["Resources"]["InferenceFunction"]["Properties"]["Environment"]["Variables"]
+    assert str(env["DRIFT_THRESHOLD"]) == env_value
 
 
 def test_drift_alarms_notify_the_sns_topic_only_when_an_email_is_given(sam: Path) -> None:
