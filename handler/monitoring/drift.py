@@ -13,10 +13,11 @@ counts served rows into the baseline's bins) and the offline report (which count
 
 The distance is the population stability index over those bins, with empty bins floored:
 PSI = sum((served - training) * ln(served / training)). For a tensor it is the largest over its
-channels, and every channel over the threshold (by PSI or dispersion) is listed (`drifted_channels`).
+channels, and every channel over the threshold (by PSI, dispersion or shift) is listed (`drifted_channels`).
 Beside it, a dispersion score on the same scale (`dispersion`): a change of spread or concentration
-that leaves the bins' shares alone. The bins and PSI are `bins`'. See docs/drift.md
-for the measurements behind the threshold.
+that leaves the bins' shares alone; and for numbers a shift score (`shift`), which keeps growing where
+PSI saturates. Each feature's threshold is calibrated at export (`calibration`). The bins and PSI
+are `bins`'. See docs/drift.md for the measurements behind the thresholds.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from handler.core.signature import TensorSpec
-from handler.monitoring import blocks, dispersion, index
+from handler.monitoring import blocks, dispersion, index, shift
 from handler.monitoring.bins import BINS as BINS
 from handler.monitoring.bins import Bins as Bins
 from handler.monitoring.bins import categorical_bins, index_bins, numeric_bins
@@ -211,6 +212,8 @@ class Reference:
     def compare(self, t: Tally, threshold: float) -> Drift:
         """The served tally against training: the distance, and the rule rates."""
         per_channel: tuple[tuple[int, float], ...] | None = None
+        shifts = self._shifts(t)
+        moved = max((s for s in shifts if not math.isnan(s)), default=math.nan)
         if self._runs is not None:
             run, merged = self._runs
             score = merged.distance(np.bincount(run, weights=t.counts[0], minlength=len(merged.fractions)))[0]
@@ -221,7 +224,7 @@ class Reference:
             scores = [b.distance(c) for c, b in zip(t.counts, self.bins, strict=True)]
             worst = max(range(len(scores)), key=lambda i: -1.0 if math.isnan(scores[i][0]) else scores[i][0])
             score, served = scores[worst]
-            per_channel = self._channels([s for s, _ in scores], t, threshold)
+            per_channel = self._channels([s for s, _ in scores], t, threshold, shifts)
         numbers = self.kind in ("numeric", "tensor")
         n_values = t.values * (len(self.bins) if numbers else 1)
         some = n_values > 0  # every rate is a count of values over n_values
@@ -231,7 +234,7 @@ class Reference:
             name=self.name,
             kind=self.kind,
             score=score,
-            drifted=score > threshold or spread.score > threshold,
+            drifted=score > threshold or spread.score > threshold or moved > threshold,
             values=t.values,
             threshold=threshold,
             channel=worst if len(self.bins) > 1 else None,
@@ -242,16 +245,25 @@ class Reference:
             mean=t.total / n_values if numbers and some and math.isfinite(t.total) else None,
             dispersion=None if math.isnan(spread.score) else spread,
             drifted_channels=per_channel,
+            shift=None if math.isnan(moved) else moved,
         )
 
-    def _channels(self, psis: list[float], t: Tally, threshold: float) -> tuple[tuple[int, float], ...]:
-        """A tensor's channels whose PSI or dispersion passes the threshold, each with the larger of the two."""
+    def _shifts(self, t: Tally) -> list[float]:
+        """Numbers: per channel, how far the served mean moved (`shift`); nothing for strings."""
+        if self.kind not in ("numeric", "tensor") or t.spread is None or "mean" not in self.stats:
+            return []
+        return shift.scores(t.spread, self.stats)
+
+    def _channels(
+        self, psis: list[float], t: Tally, threshold: float, shifts: list[float]
+    ) -> tuple[tuple[int, float], ...]:
+        """A tensor's channels whose PSI, dispersion or shift passes the threshold, each with the largest of them."""
         spreads = [math.nan] * len(psis)
         if t.spread is not None:
             for found_spread in dispersion.channel_scores(t.spread, t.steps, self.stats, True, t.blocks):
                 spreads[found_spread.channel or 0] = found_spread.score
         found = []
-        for c, pair in enumerate(zip(psis, spreads, strict=True)):
+        for c, pair in enumerate(zip(psis, spreads, shifts or [math.nan] * len(psis), strict=True)):
             known = [s for s in pair if not math.isnan(s)]
             if known and max(known) > threshold:
                 found.append((c, max(known)))
@@ -317,17 +329,18 @@ class Drift:
     imputed: float | None = None
     mean: float | None = None
     dispersion: Dispersion | None = None  # spread or concentration against training; None when unknown
-    # A tensor with channels: every channel over the threshold (by PSI or dispersion) with the larger of the two.
+    # A tensor with channels: every channel over the threshold (by PSI, dispersion or shift) with the largest of them.
     drifted_channels: tuple[tuple[int, float], ...] | None = None
     threshold: float = DEFAULT_THRESHOLD  # what `drifted` was judged against: this feature's calibrated one, or fixed
+    shift: float | None = None  # numbers: how far the mean moved, on PSI's scale and unbounded (`shift`)
 
     @property
     def decision(self) -> float:
-        """The larger of the PSI and the dispersion score (either known one), NaN when neither is: the drifted
-        verdict's number, `drifted` being either above the threshold."""
-        known = [
-            s for s in (self.score, math.nan if self.dispersion is None else self.dispersion.score) if not math.isnan(s)
-        ]
+        """The largest of the PSI, the dispersion and the shift score (the known ones), NaN when none is: the
+        drifted verdict's number, `drifted` being any of them above the threshold."""
+        spread = math.nan if self.dispersion is None else self.dispersion.score
+        moved = math.nan if self.shift is None else self.shift
+        known = [s for s in (self.score, spread, moved) if not math.isnan(s)]
         return max(known) if known else math.nan
 
     def to_dict(self) -> dict[str, Any]:
@@ -344,6 +357,8 @@ class Drift:
                 out[key] = value
         if self.dispersion is not None:
             out.update(self.dispersion.to_dict())
+        if self.shift is not None:
+            out["shift"] = round(self.shift, 6)
         if self.drifted_channels is not None:
             out["drifted_channels"] = [c for c, _ in self.drifted_channels]
         return out

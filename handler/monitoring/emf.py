@@ -2,14 +2,14 @@
 
 Per window, one EMF line per feature and per output, each with one dimension value, so CloudWatch
 keeps one series per feature:
-- `FeatureDrift` (dimension `feature`): the feature's drift score, the larger of its PSI against
-  training (`FeaturePSI`) and its dispersion score (`FeatureDispersion`, where it has one): a feature
-  has drifted when either passes its threshold (calibrated at export, `calibration`). With
+- `FeatureDrift` (dimension `feature`): the feature's drift score, the largest of its PSI against
+  training (`FeaturePSI`), its dispersion score (`FeatureDispersion`) and its shift score (`shift`), where
+  it has them: a feature has drifted when any passes its threshold (calibrated at export). With
   `OutOfRangeRate`, `OutOfVocabularyRate` and `ImputedRate` where the feature has them;
 - `PredictionDrift` (dimension `output`), with `PredictionPSI` and `PredictionDispersion`, alike;
 - `ChannelDrift` (dimensions `feature` and `channel`; `PredictionChannelDrift`, `output` and `channel`): for each
-  channel of a tensor that passed the threshold, the larger of its PSI and dispersion score. Only drifted channels,
-  so the series stay few; the alarmed series keep their dimensions;
+  channel of a tensor that passed the threshold, the largest of its PSI, dispersion and shift score. Only drifted
+  channels, so the series stay few; the alarmed series keep their dimensions;
 - `DriftedFeatures` and `DriftedPredictions` (the window's drifted features and outputs, each judged
   by its own threshold), `FeatureDriftMax` and `PredictionDriftMax` (the largest scores), with no extra
   dimension: a CloudWatch alarm watches one series with fixed dimensions, and the alarms read the counts,
@@ -155,7 +155,7 @@ def emit(report: DriftReport, baseline: Baseline | None = None) -> None:
 
 
 def flagged_by(drift: Drift) -> dict[str, Any]:
-    """What the warning says of one drifted feature: both scores, its threshold and the statistics over it."""
+    """What the warning says of one drifted feature: its scores, its threshold and the statistics over it."""
     threshold = drift.threshold
     out: dict[str, Any] = {"psi": None if math.isnan(drift.score) else round(drift.score, 4)}
     out["threshold"] = round(threshold, 4)
@@ -166,6 +166,10 @@ def flagged_by(drift: Drift) -> dict[str, Any]:
             by.append(drift.dispersion.of)  # std, step_std or concentration
         if drift.dispersion.channel is not None:
             out["dispersion_channel"] = drift.dispersion.channel
+    if drift.shift is not None:
+        out["shift"] = round(drift.shift, 4)
+        if drift.shift > threshold:
+            by.append("mean")
     if drift.drifted_channels is not None:
         out["channels"] = [c for c, _ in drift.drifted_channels]
     out["flagged_by"] = by

@@ -41,7 +41,7 @@ figure{margin:0;padding:8px;border:1px solid #dadce0;border-radius:6px;width:"""
     + """px}
 figure.drifted{border-color:#d93025;background:#fce8e6}
 figcaption{font-size:13px;margin-bottom:4px}.name{font-weight:600}.badge{color:#fff;background:#d93025;
-border-radius:3px;padding:0 4px;font-size:11px;margin-left:4px}.rates,.threshold{color:#5f6368;font-size:12px}
+border-radius:3px;padding:0 4px;font-size:11px;margin-left:4px}.rates,.threshold,.shift{color:#5f6368;font-size:12px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
 .legend span:first-child{margin-left:0}
 table.classes{border-collapse:collapse;font-size:12px;margin-top:6px;width:100%}
@@ -139,6 +139,7 @@ def _figure(d: Drift, ref: Reference, css: str, classes: list[ClassShare] | None
         f'<figcaption><span class="name">{escape(d.name)}</span> <span class="kind">({d.kind}{where})</span> '
         f'<span class="score">{score}</span> <span class="threshold">(threshold {d.threshold:.3g})</span>{badge}'
         + _dispersion(d, ref)
+        + (f'<div class="shift">mean shift {d.shift:.4g}</div>' if d.shift is not None else "")
         + _channels(d, classes)
         + (f'<div class="rates">{escape(", ".join(rates))}</div>' if rates else "")
         + "</figcaption>"
@@ -161,6 +162,8 @@ def _flagged_by(d: Drift) -> list[str]:
     found = ["PSI"] if d.score > d.threshold else []
     if d.dispersion is not None and d.dispersion.score > d.threshold:
         found.append(MEASURED.get(d.dispersion.of, d.dispersion.of))
+    if d.shift is not None and d.shift > d.threshold:
+        found.append("mean")
     return found
 
 
