@@ -149,6 +149,12 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--problem", choices=("binary", "multiclass", "regression"), help="what the labels mean")
     parser.add_argument("--quality-output", help="the output the labels judge (a model with several outputs)")
     parser.add_argument(
+        "--class-names",
+        nargs="+",
+        metavar="NAME",
+        help="a classifier's class names, one per score of its output (two for one sigmoid score: negative positive)",
+    )
+    parser.add_argument(
         "--drift-window", type=int, help="rows per drift window the thresholds are calibrated for (default 1000)"
     )
     parser.add_argument(

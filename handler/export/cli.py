@@ -5,8 +5,9 @@ first (found from the current directory, as `python -m` finds them), then export
 does, with REQUESTS.json's named v1 bodies as the sample requests and EXPECTED.json (if given) as what
 training answered for each. `--training ROWS.jsonl` and `--validation ROWS.jsonl` (one row a line,
 `{"inputs": {feature: value, ...}, "label": ...}`, the label for validation rows only) are export_model's
-`training_data` and `validation_data`: baseline.json and quality_baseline.json. It prints the files it wrote
-and each runtime's verdict.
+`training_data` and `validation_data`: baseline.json and quality_baseline.json. `--class-names` names a
+classifier's scores (`class_names`), `--drift-window` and `--false-alarm-rate` set how the drift thresholds
+are calibrated. It prints the files it wrote and each runtime's verdict.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
             validation_data=validation,
             problem=args.problem,
             quality_output=args.quality_output,
+            class_names=args.class_names,
             **{k: v for k, v in calibration.items() if v is not None},
         )
     _report(args.out, manifest)

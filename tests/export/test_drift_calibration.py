@@ -81,3 +81,13 @@ def test_the_command_line_sets_the_window_and_the_rate(folder: Path, capsys: pyt
     assert (calibration["window"], calibration["false_alarm_rate"], calibration["source"]) == (250, 0.05, "training")
     code, _, err = _cli_export(capsys, "--training", "training.jsonl", "--false-alarm-rate", "2")
     assert (code, err) == (1, "error: false_alarm_rate must lie strictly between 0 and 1, got 2.0")  # as every refusal
+
+
+def test_the_command_line_names_a_classifiers_classes(folder: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
+    """One sigmoid score: two names, negative then positive, recorded in the manifest (TF Serving's :classify and the
+    drift page's classes read them); a count that fits no score is refused naming the output."""
+    code, _, err = _cli_export(capsys, "--class-names", "stays", "churns")
+    assert code == 0, err
+    assert json.loads((folder / "out" / "manifest.json").read_text())["class_names"] == ["stays", "churns"]
+    code, _, err = _cli_export(capsys, "--class-names", "a", "b", "c")
+    assert code == 1 and err.startswith("error: class_names has 3 names but output 'output_0'"), err
