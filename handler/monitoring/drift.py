@@ -133,7 +133,7 @@ class Reference:
     @classmethod
     def fit(cls, spec: TensorSpec, x: np.ndarray) -> Reference:
         kind = _kind(spec)
-        if kind == "numeric" and spec.kind == "int" and index.is_small_range(spec.index_range):
+        if spec.kind == "int" and index.is_small_range(spec.index_range):  # a scalar id, or a sequence of them
             lo, hi = spec.index_range  # type: ignore[misc]
             bins = index_bins(x, lo, hi)
             n = int(np.asarray(x).size)

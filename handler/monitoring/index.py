@@ -1,7 +1,8 @@
 """Index inputs (an `Embedding`'s ids, a class id): binned as categories over the range the signature records.
 
-A scalar integer input whose `index_range` holds at most MAX_INDEX_VALUES values gets one bin per
-value of the range, then one for anything outside it, instead of ten quantile bins: an id is a
+An integer input whose `index_range` holds at most MAX_INDEX_VALUES values (a scalar id, or a
+sequence of them: an Embedding's token ids) gets one bin per value of the range, over every position,
+then one for anything outside it, instead of ten quantile bins: an id is a
 name, not a quantity, so ten ids spread one per decile fill the deciles as training did, and only
 bins per value (through their concentration, `dispersion.concentration`) see that the window holds
 ten ids where training had two hundred.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,3 +87,50 @@ def test_an_index_reference_round_trips_through_json() -> None:
     assert again.features["item"].index_range == (3, 9) and again.features["item"].kind == "categorical"
     assert again.features["item"].bins[0].fractions.tolist() == [0.25, 0.5, 0.0, 0.0, 0.0, 0.25, 0.0]
     assert again.to_dict() == baseline.to_dict()
+
+
+def test_a_sequence_of_ids_is_binned_per_id_over_every_position() -> None:
+    """Token ids into an Embedding, [rows, 3]: one bin per id of the range, counted over all positions (by hand)."""
+    tokens = TensorSpec("tokens", "int32", (3,), index_range=(0, 4))
+    ref = Reference.fit(tokens, np.array([[0, 1, 1], [3, 1, 0]], dtype=np.int32))
+    assert (ref.kind, ref.index_range, ref.shape) == ("categorical", (0, 4), (3,))
+    assert ref.bins[0].fractions.tolist() == pytest.approx([2 / 6, 3 / 6, 0.0, 1 / 6, 0.0])
+    t = ref.tally(np.array([[2, 2, 9]], dtype=np.int32))
+    assert t.counts[0].tolist() == [0, 0, 2, 0, 1] and t.out_of_vocabulary == 1
+
+
+def test_an_embedding_models_token_ids_drifting_to_a_few_ids_are_flagged(tmp_path: Path) -> None:
+    """An ordinary Keras model (Embedding over 6 token ids of 60): exported with its training ids, its baseline bins
+    the ids per id; a window of ten ids, one per sixth of the range, keeps every quantile's share (positions as
+    channels saw nothing) and is flagged by its concentration, where fresh windows are not."""
+    import keras
+
+    from handler.export import export_model
+
+    ids = keras.Input(shape=(6,), dtype="int32", name="tokens")
+    pooled = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(60, 4)(ids))
+    model = keras.Model(ids, keras.layers.Dense(1, activation="sigmoid")(pooled))
+    rng = np.random.default_rng(1)
+    training = rng.integers(0, 60, (3000, 6)).astype(np.int32)
+    export_model(
+        model,
+        None,
+        {"one": {"instances": [{"tokens": [1, 2, 3, 4, 5, 6]}]}},
+        tmp_path / "m",
+        name="m",
+        version="1",
+        litert_runtime=False,
+        training_data={"tokens": training},
+        holdout_data={"tokens": rng.integers(0, 60, (3000, 6)).astype(np.int32)},
+    )
+    baseline = Baseline.load(tmp_path / "m" / "baseline.json")
+    ref = baseline.features["tokens"]
+    assert (ref.kind, ref.index_range, len(ref.bins[0].fractions)) == ("categorical", (0, 60), 61)
+
+    def drifted(window: np.ndarray) -> bool:
+        return "tokens" in baseline.compare(baseline.tally({"tokens": window}, None), len(window)).drifted_names()
+
+    fresh = [drifted(np.random.default_rng(100 + w).integers(0, 60, (1000, 6)).astype(np.int32)) for w in range(20)]
+    few = np.arange(3, 60, 6)  # ten ids, one in each sixth of the range
+    narrowed = [drifted(np.random.default_rng(200 + w).choice(few, (1000, 6)).astype(np.int32)) for w in range(20)]
+    assert not any(fresh) and all(narrowed), (fresh, narrowed)
