@@ -48,6 +48,12 @@ def shifted_digits(n: int, seed: int, pixels: int = 4) -> Columns:
     return {"image": np.roll(digits.generate(n, seed)[0], pixels, axis=2)}
 
 
+def few_digit_classes(n: int, seed: int, classes: int = 5) -> Columns:
+    """Digits of the first `classes` classes only (a class mix that changed): each image is drawn as training drew it."""
+    images, labels = digits.generate(n * (digits.CLASSES // classes) + 200, seed)
+    return {"image": images[labels < classes][:n]}
+
+
 def review_words(n: int, seed: int, shifted: bool = False) -> Columns:
     """Reviews; `shifted`: positive reviews use only three of the training's positive words."""
     return reviews.generate(n, seed, positive_words=reviews.POSITIVE[:3] if shifted else None)[0]
