@@ -21,11 +21,13 @@ exponential fitted to how far the top fifth of the draws pass the fifth's lowest
 reads a single statistic's tail well; the largest of several (a softmax's ten channels, each with
 PSI, dispersion and shift) has a longer one, which the moments miss and the exponential sees: on the
 digits' output the chi-square alone put the 0.1% tail at 0.062, where 3 of 500 fresh windows
-scored more (the exponential: 0.069, over all 500). A served window differs from the training bins by its own sampling (~1/rows) and by the
-training sample's (the bins were fitted on N rows, ~1/N), so a window of `rows` gets the threshold times
-(1/rows + 1/N) / (1/window + 1/N) (`scaled`): a small file is judged leniently, a large one closely. A
-bootstrap window of the training rows differs from their bins by its own sampling only (1/window), so its
-threshold is scaled by window * (1/rows + 1/N) instead.
+scored more (the exponential: 0.069, over all 500).
+
+A served window differs from the training bins by its own sampling (~1/rows) and by the training
+sample's (the bins were fitted on N rows, ~1/N), so a window of `rows` gets the threshold times
+(1/rows + 1/N) / (1/window + 1/N) (`scaled`): a small file is judged leniently, a large one closely.
+A bootstrap window of the training rows differs from their bins by its own sampling only (1/window),
+so its threshold is scaled by window * (1/rows + 1/N) instead.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def shifted_digits(n: int, seed: int, pixels: int = 4) -> Columns:
 
 
 def few_digit_classes(n: int, seed: int, classes: int = 5) -> Columns:
-    """Digits of the first `classes` classes only (a class mix that changed): each image is drawn as training drew it."""
+    """Digits of the first `classes` classes only (the class mix changed), each image drawn as training drew it."""
     images, labels = digits.generate(n * (digits.CLASSES // classes) + 200, seed)
     return {"image": images[labels < classes][:n]}
 
