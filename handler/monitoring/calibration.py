@@ -4,8 +4,8 @@ One fixed threshold fits no feature well: a window's chance score depends on the
 channels and its spread (a scalar's fresh windows score up to ~0.04 at 1,000 rows, a token
 feature's ~0.005). So the export draws `draws` windows of `window` rows (DRIFT_WINDOW) with
 replacement from held-out rows (`source` "held_out": rows the model was not trained on), or from the
-training rows when it has none; scores each the way the drift watch does (the larger of PSI and the
-dispersion score); and records per feature the score a window passes by chance with probability
+training rows when it has none; scores each the way the drift watch does (the largest of PSI, the
+dispersion and the shift score); and records per feature the score a window passes by chance with probability
 false_alarm_rate / features (and alike for the outputs), so that a window of fresh data raises a
 false alarm on some feature at most at `false_alarm_rate`.
 
