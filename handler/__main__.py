@@ -148,6 +148,7 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--problem", choices=("binary", "multiclass", "regression"), help="what the labels mean")
     parser.add_argument("--quality-output", help="the output the labels judge (a model with several outputs)")
+    parser.add_argument("--holdout", type=Path, help=f"held-out rows the drift thresholds are calibrated on: {rows}}}")
     parser.add_argument(
         "--class-names",
         nargs="+",

@@ -6,8 +6,9 @@ does, with REQUESTS.json's named v1 bodies as the sample requests and EXPECTED.j
 training answered for each. `--training ROWS.jsonl` and `--validation ROWS.jsonl` (one row a line,
 `{"inputs": {feature: value, ...}, "label": ...}`, the label for validation rows only) are export_model's
 `training_data` and `validation_data`: baseline.json and quality_baseline.json. `--class-names` names a
-classifier's scores (`class_names`), `--drift-window` and `--false-alarm-rate` set how the drift thresholds
-are calibrated. It prints the files it wrote and each runtime's verdict.
+classifier's scores (`class_names`); `--holdout ROWS.jsonl` (rows without labels, `holdout_data`),
+`--drift-window` and `--false-alarm-rate` set how the drift thresholds are calibrated. It prints the files
+it wrote and each runtime's verdict.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     expected = _read_expected(args.expected) if args.expected is not None else None
     training = _read_rows(args.training, labelled=False)[0] if args.training is not None else None
     validation = _read_rows(args.validation, labelled=True) if args.validation is not None else None
+    holdout = None
+    if args.holdout is not None:
+        holdout = _read_rows(args.holdout, labelled=False, option="--holdout", what="held-out rows")[0]
     modules = tuple(args.custom_object_modules)
     calibration = {"drift_window": args.drift_window, "false_alarm_rate": args.false_alarm_rate}
     with _cwd_first():
@@ -58,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
             problem=args.problem,
             quality_output=args.quality_output,
             class_names=args.class_names,
+            holdout_data=holdout,
             **{k: v for k, v in calibration.items() if v is not None},
         )
     _report(args.out, manifest)
@@ -100,10 +105,13 @@ def _read_expected(path: Path) -> dict[str, Any]:
     return out
 
 
-def _read_rows(path: Path, labelled: bool) -> tuple[dict[str, list[Any]], list[Any]]:
+def _read_rows(
+    path: Path, labelled: bool, option: str = "--training", what: str = "training rows"
+) -> tuple[dict[str, list[Any]], list[Any]]:
     """A JSON Lines file of rows, `{"inputs": {feature: value}, "label": ...}`: the columns (feature -> values, in
     file order) and the labels. The features are checked against the model's by the export; here, each line."""
-    option, what = ("--validation", "validation rows") if labelled else ("--training", "training rows")
+    if labelled:
+        option, what = "--validation", "validation rows"
     shape = '{"inputs": {feature: value, ...}, "label": ...}' if labelled else '{"inputs": {feature: value, ...}}'
     try:
         text = path.read_text(encoding="utf-8-sig")

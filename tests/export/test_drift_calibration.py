@@ -91,3 +91,15 @@ def test_the_command_line_names_a_classifiers_classes(folder: Path, capsys: pyte
     assert json.loads((folder / "out" / "manifest.json").read_text())["class_names"] == ["stays", "churns"]
     code, _, err = _cli_export(capsys, "--class-names", "a", "b", "c")
     assert code == 1 and err.startswith("error: class_names has 3 names but output 'output_0'"), err
+
+
+def test_held_out_rows_without_labels_come_from_the_command_line(folder: Path, capsys: pytest.CaptureFixture) -> None:  # noqa: F811
+    _write_rows(folder / "training.jsonl", _rows(11, 1000))
+    _write_rows(folder / "holdout.jsonl", _rows(12, 400))
+    code, _, err = _cli_export(capsys, "--training", "training.jsonl", "--holdout", "holdout.jsonl")
+    assert code == 0, err
+    calibration, _ = _calibration(folder / "out")
+    assert (calibration["source"], calibration["source_rows"], calibration["training_rows"]) == ("held_out", 400, 1000)
+    (folder / "broken.jsonl").write_text('{"inputs": {"a": 1.0, "b": 2.0}}\nnot json\n')
+    code, _, err = _cli_export(capsys, "--training", "training.jsonl", "--holdout", "broken.jsonl")
+    assert code == 1 and err.startswith("error: broken.jsonl line 2 (--holdout) is not JSON"), err
